@@ -1,0 +1,162 @@
+#include "lowbit/core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "lowbit/core/half.h"
+
+namespace lowbit {
+
+std::string shape_to_string(const Shape& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) text += ", ";
+    text += std::to_string(shape[i]);
+  }
+  return text + "]";
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape) {
+    if (dim < 0) throw Error("negative dimension in shape " + shape_to_string(shape));
+    if (dim != 0 && count > std::numeric_limits<int64_t>::max() / dim)
+      throw Error("element count of shape " + shape_to_string(shape) + " overflows 64 bits");
+    count *= dim;
+  }
+  return count;
+}
+
+namespace {
+// 64-byte alignment: a cache line and an AVX-512 register; kernels rely on it.
+std::shared_ptr<void> allocate_aligned(size_t size) {
+  const size_t rounded = (size + 63) / 64 * 64;
+  void* memory = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (!memory) throw Error("out of memory allocating " + std::to_string(size) + " bytes");
+  return std::shared_ptr<void>(memory, std::free);
+}
+
+std::vector<int64_t> row_major_strides(const Shape& shape) {
+  std::vector<int64_t> strides(shape.size());
+  int64_t stride = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= shape[i];
+  }
+  return strides;
+}
+}  // namespace
+
+Tensor::Tensor(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> keepalive, bool owned)
+    : dtype_(dtype),
+      shape_(std::move(shape)),
+      strides_(row_major_strides(shape_)),
+      numel_(shape_numel(shape_)),
+      data_(data),
+      keepalive_(std::move(keepalive)),
+      owned_(owned) {}
+
+Tensor Tensor::zeros(DType dtype, Shape shape) {
+  const int64_t numel = shape_numel(shape);
+  const size_t size = static_cast<size_t>(numel) * dtype_size(dtype);
+  auto storage = allocate_aligned(size);
+  std::memset(storage.get(), 0, size);
+  const void* data = storage.get();
+  return Tensor(dtype, std::move(shape), data, std::move(storage), true);
+}
+
+Tensor Tensor::copy_of(DType dtype, Shape shape, const void* bytes, size_t size) {
+  Tensor tensor = zeros(dtype, std::move(shape));
+  if (size != tensor.nbytes())
+    throw Error("copy_of: " + std::to_string(size) + " bytes given for " + std::string(dtype_name(dtype)) +
+                " tensor of shape " + shape_to_string(tensor.shape()) + " (" + std::to_string(tensor.nbytes()) +
+                " bytes)");
+  if (size) std::memcpy(tensor.mutable_data(), bytes, size);
+  return tensor;
+}
+
+Tensor Tensor::borrowed(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> keepalive) {
+  return Tensor(dtype, std::move(shape), data, std::move(keepalive), false);
+}
+
+void* Tensor::mutable_data() {
+  if (!owned_) throw Error("tensor is a read-only view of a mapped file; copy it before writing");
+  return const_cast<void*>(data_);
+}
+
+void Tensor::check_dtype(DType expected) const {
+  if (dtype_ != expected)
+    throw Error("tensor has dtype " + std::string(dtype_name(dtype_)) + ", expected " +
+                std::string(dtype_name(expected)));
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  if (shape_numel(shape) != numel_)
+    throw Error("cannot reshape " + shape_to_string(shape_) + " to " + shape_to_string(shape));
+  return Tensor(dtype_, std::move(shape), data_, keepalive_, owned_);
+}
+
+Tensor Tensor::row(int64_t index) const {
+  if (shape_.empty() || index < 0 || index >= shape_[0])
+    throw Error("row " + std::to_string(index) + " out of range for shape " + shape_to_string(shape_));
+  Shape rest(shape_.begin() + 1, shape_.end());
+  const size_t offset = static_cast<size_t>(index * strides_[0]) * dtype_size(dtype_);
+  return Tensor(dtype_, std::move(rest), static_cast<const std::byte*>(data_) + offset, keepalive_, owned_);
+}
+
+std::vector<float> Tensor::to_f32_vector() const {
+  std::vector<float> out(static_cast<size_t>(numel_));
+  const size_t n = out.size();
+  switch (dtype_) {
+    case DType::kF32:
+      if (n) std::memcpy(out.data(), data_, n * sizeof(float));
+      break;
+    case DType::kF16:
+      convert_f16_to_f32(static_cast<const uint16_t*>(data_), out.data(), n);
+      break;
+    case DType::kBF16:
+      convert_bf16_to_f32(static_cast<const uint16_t*>(data_), out.data(), n);
+      break;
+    case DType::kF64:
+      for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(static_cast<const double*>(data_)[i]);
+      break;
+    default:
+      throw Error("cannot convert " + std::string(dtype_name(dtype_)) + " tensor to F32");
+  }
+  return out;
+}
+
+Tensor Tensor::to(DType dtype) const {
+  if (dtype == dtype_) return copy_of(dtype_, shape_, data_, nbytes());
+  // F64 sources go through F32 (two roundings); checkpoints in F64 are rare and the
+  // engine computes in F32 anyway.
+  const std::vector<float> wide = to_f32_vector();
+  Tensor out = zeros(dtype, shape_);
+  const size_t n = wide.size();
+  switch (dtype) {
+    case DType::kF32:
+      if (n) std::memcpy(out.mutable_data(), wide.data(), n * sizeof(float));
+      break;
+    case DType::kF16:
+      convert_f32_to_f16(wide.data(), static_cast<uint16_t*>(out.mutable_data()), n);
+      break;
+    case DType::kBF16:
+      convert_f32_to_bf16(wide.data(), static_cast<uint16_t*>(out.mutable_data()), n);
+      break;
+    case DType::kF64:
+      for (size_t i = 0; i < n; ++i) static_cast<double*>(out.mutable_data())[i] = wide[i];
+      break;
+    default:
+      throw Error("cannot convert " + std::string(dtype_name(dtype_)) + " tensor to " +
+                  std::string(dtype_name(dtype)));
+  }
+  return out;
+}
+
+bool Tensor::bit_equal(const Tensor& other) const {
+  return dtype_ == other.dtype_ && shape_ == other.shape_ &&
+         (nbytes() == 0 || std::memcmp(data_, other.data_, nbytes()) == 0);
+}
+
+}  // namespace lowbit

@@ -1,0 +1,31 @@
+// Locating ../shared (real models and data) from tests. Tests that need it call
+// LOWBIT_REQUIRE_SHARED(path) which skips with a one-line reason when absent.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+
+namespace lowbit::testing {
+
+// $LOWBIT_SHARED, else <source dir>/../shared; nullopt when neither exists.
+std::optional<std::string> shared_dir();
+// A fresh empty temporary directory, removed at process exit.
+std::string temp_dir();
+// Path of the built `lowbit` CLI.
+std::string cli_path();
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs `lowbit <args>` (args already shell-quoted as needed).
+CommandResult run_cli(const std::string& args);
+
+}  // namespace lowbit::testing
+
+#define LOWBIT_REQUIRE_SHARED(var)                                                          \
+  auto var##_opt = ::lowbit::testing::shared_dir();                                         \
+  if (!var##_opt) GTEST_SKIP() << "shared/ not found (set LOWBIT_SHARED or place ../shared)"; \
+  const std::string var = *var##_opt
