@@ -67,7 +67,8 @@ class SafetensorsFile {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
-// Writes tensors (in the given order, data 8-byte aligned) and string metadata to
+// Writes tensors (data contiguous, larger element sizes first, each tensor aligned to its
+// element size, data section 8-byte aligned) and string metadata to
 // `path` atomically. Throws Error on duplicate or empty names.
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata = {});

@@ -1,0 +1,49 @@
+// Opening a model whatever form it arrives in: a Hugging Face folder (config.json +
+// safetensors, possibly sharded), a bare .safetensors file, or a llama2.c .bin. The
+// format is detected from the path and the file's first bytes, never from a flag.
+//
+// Every form is presented the same way: Hugging Face tensor names and layouts (q/k rows
+// in rotate_half order), so later layers handle one convention.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "lowbit/io/hf_config.h"
+#include "lowbit/io/safetensors.h"
+
+namespace lowbit {
+
+enum class ModelFormat { kHuggingFace, kSafetensorsFile, kLlama2c };
+std::string_view model_format_name(ModelFormat format);
+
+enum class TokenizerKind { kNone, kLlama2c, kSentencePiece, kHuggingFaceJson };
+std::string_view tokenizer_kind_name(TokenizerKind kind);
+
+struct ModelFiles {
+  ModelFormat format = ModelFormat::kHuggingFace;
+  std::string path;                   // as given by the user
+  std::optional<LlamaConfig> config;  // absent only for a bare .safetensors file
+  NamedTensors tensors;               // HF names, in file order
+  std::map<std::string, std::string> metadata;
+  std::vector<std::string> weight_files;
+  uint64_t file_size = 0;             // bytes of the weight files
+  TokenizerKind tokenizer = TokenizerKind::kNone;
+  std::string tokenizer_path;
+  int64_t tokenizer_vocab_size = 0;   // known for llama2.c tokenizers (read and validated on open)
+
+  int64_t parameter_count() const;  // sum of tensor element counts
+  const Tensor* find(const std::string& name) const;
+};
+
+// Throws Error naming the file and the problem. For models with a config, checks that
+// every tensor the architecture needs is present with the shape the config implies
+// (unknown extra tensors are refused too: they would be silently ignored otherwise).
+ModelFiles open_model(const std::string& path);
+
+// The tensors (name, shape) a Llama-family checkpoint with this config must hold.
+std::vector<std::pair<std::string, Shape>> expected_llama_tensors(const LlamaConfig& config);
+
+}  // namespace lowbit
