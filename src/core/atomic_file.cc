@@ -44,8 +44,11 @@ void unregister_pending(int slot) {
 }
 
 extern "C" void remove_pending_and_reraise(int signal_number) {
+  // Files first, then (now empty) staging folders; unlink and rmdir are async-signal-safe.
   for (int slot = 0; slot < kSlots; ++slot)
     if (g_pending_used[slot].load()) ::unlink(g_pending_paths[slot].data());
+  for (int slot = 0; slot < kSlots; ++slot)
+    if (g_pending_used[slot].load()) ::rmdir(g_pending_paths[slot].data());
   std::signal(signal_number, SIG_DFL);
   std::raise(signal_number);
 }
@@ -121,6 +124,7 @@ void AtomicFileWriter::commit() {
     fd_ = -1;
     ::unlink(temporary_.c_str());
     unregister_pending(registry_slot_);
+    registry_slot_ = -1;
     throw Error(destination_, "flush failed: " + reason);
   }
   fd_ = -1;
@@ -128,10 +132,65 @@ void AtomicFileWriter::commit() {
     const std::string reason = errno_text();
     ::unlink(temporary_.c_str());
     unregister_pending(registry_slot_);
+    registry_slot_ = -1;
     throw Error(destination_, "rename failed: " + reason);
   }
   unregister_pending(registry_slot_);
   registry_slot_ = -1;
+}
+
+AtomicDirectory::AtomicDirectory(std::string destination) : destination_(std::move(destination)) {
+  namespace fs = std::filesystem;
+  while (destination_.size() > 1 && destination_.back() == '/') destination_.pop_back();
+  const fs::path target(destination_);
+  const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::string pattern = (folder / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  if (!::mkdtemp(pattern.data())) throw Error(destination_, "cannot create a staging folder beside it: " + errno_text());
+  staging_ = pattern;
+  slots_.push_back(register_pending(staging_));
+}
+
+AtomicDirectory::~AtomicDirectory() { abandon(); }
+
+std::string AtomicDirectory::file(const std::string& name) {
+  const std::string path = staging_ + "/" + name;
+  files_.push_back(path);
+  slots_.push_back(register_pending(path));
+  return path;
+}
+
+void AtomicDirectory::abandon() noexcept {
+  if (!committed_) {
+    for (const auto& path : files_) ::unlink(path.c_str());
+    ::rmdir(staging_.c_str());
+  }
+  for (int slot : slots_) unregister_pending(slot);
+  slots_.clear();
+}
+
+void AtomicDirectory::commit(bool replace_existing) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const mode_t mask = ::umask(0);  // mkdtemp made it 0700; give the usual 0777 & ~umask
+  ::umask(mask);
+  ::chmod(staging_.c_str(), 0777 & ~mask);
+  if (fs::exists(destination_, error)) {
+    if (!replace_existing) throw Error(destination_, "already exists (pass --force to replace it)");
+    if (!fs::is_directory(destination_)) throw Error(destination_, "exists and is not a folder");
+    const std::string old = staging_ + ".old";
+    if (::rename(destination_.c_str(), old.c_str()) != 0) throw Error(destination_, "cannot move aside: " + errno_text());
+    if (::rename(staging_.c_str(), destination_.c_str()) != 0) {
+      const std::string reason = errno_text();
+      ::rename(old.c_str(), destination_.c_str());
+      throw Error(destination_, "rename failed: " + reason);
+    }
+    fs::remove_all(old, error);
+  } else if (::rename(staging_.c_str(), destination_.c_str()) != 0) {
+    throw Error(destination_, "rename failed: " + errno_text());
+  }
+  committed_ = true;
+  for (int slot : slots_) unregister_pending(slot);
+  slots_.clear();
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {

@@ -28,9 +28,14 @@ uint64_t read_u64_le(const std::byte* p) {
 
 std::string quoted(const std::string& name) { return "tensor '" + name + "'"; }
 
+// Names what was found where an integer was expected. Only numbers are printed: dump()
+// recurses once per nesting level, so dumping a hostile [[[[...]]]] (millions deep within
+// the header limit) would overflow the stack, and a dumped object could be megabytes long.
+std::string describe(const json& value) { return value.is_number() ? value.dump() : value.type_name(); }
+
 uint64_t json_u64(const json& value, const std::string& where, const std::string& what) {
   if (!value.is_number_unsigned())
-    throw Error(where, what + " must be a non-negative integer, found " + value.dump());
+    throw Error(where, what + " must be a non-negative integer, found " + describe(value));
   return value.get<uint64_t>();
 }
 
@@ -104,6 +109,12 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file, cons
   const uint64_t data_size = file.size() - header.data_start;
 
   const char* text = reinterpret_cast<const char*>(file.data() + 8);
+  // nlohmann's lexer takes a NUL byte for the end of input and ignores everything after
+  // it, so "{...}\0garbage" would parse. Valid JSON never contains a raw NUL (control
+  // characters in strings must be escaped) and the format pads only with spaces.
+  if (const void* nul = std::memchr(text, 0, header.header_size))
+    throw Error(where, "header is not well-formed JSON (NUL byte at header offset " +
+                           std::to_string(static_cast<const char*>(nul) - text) + ")");
   json root = json::parse(text, text + header.header_size, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) throw Error(where, "header is not well-formed JSON");
   if (!root.is_object()) throw Error(where, std::string("header must be a JSON object, found ") + root.type_name());

@@ -1,2 +1,62 @@
-// placeholder main, replaced below
-int main() { return 0; }
+// lowbit — compress neural networks and run them. Exit codes: 0 success, 2 bad input or
+// usage (one line on stderr naming the file/field and what was expected), 1 internal error.
+#include <cstdio>
+#include <exception>
+#include <map>
+
+#include "commands.h"
+#include "lowbit/core/atomic_file.h"
+#include "lowbit/core/error.h"
+#include "lowbit/core/parallel.h"
+
+int main(int argc, char** argv) {
+  using namespace lowbit;
+  install_interrupt_cleanup();
+
+  CLI::App app{
+      "lowbit: quantize, sparsify and run Llama-family models.\n"
+      "MODEL may be a Hugging Face folder (config.json + safetensors), a .safetensors file or a llama2.c .bin;\n"
+      "the format is detected. Errors print one line and exit with code 2.",
+      "lowbit"};
+  app.require_subcommand(1);
+  cli::GlobalOptions global;
+  app.add_option("--threads", global.threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.set_version_flag("--version", "lowbit 0.1.0");
+
+  std::map<CLI::App*, cli::Runner> runners;
+  auto add = [&](const std::string& name, cli::Runner (*adder)(CLI::App&), const std::string& description) {
+    CLI::App* sub = app.add_subcommand(name, description);
+    runners[sub] = adder(*sub);
+  };
+  add("inspect", cli::add_inspect_command, "show a model's architecture, tensors and size");
+  add("convert", cli::add_convert_command, "convert llama2.c -> Hugging Face layout, or change float dtype");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "lowbit: %s (see lowbit --help)\n", e.what());
+    return 2;
+  }
+
+  set_num_threads(global.threads);
+  try {
+    for (auto& [sub, run] : runners)
+      if (sub->parsed()) return run();
+    return 2;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "lowbit: %s\n", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "lowbit: out of memory\n");
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lowbit: internal error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lowbit {
 
@@ -37,6 +38,33 @@ class AtomicFileWriter {
   int fd_ = -1;
   int registry_slot_ = -1;
   uint64_t written_ = 0;
+};
+
+// A folder that appears complete or not at all: files are written (each with an
+// AtomicFileWriter) into a hidden staging folder beside the destination, which
+// commit() renames onto the destination. Until then the staging folder and every
+// file registered with it are removed on destruction or on SIGINT/SIGTERM.
+class AtomicDirectory {
+ public:
+  explicit AtomicDirectory(std::string destination);
+  ~AtomicDirectory();
+  AtomicDirectory(const AtomicDirectory&) = delete;
+  AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+
+  // Path of `name` inside the staging folder; the file is removed if the folder is abandoned.
+  std::string file(const std::string& name);
+  // Renames the staging folder onto the destination. An existing destination is
+  // replaced only when `replace_existing` (otherwise Error), and only if it is a folder.
+  void commit(bool replace_existing);
+  const std::string& staging_path() const { return staging_; }
+
+ private:
+  void abandon() noexcept;
+  std::string destination_;
+  std::string staging_;
+  std::vector<std::string> files_;
+  std::vector<int> slots_;
+  bool committed_ = false;
 };
 
 // Writes `text` atomically to `path`.

@@ -1,0 +1,26 @@
+// The `lowbit` command line: one small file per subcommand. Each registers its
+// options on the CLI11 app and runs through the library; no logic lives here that
+// the library lacks.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+namespace lowbit::cli {
+
+// Options every subcommand shares.
+struct GlobalOptions {
+  int threads = 0;  // 0: all cores
+};
+
+using Runner = std::function<int()>;
+
+// Each returns the function that runs the subcommand once parsing succeeded.
+Runner add_inspect_command(CLI::App& app);
+Runner add_convert_command(CLI::App& app);
+
+// "1,234,567"
+std::string with_thousands(long long value);
+
+}  // namespace lowbit::cli
