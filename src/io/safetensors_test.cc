@@ -163,8 +163,9 @@ TEST(SafetensorsRoundTrip, EveryDTypeBitExactAlignedWithoutHolesZeroCopy) {
       EXPECT_EQ(view.dtype(), original.dtype());
       EXPECT_EQ(view.shape(), original.shape());
       EXPECT_TRUE(view.bit_equal(original));
-      if (original.nbytes())
+      if (original.nbytes()) {
         EXPECT_EQ(std::memcmp(view.data(), original.data(), original.nbytes()), 0);
+      }
 
       // Zero-copy: a read-only view whose address is the mapping's base plus the
       // header-declared offset, the same base for every tensor (page-aligned, as mmap gives).
