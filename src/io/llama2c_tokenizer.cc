@@ -71,6 +71,7 @@ class Llama2cBpeTokenizer final : public Tokenizer {
   std::string decode_token(int32_t previous, int32_t token) const override {
     if (token < 0 || token >= static_cast<int32_t>(vocabulary_.pieces.size()))
       throw Error(path_, "token id " + std::to_string(token) + " outside the vocabulary");
+    if (token == 1 || token == 2) return "";  // BOS/EOS ("\n<s>\n") are control tokens, not text
     std::string_view piece = vocabulary_.pieces[token];
     // After BOS, SentencePiece's decoder drops the dummy-prefix space.
     if (previous == 1 && !piece.empty() && piece.front() == ' ') piece.remove_prefix(1);
