@@ -19,6 +19,9 @@ using Runner = std::function<int()>;
 // Each returns the function that runs the subcommand once parsing succeeded.
 Runner add_inspect_command(CLI::App& app);
 Runner add_convert_command(CLI::App& app);
+Runner add_run_command(CLI::App& app);
+Runner add_eval_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
 
 // "1,234,567"
 std::string with_thousands(long long value);

@@ -1,0 +1,51 @@
+// Linear layers of the engine: y[t, o] = Σ_i x[t, i] · W[o, i] (+ b[o]), W stored [out, in]
+// as in Hugging Face checkpoints.
+//
+// This is the seam where compression plugs in: the engine only calls LinearLayer, so a
+// quantized or sparse implementation replaces a DenseLinear without touching the forward
+// pass (LlamaModel::replace_linear), and calibration observes every layer's input
+// (LlamaModel::set_linear_observer).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "lowbit/core/tensor.h"
+
+namespace lowbit {
+
+class LinearLayer {
+ public:
+  virtual ~LinearLayer() = default;
+  virtual int64_t in_features() const = 0;
+  virtual int64_t out_features() const = 0;
+  // x: [tokens, in] row-major; y: [tokens, out] row-major (overwritten).
+  virtual void forward(const float* x, int64_t tokens, float* y) const = 0;
+  // Bytes of weights read per forward (for bandwidth figures).
+  virtual uint64_t weight_bytes() const = 0;
+};
+
+// Dense weights as stored (F32, F16 or BF16). F32 weights feed sgemm directly; F16/BF16
+// rows are widened per tile of output rows into a thread-local buffer, never as a whole
+// copy of the model. Work is split over fixed tiles of output rows, so each output
+// element is computed by the same sgemm call whatever the thread count (determinism).
+class DenseLinear final : public LinearLayer {
+ public:
+  explicit DenseLinear(Tensor weight, std::optional<Tensor> bias = std::nullopt);
+  int64_t in_features() const override { return in_; }
+  int64_t out_features() const override { return out_; }
+  void forward(const float* x, int64_t tokens, float* y) const override;
+  uint64_t weight_bytes() const override { return weight_.nbytes(); }
+  const Tensor& weight() const { return weight_; }
+
+ private:
+  Tensor weight_;
+  std::vector<float> bias_;
+  int64_t in_ = 0, out_ = 0;
+};
+
+// Widens `count` elements of a F32/F16/BF16 buffer to f32.
+void widen_to_f32(DType dtype, const void* data, int64_t count, float* out);
+
+}  // namespace lowbit

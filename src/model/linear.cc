@@ -1,0 +1,81 @@
+#include "lowbit/model/linear.h"
+
+#include <cblas.h>
+
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "lowbit/core/error.h"
+#include "lowbit/core/half.h"
+#include "lowbit/core/parallel.h"
+
+namespace lowbit {
+
+namespace {
+// Rows of W per work item. Fixed (not derived from the thread count) for determinism;
+// 64 rows × 4096 inputs × 4 B = 1 MiB of widened weights, about one L2.
+constexpr int64_t kRowTile = 64;
+
+// OpenBLAS must not spawn its own threads under ours: we parallelize over row tiles.
+void single_threaded_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+}  // namespace
+
+void widen_to_f32(DType dtype, const void* data, int64_t count, float* out) {
+  switch (dtype) {
+    case DType::kF32: std::memcpy(out, data, static_cast<size_t>(count) * sizeof(float)); return;
+    case DType::kF16: convert_f16_to_f32(static_cast<const uint16_t*>(data), out, static_cast<size_t>(count)); return;
+    case DType::kBF16: convert_bf16_to_f32(static_cast<const uint16_t*>(data), out, static_cast<size_t>(count)); return;
+    default: throw Error("cannot compute with " + std::string(dtype_name(dtype)) + " weights");
+  }
+}
+
+DenseLinear::DenseLinear(Tensor weight, std::optional<Tensor> bias) : weight_(std::move(weight)) {
+  if (weight_.rank() != 2) throw Error("linear weight must be 2-D, found shape " + shape_to_string(weight_.shape()));
+  if (weight_.dtype() != DType::kF32 && weight_.dtype() != DType::kF16 && weight_.dtype() != DType::kBF16)
+    throw Error("linear weight dtype " + std::string(dtype_name(weight_.dtype())) + " is not F32, F16 or BF16");
+  out_ = weight_.dim(0);
+  in_ = weight_.dim(1);
+  if (bias) {
+    if (bias->shape() != Shape{out_}) throw Error("bias shape " + shape_to_string(bias->shape()) + " does not match " + std::to_string(out_) + " outputs");
+    bias_ = bias->to_f32_vector();
+  }
+  single_threaded_blas();
+}
+
+void DenseLinear::forward(const float* x, int64_t tokens, float* y) const {
+  const int64_t tiles = (out_ + kRowTile - 1) / kRowTile;
+  const size_t element = dtype_size(weight_.dtype());
+  const auto* base = static_cast<const std::byte*>(weight_.data());
+  parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> widened;
+    for (int64_t tile = begin; tile < end; ++tile) {
+      const int64_t row0 = tile * kRowTile;
+      const int64_t rows = std::min(kRowTile, out_ - row0);
+      const float* w;
+      if (weight_.dtype() == DType::kF32) {
+        w = reinterpret_cast<const float*>(base) + row0 * in_;
+      } else {
+        widened.resize(static_cast<size_t>(rows * in_));
+        widen_to_f32(weight_.dtype(), base + static_cast<size_t>(row0 * in_) * element, rows * in_, widened.data());
+        w = widened.data();
+      }
+      if (tokens == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(in_), 1.0f, w,
+                    static_cast<int>(in_), x, 1, 0.0f, y + row0, 1);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(tokens), static_cast<int>(rows),
+                    static_cast<int>(in_), 1.0f, x, static_cast<int>(in_), w, static_cast<int>(in_), 0.0f, y + row0,
+                    static_cast<int>(out_));
+      }
+    }
+  });
+  if (!bias_.empty())
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t o = 0; o < out_; ++o) y[t * out_ + o] += bias_[o];
+}
+
+}  // namespace lowbit

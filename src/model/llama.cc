@@ -1,0 +1,232 @@
+#include "lowbit/model/llama.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "lowbit/core/error.h"
+#include "lowbit/core/parallel.h"
+
+namespace lowbit {
+
+KvCache::KvCache(const LlamaConfig& config, int64_t capacity)
+    : capacity_(capacity), kv_dim_(config.kv_dim()) {
+  if (capacity <= 0) throw Error("KV cache capacity must be positive");
+  keys_.assign(static_cast<size_t>(config.num_hidden_layers), std::vector<float>(static_cast<size_t>(capacity * kv_dim_)));
+  values_ = keys_;
+}
+
+std::vector<float> rope_inverse_frequencies(const LlamaConfig& c) {
+  const int64_t half = c.head_dim / 2;
+  std::vector<float> inv(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    double f = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.head_dim));
+    if (c.rope_scaling && c.rope_scaling->type == "llama3") {
+      // Llama 3.1: keep high frequencies, divide low ones by `factor`, blend in between.
+      const auto& s = *c.rope_scaling;
+      const double wavelength = 2 * std::numbers::pi / f;
+      const double low_wavelength = s.original_max_position_embeddings / s.low_freq_factor;
+      const double high_wavelength = s.original_max_position_embeddings / s.high_freq_factor;
+      if (wavelength > low_wavelength) {
+        f /= s.factor;
+      } else if (wavelength >= high_wavelength) {
+        const double smooth = (s.original_max_position_embeddings / wavelength - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    inv[static_cast<size_t>(i)] = static_cast<float>(f);
+  }
+  return inv;
+}
+
+namespace {
+
+std::vector<float> f32_copy(const Tensor& tensor) { return tensor.to_f32_vector(); }
+
+// RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x²) + eps) · g, accumulated in double.
+void rms_norm(const float* x, const float* gain, int64_t n, double eps, float* out) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * gain[i];
+}
+
+// rotate_half RoPE on one head vector: (x_i, x_{i+d/2}) rotated by pos·inv_freq_i.
+void apply_rope(float* v, int64_t head_dim, const float* inv_freq, int64_t position) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = static_cast<float>(position) * inv_freq[i];
+    const float c = std::cos(angle), s = std::sin(angle);
+    const float a = v[i], b = v[i + half];
+    v[i] = a * c - b * s;
+    v[i + half] = b * c + a * s;
+  }
+}
+
+}  // namespace
+
+LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files) : files_(std::move(files)) {
+  if (!files_->config) throw Error(files_->path, "no config.json: cannot run a model without its architecture");
+  config_ = *files_->config;
+  auto tensor = [&](const std::string& name) -> const Tensor& {
+    const Tensor* found = files_->find(name);
+    if (!found) throw Error(files_->path, "missing tensor '" + name + "'");
+    return *found;
+  };
+  auto optional_tensor = [&](const std::string& name) -> std::optional<Tensor> {
+    const Tensor* found = files_->find(name);
+    return found ? std::optional<Tensor>(*found) : std::nullopt;
+  };
+  embedding_ = tensor("model.embed_tokens.weight");
+  final_norm_ = f32_copy(tensor("model.norm.weight"));
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    Block block;
+    block.prefix = "model.layers." + std::to_string(l) + ".";
+    block.attn_norm = f32_copy(tensor(block.prefix + "input_layernorm.weight"));
+    block.ffn_norm = f32_copy(tensor(block.prefix + "post_attention_layernorm.weight"));
+    for (const char* name : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
+      const std::string full = block.prefix + name;
+      linears_[full] = std::make_unique<DenseLinear>(tensor(full + ".weight"), optional_tensor(full + ".bias"));
+    }
+    blocks_.push_back(std::move(block));
+  }
+  const Tensor* head = files_->find("lm_head.weight");
+  linears_["lm_head"] = std::make_unique<DenseLinear>(head && !config_.tie_word_embeddings ? *head : embedding_);
+  inv_freq_ = rope_inverse_frequencies(config_);
+}
+
+std::vector<std::string> LlamaModel::linear_names() const {
+  std::vector<std::string> names;
+  for (const auto& block : blocks_)
+    for (const char* name : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
+      names.push_back(block.prefix + name);
+  names.push_back("lm_head");
+  return names;
+}
+
+const LinearLayer& LlamaModel::linear(const std::string& name) const {
+  const auto it = linears_.find(name);
+  if (it == linears_.end()) throw Error("no linear layer named '" + name + "'");
+  return *it->second;
+}
+
+void LlamaModel::replace_linear(const std::string& name, std::unique_ptr<LinearLayer> layer) {
+  const auto it = linears_.find(name);
+  if (it == linears_.end()) throw Error("no linear layer named '" + name + "'");
+  if (layer->in_features() != it->second->in_features() || layer->out_features() != it->second->out_features())
+    throw Error("replacement for '" + name + "' has shape [" + std::to_string(layer->out_features()) + ", " +
+                std::to_string(layer->in_features()) + "], expected [" + std::to_string(it->second->out_features()) +
+                ", " + std::to_string(it->second->in_features()) + "]");
+  it->second = std::move(layer);
+}
+
+uint64_t LlamaModel::weight_bytes_per_token() const {
+  uint64_t total = 0;
+  for (const auto& [name, layer] : linears_) total += layer->weight_bytes();
+  return total + static_cast<uint64_t>(config_.hidden_size) * dtype_size(embedding_.dtype());
+}
+
+void LlamaModel::run_linear(const std::string& name, const float* x, int64_t tokens, float* y) const {
+  const LinearLayer& layer = *linears_.at(name);
+  if (observer_) observer_(name, x, tokens, layer.in_features());
+  layer.forward(x, tokens, y);
+}
+
+void LlamaModel::attention(const Block& block, size_t layer, const float* q, KvCache& cache, int64_t start,
+                           int64_t tokens, float* out) const {
+  const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim, kv_dim = config_.kv_dim();
+  const int64_t group = heads / config_.num_key_value_heads, q_dim = config_.q_dim();
+  const float* keys = cache.keys_[layer].data();
+  const float* values = cache.values_[layer].data();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  // One work item per (token, head): each writes only its own output slice.
+  parallel_for(tokens * heads, 8, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(start + tokens));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / heads, h = item % heads;
+      const int64_t position = start + t, kv_head = h / group;
+      const float* qv = q + t * q_dim + h * head_dim;
+      float max_score = -INFINITY;
+      for (int64_t p = 0; p <= position; ++p) {
+        const float* kv = keys + p * kv_dim + kv_head * head_dim;
+        float dot = 0;
+        for (int64_t d = 0; d < head_dim; ++d) dot += qv[d] * kv[d];
+        scores[p] = dot * scale;
+        max_score = std::max(max_score, scores[p]);
+      }
+      double total = 0;
+      for (int64_t p = 0; p <= position; ++p) {
+        scores[p] = std::exp(scores[p] - max_score);
+        total += scores[p];
+      }
+      const float inverse = static_cast<float>(1.0 / total);
+      float* o = out + t * q_dim + h * head_dim;
+      std::fill(o, o + head_dim, 0.0f);
+      for (int64_t p = 0; p <= position; ++p) {
+        const float weight = scores[p] * inverse;
+        const float* vv = values + p * kv_dim + kv_head * head_dim;
+        for (int64_t d = 0; d < head_dim; ++d) o[d] += weight * vv[d];
+      }
+    }
+  });
+  (void)block;
+}
+
+void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits) const {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return;
+  const int64_t start = cache.length();
+  if (start + n > cache.capacity())
+    throw Error("sequence of " + std::to_string(start + n) + " tokens exceeds the context of " +
+                std::to_string(cache.capacity()));
+  const int64_t d = config_.hidden_size, q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
+  const int64_t ff = config_.intermediate_size, head_dim = config_.head_dim;
+
+  std::vector<float> x(static_cast<size_t>(n * d)), h(x.size()), attn(static_cast<size_t>(n * q_dim));
+  std::vector<float> q(static_cast<size_t>(n * q_dim)), k(static_cast<size_t>(n * kv_dim)), v(k.size());
+  std::vector<float> gate(static_cast<size_t>(n * ff)), up(gate.size()), projected(x.size());
+  const size_t row_bytes = static_cast<size_t>(d) * dtype_size(embedding_.dtype());
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t id = tokens[static_cast<size_t>(t)];
+    if (id < 0 || id >= config_.vocab_size)
+      throw Error("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(config_.vocab_size));
+    widen_to_f32(embedding_.dtype(), static_cast<const std::byte*>(embedding_.data()) + row_bytes * id, d, &x[t * d]);
+  }
+
+  for (size_t layer = 0; layer < blocks_.size(); ++layer) {
+    const Block& block = blocks_[layer];
+    for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.attn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
+    run_linear(block.prefix + "self_attn.q_proj", h.data(), n, q.data());
+    run_linear(block.prefix + "self_attn.k_proj", h.data(), n, k.data());
+    run_linear(block.prefix + "self_attn.v_proj", h.data(), n, v.data());
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t head = 0; head < config_.num_attention_heads; ++head)
+        apply_rope(&q[t * q_dim + head * head_dim], head_dim, inv_freq_.data(), start + t);
+      for (int64_t head = 0; head < config_.num_key_value_heads; ++head)
+        apply_rope(&k[t * kv_dim + head * head_dim], head_dim, inv_freq_.data(), start + t);
+    }
+    std::copy(k.begin(), k.end(), cache.keys_[layer].begin() + start * kv_dim);
+    std::copy(v.begin(), v.end(), cache.values_[layer].begin() + start * kv_dim);
+    attention(block, layer, q.data(), cache, start, n, attn.data());
+    run_linear(block.prefix + "self_attn.o_proj", attn.data(), n, projected.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
+
+    for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.ffn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
+    run_linear(block.prefix + "mlp.gate_proj", h.data(), n, gate.data());
+    run_linear(block.prefix + "mlp.up_proj", h.data(), n, up.data());
+    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];  // SiLU(g)·u
+    run_linear(block.prefix + "mlp.down_proj", gate.data(), n, projected.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
+  }
+  cache.length_ = start + n;
+
+  const int64_t first = all_logits ? 0 : n - 1;
+  const int64_t rows = n - first;
+  for (int64_t t = first; t < n; ++t) rms_norm(&x[t * d], final_norm_.data(), d, config_.rms_norm_eps, &h[(t - first) * d]);
+  if (logits) run_linear("lm_head", h.data(), rows, logits);
+}
+
+}  // namespace lowbit
