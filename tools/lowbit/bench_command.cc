@@ -1,0 +1,100 @@
+// lowbit bench (--model M | --synthetic tiny|135m|1b [--dtype bf16]) [--prompt-tokens 512] [--gen-tokens 128] [--json]
+// Prefill and decode speed next to the streaming-read bandwidth measured in the same run.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "lowbit/core/error.h"
+#include "lowbit/core/memory_bandwidth.h"
+#include "lowbit/core/parallel.h"
+#include "lowbit/model/llama.h"
+#include "lowbit/model/synthetic.h"
+
+namespace lowbit::cli {
+
+namespace {
+struct BenchOptions {
+  std::string model, synthetic, dtype = "bf16";
+  int64_t prompt_tokens = 512, gen_tokens = 128;
+  bool json = false;
+};
+double since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+}  // namespace
+
+Runner add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* model = app.add_option("--model,-m", o->model, "model folder or file");
+  app.add_option("--synthetic", o->synthetic, "random-weight model of a named shape: tiny, 135m, 1b")->excludes(model);
+  app.add_option("--dtype", o->dtype, "weight dtype of a synthetic model: f32, f16, bf16 (default bf16)");
+  app.add_option("--prompt-tokens", o->prompt_tokens, "prefill length (default 512)")->check(CLI::PositiveNumber);
+  app.add_option("--gen-tokens", o->gen_tokens, "decode steps (default 128)")->check(CLI::PositiveNumber);
+  app.add_flag("--json", o->json, "print one JSON object");
+  app.footer("Example: lowbit --threads 2 bench --synthetic 1b --dtype bf16");
+  return [o] {
+    std::shared_ptr<ModelFiles> files;
+    if (!o->synthetic.empty()) {
+      const auto dtype = parse_dtype_lenient(o->dtype);
+      if (!dtype) throw Error("--dtype", "expected f32, f16 or bf16, found \"" + o->dtype + "\"");
+      files = std::make_shared<ModelFiles>(make_synthetic_model(synthetic_config(o->synthetic), *dtype, 1));
+    } else if (!o->model.empty()) {
+      files = std::make_shared<ModelFiles>(open_model(o->model));
+    } else {
+      throw Error("bench", "give --model PATH or --synthetic tiny|135m|1b");
+    }
+    const LlamaModel llama(files);
+    const LlamaConfig& c = llama.config();
+    if (o->prompt_tokens + o->gen_tokens > c.max_position_embeddings)
+      throw Error("bench", "prompt + generated tokens (" + std::to_string(o->prompt_tokens + o->gen_tokens) +
+                               ") exceed the model's context of " + std::to_string(c.max_position_embeddings));
+    const double bandwidth = measure_read_bandwidth();
+    std::vector<int32_t> prompt(static_cast<size_t>(o->prompt_tokens));
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 13) % c.vocab_size);
+    KvCache cache(c, o->prompt_tokens + o->gen_tokens);
+    std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+    auto start = std::chrono::steady_clock::now();
+    llama.forward(prompt, cache, logits.data(), false);
+    const double prefill_seconds = since(start);
+    start = std::chrono::steady_clock::now();
+    int32_t token = 1;
+    for (int64_t i = 0; i < o->gen_tokens; ++i) {
+      llama.forward(std::span<const int32_t>(&token, 1), cache, logits.data(), false);
+      token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    const double decode_seconds = since(start);
+    const double prefill_rate = o->prompt_tokens / prefill_seconds, decode_rate = o->gen_tokens / decode_seconds;
+    const double bytes_per_token = static_cast<double>(llama.weight_bytes_per_token());
+    const double decode_bandwidth = bytes_per_token * decode_rate;
+    if (o->json) {
+      std::cout << nlohmann::json{{"model", o->synthetic.empty() ? o->model : "synthetic " + o->synthetic},
+                                  {"threads", num_threads()},
+                                  {"parameters", files->parameter_count()},
+                                  {"prefill_tokens", o->prompt_tokens},
+                                  {"prefill_tokens_per_second", prefill_rate},
+                                  {"decode_tokens", o->gen_tokens},
+                                  {"decode_tokens_per_second", decode_rate},
+                                  {"weight_bytes_per_token", bytes_per_token},
+                                  {"decode_weight_bandwidth_gbs", decode_bandwidth / 1e9},
+                                  {"stream_read_bandwidth_gbs", bandwidth / 1e9},
+                                  {"decode_fraction_of_roofline", decode_bandwidth / bandwidth}}
+                       .dump(2)
+                << "\n";
+    } else {
+      std::printf("model:      %s (%s parameters), %d threads\n",
+                  o->synthetic.empty() ? o->model.c_str() : ("synthetic " + o->synthetic).c_str(),
+                  with_thousands(files->parameter_count()).c_str(), num_threads());
+      std::printf("memory:     %.1f GB/s streaming read (measured now)\n", bandwidth / 1e9);
+      std::printf("prefill:    %lld tokens, %.1f tokens/s\n", (long long)o->prompt_tokens, prefill_rate);
+      std::printf("decode:     %lld tokens, %.2f tokens/s; %.1f MB of weights per token = %.1f GB/s = %.0f%% of the read roofline\n",
+                  (long long)o->gen_tokens, decode_rate, bytes_per_token / 1e6, decode_bandwidth / 1e9,
+                  100 * decode_bandwidth / bandwidth);
+    }
+    return 0;
+  };
+}
+
+}  // namespace lowbit::cli
