@@ -40,6 +40,7 @@ class DenseLinear final : public LinearLayer {
   const Tensor& weight() const { return weight_; }
 
  private:
+  void add_bias(float* y, int64_t tokens) const;
   Tensor weight_;
   std::vector<float> bias_;
   int64_t in_ = 0, out_ = 0;
