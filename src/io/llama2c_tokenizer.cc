@@ -6,6 +6,7 @@
 //   3. repeatedly merge the adjacent pair whose concatenation is in the vocabulary with the
 //      highest score (leftmost on ties), until no pair merges.
 #include <algorithm>
+#include <queue>
 #include <cstdio>
 #include <unordered_map>
 
@@ -46,24 +47,7 @@ class Llama2cBpeTokenizer final : public Tokenizer {
       }
       i += length;
     }
-    std::string merged;
-    while (true) {
-      float best_score = -1e10f;
-      int32_t best_id = -1;
-      size_t best_index = 0;
-      for (size_t i = 0; i + 1 < pieces.size(); ++i) {
-        merged = vocabulary_.pieces[pieces[i]] + vocabulary_.pieces[pieces[i + 1]];
-        const auto found = ids_.find(merged);
-        if (found != ids_.end() && vocabulary_.scores[found->second] > best_score) {
-          best_score = vocabulary_.scores[found->second];
-          best_id = found->second;
-          best_index = i;
-        }
-      }
-      if (best_id < 0) break;
-      pieces[best_index] = best_id;
-      pieces.erase(pieces.begin() + static_cast<std::ptrdiff_t>(best_index) + 1);
-    }
+    merge_pairs(pieces);
     tokens.insert(tokens.end(), pieces.begin(), pieces.end());
     return tokens;
   }
@@ -83,6 +67,56 @@ class Llama2cBpeTokenizer final : public Tokenizer {
   }
 
   int64_t vocab_size() const override { return static_cast<int64_t>(vocabulary_.pieces.size()); }
+
+  // llama2.c merges by rescanning the whole sequence for the best pair after every merge,
+  // which is quadratic in the text length. This priority queue gives the same result in
+  // O(n log n): entries are ordered by score (highest first), then by the left symbol's
+  // position (leftmost first, as llama2.c's strict '>' scan prefers); stale entries (a
+  // side already merged away) are skipped when popped.
+  void merge_pairs(std::vector<int32_t>& pieces) const {
+    const size_t n = pieces.size();
+    if (n < 2) return;
+    std::vector<int32_t> id(pieces);
+    std::vector<size_t> next(n), previous(n);
+    std::vector<bool> alive(n, true);
+    for (size_t i = 0; i < n; ++i) next[i] = i + 1, previous[i] = i - 1;  // previous[0] wraps: never used
+    struct Candidate {
+      float score;
+      size_t left;
+      int32_t left_id, right_id, merged;
+    };
+    auto worse = [](const Candidate& a, const Candidate& b) {
+      return a.score != b.score ? a.score < b.score : a.left > b.left;
+    };
+    std::priority_queue<Candidate, std::vector<Candidate>, decltype(worse)> queue(worse);
+    std::string merged_text;
+    auto consider = [&](size_t left) {
+      if (left >= n || next[left] >= n) return;
+      const size_t right = next[left];
+      merged_text = vocabulary_.pieces[id[left]] + vocabulary_.pieces[id[right]];
+      const auto found = ids_.find(merged_text);
+      if (found != ids_.end()) queue.push({vocabulary_.scores[found->second], left, id[left], id[right], found->second});
+    };
+    for (size_t i = 0; i + 1 < n; ++i) consider(i);
+    while (!queue.empty()) {
+      const Candidate c = queue.top();
+      queue.pop();
+      const size_t right = next[c.left];
+      if (!alive[c.left] || right >= n || id[c.left] != c.left_id || id[right] != c.right_id) continue;
+      id[c.left] = c.merged;
+      alive[right] = false;
+      next[c.left] = next[right];
+      if (next[right] < n) previous[next[right]] = c.left;
+      if (c.left > 0 && alive[c.left]) {
+        // Find the live predecessor (previous[] is kept current for live nodes).
+        const size_t before = previous[c.left];
+        if (before < n && alive[before]) consider(before);
+      }
+      consider(c.left);
+    }
+    pieces.clear();
+    for (size_t i = 0; i < n; i = next[i]) pieces.push_back(id[i]);
+  }
   int32_t bos_id() const override { return 1; }
   int32_t eos_id() const override { return 2; }
   bool adds_bos() const override { return true; }

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "lowbit/core/error.h"
+#include "lowbit/io/llama2c.h"
 #include "testing/shared_data.h"
 
 namespace lowbit {
@@ -45,6 +47,51 @@ TEST(TokenizerLlama2c, ByteFallbackAndInvalidUtf8) {
   EXPECT_EQ(ids[3], 0xAD + 3);
   EXPECT_EQ(tokenizer->decode(ids), " \xE4\xB8\xAD");
   EXPECT_THROW(tokenizer->encode("bad \xFF byte", false), Error);
+}
+
+// llama2.c's own quadratic merge loop, written plainly, as the oracle for the heap version.
+std::vector<int32_t> naive_llama2c_encode(const Llama2cVocabulary& v, const std::string& text) {
+  std::map<std::string, int32_t> ids;
+  for (size_t i = 0; i < v.pieces.size(); ++i) ids.emplace(v.pieces[i], static_cast<int32_t>(i));
+  std::vector<int32_t> t = {1};
+  if (!text.empty()) t.push_back(ids.at(" "));
+  for (size_t i = 0; i < text.size();) {
+    size_t n = 1;
+    while (i + n < text.size() && (static_cast<unsigned char>(text[i + n]) & 0xC0) == 0x80 && n < 4) ++n;
+    const auto f = ids.find(text.substr(i, n));
+    if (f != ids.end()) t.push_back(f->second);
+    else for (size_t k = 0; k < n; ++k) t.push_back(static_cast<unsigned char>(text[i + k]) + 3);
+    i += n;
+  }
+  while (true) {
+    float best = -1e10f;
+    int32_t best_id = -1;
+    size_t at = 0;
+    for (size_t i = 1; i + 1 < t.size(); ++i) {  // index 0 is BOS, never merged
+      const auto f = ids.find(v.pieces[t[i]] + v.pieces[t[i + 1]]);
+      if (f != ids.end() && v.scores[f->second] > best) best = v.scores[f->second], best_id = f->second, at = i;
+    }
+    if (best_id < 0) break;
+    t[at] = best_id;
+    t.erase(t.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+  }
+  return t;
+}
+
+TEST(TokenizerLlama2c, HeapMergeEqualsLlama2cScanOnManyTexts) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const std::string path = shared + "/models/stories260K/llama2c/tok512.bin";
+  const auto tokenizer = load_llama2c_bpe_tokenizer(path, 512);
+  const auto vocabulary = load_llama2c_tokenizer(path, 512);
+  const std::string text = read_file(shared + "/data/tinystories/tinystories_val.txt");
+  // 60 slices at varied offsets and lengths, plus repetitive strings that create score ties.
+  std::vector<std::string> samples = {"aaaaaaaaaaaaaaaa", "the the the the", "   ", "\n\n\n", "a"};
+  for (size_t k = 0; k < 60; ++k) samples.push_back(text.substr((k * 7919) % (text.size() - 700), 50 + (k * 37) % 600));
+  for (const auto& sample : samples) {
+    std::string valid = sample;  // slices may cut a UTF-8 sequence: trim to whole characters
+    while (!valid.empty() && (static_cast<unsigned char>(valid.back()) & 0x80)) valid.pop_back();
+    EXPECT_EQ(tokenizer->encode(valid, true), naive_llama2c_encode(vocabulary, valid)) << valid;
+  }
 }
 
 TEST(TokenizerSentencePiece, HelloWorldAndRoundTripOnWikiText) {
