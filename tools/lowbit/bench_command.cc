@@ -52,6 +52,19 @@ Runner add_bench_command(CLI::App& app) {
       throw Error("bench", "prompt + generated tokens (" + std::to_string(o->prompt_tokens + o->gen_tokens) +
                                ") exceed the model's context of " + std::to_string(c.max_position_embeddings));
     const double bandwidth = measure_read_bandwidth();
+    // The machine's sgemm rate through the same tiled path prefill uses (f32 2048x2048 weights, 512 tokens).
+    double sgemm_flops = 0;
+    {
+      const int64_t n = 2048, t = 512;
+      Tensor weight = Tensor::zeros(DType::kF32, {n, n});
+      for (auto& value : weight.mutable_values<float>()) value = 0.001f;
+      const DenseLinear reference(weight);
+      std::vector<float> x(static_cast<size_t>(t * n), 0.5f), y(static_cast<size_t>(t * n));
+      reference.forward(x.data(), t, y.data());  // warm-up
+      const auto start = std::chrono::steady_clock::now();
+      reference.forward(x.data(), t, y.data());
+      sgemm_flops = 2.0 * n * n * t / since(start);
+    }
     std::vector<int32_t> prompt(static_cast<size_t>(o->prompt_tokens));
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 13) % c.vocab_size);
     KvCache cache(c, o->prompt_tokens + o->gen_tokens);
@@ -68,6 +81,12 @@ Runner add_bench_command(CLI::App& app) {
     const double decode_seconds = since(start);
     const double prefill_rate = o->prompt_tokens / prefill_seconds, decode_rate = o->gen_tokens / decode_seconds;
     const double bytes_per_token = static_cast<double>(llama.weight_bytes_per_token());
+    double linear_parameters = 0;
+    for (const auto& name : llama.linear_names()) {
+      const auto& layer = llama.linear(name);
+      linear_parameters += static_cast<double>(layer.in_features()) * layer.out_features();
+    }
+    const double prefill_flops = 2 * linear_parameters * prefill_rate;  // linear layers only
     const double decode_bandwidth = bytes_per_token * decode_rate;
     if (o->json) {
       std::cout << nlohmann::json{{"model", o->synthetic.empty() ? o->model : "synthetic " + o->synthetic},
@@ -80,6 +99,9 @@ Runner add_bench_command(CLI::App& app) {
                                   {"weight_bytes_per_token", bytes_per_token},
                                   {"decode_weight_bandwidth_gbs", decode_bandwidth / 1e9},
                                   {"stream_read_bandwidth_gbs", bandwidth / 1e9},
+                                  {"prefill_linear_gflops", prefill_flops / 1e9},
+                                  {"sgemm_gflops", sgemm_flops / 1e9},
+                                  {"prefill_fraction_of_sgemm", prefill_flops / sgemm_flops},
                                   {"decode_fraction_of_roofline", decode_bandwidth / bandwidth}}
                        .dump(2)
                 << "\n";
@@ -88,7 +110,9 @@ Runner add_bench_command(CLI::App& app) {
                   o->synthetic.empty() ? o->model.c_str() : ("synthetic " + o->synthetic).c_str(),
                   with_thousands(files->parameter_count()).c_str(), num_threads());
       std::printf("memory:     %.1f GB/s streaming read (measured now)\n", bandwidth / 1e9);
-      std::printf("prefill:    %lld tokens, %.1f tokens/s\n", (long long)o->prompt_tokens, prefill_rate);
+      std::printf("sgemm:      %.1f GFLOP/s (f32 2048x2048 x 512 tokens, measured now)\n", sgemm_flops / 1e9);
+      std::printf("prefill:    %lld tokens, %.1f tokens/s; linear layers at %.1f GFLOP/s = %.0f%% of sgemm\n",
+                  (long long)o->prompt_tokens, prefill_rate, prefill_flops / 1e9, 100 * prefill_flops / sgemm_flops);
       std::printf("decode:     %lld tokens, %.2f tokens/s; %.1f MB of weights per token = %.1f GB/s = %.0f%% of the read roofline\n",
                   (long long)o->gen_tokens, decode_rate, bytes_per_token / 1e6, decode_bandwidth / 1e9,
                   100 * decode_bandwidth / bandwidth);
