@@ -208,5 +208,90 @@ TEST(AtomicFileTest, SigtermCleanupSurvivesAnEarlierFailedCommit) {
   EXPECT_EQ(entries(dir), (std::set<std::string>{"blocker"}));
 }
 
+// ---------------------------------------------------------------------------------------
+// AtomicDirectory
+
+TEST(AtomicFileTest, DirectoryCommitPublishesTheWholeFolder) {
+  const std::string dir = testing::temp_dir();
+  const std::string out = dir + "/model";
+  {
+    AtomicDirectory folder(out);
+    EXPECT_EQ(fs::path(folder.staging_path()).parent_path(), fs::path(dir));
+    write_file_atomically(folder.file("config.json"), "{}");
+    AtomicFileWriter weights(folder.file("model.safetensors"));
+    weights.write("abc", 3);
+    weights.commit();
+    EXPECT_FALSE(fs::exists(out)) << "nothing appears before commit";
+    folder.commit(/*replace_existing=*/false);
+  }
+  EXPECT_EQ(entries(dir), (std::set<std::string>{"model"}));
+  EXPECT_EQ(entries(out), (std::set<std::string>{"config.json", "model.safetensors"}));
+  EXPECT_EQ(slurp(out + "/model.safetensors"), "abc");
+}
+
+TEST(AtomicFileTest, DirectoryAbandonedFolderLeavesNothing) {
+  const std::string dir = testing::temp_dir();
+  {
+    AtomicDirectory folder(dir + "/model");
+    write_file_atomically(folder.file("a"), "1");
+    AtomicFileWriter pending(folder.file("b"));
+    pending.write("2", 1);
+  }
+  EXPECT_TRUE(entries(dir).empty());
+}
+
+TEST(AtomicFileTest, DirectoryExistingDestinationIsKeptUnlessReplacing) {
+  const std::string dir = testing::temp_dir();
+  const std::string out = dir + "/model";
+  fs::create_directory(out);
+  write_plain(out + "/old.txt", "old");
+  {
+    AtomicDirectory folder(out);
+    write_file_atomically(folder.file("new.txt"), "new");
+    EXPECT_THROW(folder.commit(/*replace_existing=*/false), Error);
+  }
+  EXPECT_EQ(entries(dir), (std::set<std::string>{"model"}));
+  EXPECT_EQ(entries(out), (std::set<std::string>{"old.txt"}));
+  {
+    AtomicDirectory folder(out);
+    write_file_atomically(folder.file("new.txt"), "new");
+    folder.commit(/*replace_existing=*/true);
+  }
+  EXPECT_EQ(entries(dir), (std::set<std::string>{"model"}));
+  EXPECT_EQ(entries(out), (std::set<std::string>{"new.txt"}));
+  // A file in the way is never replaced by a folder.
+  write_plain(dir + "/plain", "x");
+  {
+    AtomicDirectory folder(dir + "/plain");
+    EXPECT_THROW(folder.commit(/*replace_existing=*/true), Error);
+  }
+  EXPECT_EQ(slurp(dir + "/plain"), "x");
+  EXPECT_EQ(entries(dir), (std::set<std::string>{"model", "plain"}));
+}
+
+TEST(AtomicFileTest, DirectoryMissingParentThrowsErrorNamingThePath) {
+  const std::string path = testing::temp_dir() + "/no/such/model";
+  try {
+    AtomicDirectory folder(path);
+    FAIL() << "expected lowbit::Error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+  }
+}
+
+TEST(AtomicFileTest, DirectorySigtermRemovesTheStagingFolder) {
+  const std::string dir = testing::temp_dir();
+  const int status = in_child([&] {
+    install_interrupt_cleanup();
+    AtomicDirectory folder(dir + "/model");
+    write_file_atomically(folder.file("done"), "1");
+    AtomicFileWriter pending(folder.file("pending"));
+    pending.write("2", 1);
+    std::raise(SIGTERM);
+  });
+  ASSERT_TRUE(WIFSIGNALED(status)) << "status " << status;
+  EXPECT_TRUE(entries(dir).empty());
+}
+
 }  // namespace
 }  // namespace lowbit

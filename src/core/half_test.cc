@@ -306,8 +306,9 @@ TEST(HalfTest, F32ToBF16HandPickedCases) {
   };
   for (const auto& c : cases) {
     EXPECT_EQ(f32_to_bf16_bits(float_of(c.f32_bits)), c.f16_bits) << c.why << " (" << hex(c.f32_bits) << ")";
-    if (!std::isnan(float_of(c.f32_bits)))
+    if (!std::isnan(float_of(c.f32_bits))) {
       EXPECT_EQ(reference_f32_to_bf16(c.f32_bits), c.f16_bits) << "reference disagrees: " << c.why;
+    }
   }
 }
 

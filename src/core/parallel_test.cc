@@ -7,7 +7,9 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <mutex>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -66,6 +68,26 @@ TEST_F(ParallelTest, NonPositiveGrainMeansOneAndNonPositiveCountDoesNothing) {
   parallel_for(0, 1, [&](int64_t, int64_t) { called = true; });
   parallel_for(-3, 1, [&](int64_t, int64_t) { called = true; });
   EXPECT_FALSE(called);
+}
+
+TEST_F(ParallelTest, HugeGrainsAndCountsDoNotOverflow) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const auto& [count, grain, expected] :
+         {std::tuple{int64_t{10}, kMax, Ranges{{0, 10}}},
+          std::tuple{kMax, int64_t{1} << 62, Ranges{{0, int64_t{1} << 62}, {int64_t{1} << 62, kMax}}},
+          std::tuple{kMax, kMax, Ranges{{0, kMax}}}}) {
+      std::mutex mutex;
+      Ranges ranges;
+      parallel_for(count, grain, [&](int64_t begin, int64_t end) {
+        std::lock_guard<std::mutex> lock(mutex);
+        ranges.emplace_back(begin, end);
+      });
+      std::sort(ranges.begin(), ranges.end());
+      EXPECT_EQ(ranges, expected) << "threads " << threads << " count " << count << " grain " << grain;
+    }
+  }
 }
 
 // A body that reduces within its own range (allowed by the determinism rule) gives

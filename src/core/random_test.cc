@@ -27,7 +27,9 @@ TEST(RandomTest, CounterLayoutIsBlockThenStreamKeyedBySeed) {
   const CounterRng rng(seed, stream);
   EXPECT_EQ(rng.block(block), (PhiloxCounter{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}));
   EXPECT_EQ(CounterRng(0, 0).block(0), (PhiloxCounter{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}));
-  for (uint64_t i = 0; i < 4; ++i) EXPECT_EQ(rng.bits(block * 4 + i), rng.block(block)[i]);
+  // bits(index) reads word index % 4 of block index / 4.
+  const uint64_t small_block = 0x0123456789ABCDEull;
+  for (uint64_t i = 0; i < 4; ++i) EXPECT_EQ(rng.bits(small_block * 4 + i), rng.block(small_block)[i]);
 }
 
 TEST(RandomTest, BitsAreReproducibleAndRandomAccess) {

@@ -37,12 +37,28 @@ std::shared_ptr<void> allocate_aligned(size_t size) {
   return std::shared_ptr<void>(memory, std::free);
 }
 
+// Element count of a validated shape whose byte size also fits in int64 (file offsets
+// and stream sizes are signed); a wrapped byte count would let a small allocation or a
+// small file span back a huge tensor.
+int64_t checked_numel(DType dtype, const Shape& shape) {
+  const int64_t numel = shape_numel(shape);
+  if (numel > std::numeric_limits<int64_t>::max() / static_cast<int64_t>(dtype_size(dtype)))
+    throw Error("byte size of " + std::string(dtype_name(dtype)) + " tensor of shape " + shape_to_string(shape) +
+                " overflows 64 bits");
+  return numel;
+}
+
+// Called after checked_numel, so every partial product fits unless a later dimension
+// is 0; then the tensor has no elements and the strides saturate instead of overflowing.
 std::vector<int64_t> row_major_strides(const Shape& shape) {
   std::vector<int64_t> strides(shape.size());
   int64_t stride = 1;
   for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = stride;
-    stride *= shape[i];
+    if (shape[i] != 0 && stride > std::numeric_limits<int64_t>::max() / shape[i])
+      stride = std::numeric_limits<int64_t>::max();
+    else
+      stride *= shape[i];
   }
   return strides;
 }
@@ -51,14 +67,15 @@ std::vector<int64_t> row_major_strides(const Shape& shape) {
 Tensor::Tensor(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> keepalive, bool owned)
     : dtype_(dtype),
       shape_(std::move(shape)),
-      strides_(row_major_strides(shape_)),
-      numel_(shape_numel(shape_)),
+      numel_(checked_numel(dtype_, shape_)),
       data_(data),
       keepalive_(std::move(keepalive)),
-      owned_(owned) {}
+      owned_(owned) {
+  strides_ = row_major_strides(shape_);
+}
 
 Tensor Tensor::zeros(DType dtype, Shape shape) {
-  const int64_t numel = shape_numel(shape);
+  const int64_t numel = checked_numel(dtype, shape);
   const size_t size = static_cast<size_t>(numel) * dtype_size(dtype);
   auto storage = allocate_aligned(size);
   std::memset(storage.get(), 0, size);

@@ -73,10 +73,11 @@ TEST(TensorTest, ShapeNumelRejectsOverflowAndNegativeDimensions) {
 TEST(TensorTest, ByteSizeOverflowIsRejected) {
   // 2^61 elements fit in int64, but 2^61 * 8 bytes does not fit in 64 bits: a wrapped
   // byte count would let a tiny allocation (or a tiny file span) back a huge tensor.
+  // Byte counts must fit in int64 (file offsets and streamsize are signed).
   EXPECT_ERROR_CONTAINING(Tensor::zeros(DType::kF64, {int64_t{1} << 61}), "overflows");
   const float dummy = 0;
   EXPECT_ERROR_CONTAINING(Tensor::borrowed(DType::kF32, {int64_t{1} << 62}, &dummy, nullptr), "overflows");
-  EXPECT_ERROR_CONTAINING(Tensor::borrowed(DType::kBF16, {int64_t{1} << 31, int64_t{1} << 32}, &dummy, nullptr),
+  EXPECT_ERROR_CONTAINING(Tensor::borrowed(DType::kBF16, {int64_t{1} << 31, int64_t{1} << 31}, &dummy, nullptr),
                           "overflows");
 }
 

@@ -3,7 +3,10 @@
 // Narrowing uses round-to-nearest-even (IEEE 754 default), keeps the sign of zero,
 // produces correctly rounded f16 subnormals, overflows to Inf (values >= 65520 for
 // f16, as IEEE rounding demands), and turns NaN into a quiet NaN that keeps the top
-// payload bits. Widening is exact for every one of the 65,536 bit patterns.
+// payload bits. Widening is exact for every non-NaN pattern; a NaN widens to the quiet
+// NaN with the same sign and payload (signaling NaNs get the quiet bit), which is what
+// IEEE 754 conversion, x86 F16C and every vector target produce, so scalar tails and
+// vector bodies agree bit for bit.
 // The scalar functions are the oracle; the bulk functions below are vectorized with
 // Google Highway (runtime dispatch) and are tested against them.
 #pragma once
@@ -23,7 +26,10 @@ inline float f16_bits_to_f32(uint16_t h) {
     const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
     return std::bit_cast<float>(std::bit_cast<uint32_t>(magnitude) | sign);
   }
-  if (exponent == 31) return std::bit_cast<float>(sign | 0x7F800000u | (mantissa << 13));
+  if (exponent == 31) {
+    const uint32_t quiet = mantissa != 0 ? 0x00400000u : 0u;  // Inf stays Inf
+    return std::bit_cast<float>(sign | 0x7F800000u | quiet | (mantissa << 13));
+  }
   // Rebias 15 -> 127: add 112 to the exponent field.
   return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }

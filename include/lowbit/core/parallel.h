@@ -18,17 +18,19 @@ template <class Body>
 void parallel_for(int64_t count, int64_t grain, Body&& body) {
   if (count <= 0) return;
   if (grain < 1) grain = 1;
-  const int64_t chunks = (count + grain - 1) / grain;
+  // Written so that no intermediate overflows, even for grain or count near INT64_MAX.
+  const int64_t chunks = count / grain + (count % grain != 0);
+  const auto run_chunk = [&](int64_t chunk) {
+    const int64_t begin = chunk * grain;
+    body(begin, count - begin > grain ? begin + grain : count);
+  };
   if (chunks == 1 || num_threads() == 1) {
-    body(int64_t{0}, count);
+    // The same chunks as the parallel loop, in order, so results cannot depend on threads.
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) run_chunk(chunk);
     return;
   }
 #pragma omp parallel for schedule(static) num_threads(num_threads())
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    const int64_t begin = chunk * grain;
-    const int64_t end = begin + grain < count ? begin + grain : count;
-    body(begin, end);
-  }
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) run_chunk(chunk);
 }
 
 }  // namespace lowbit
