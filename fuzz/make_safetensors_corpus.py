@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus for fuzz/safetensors_header_fuzz.cc into fuzz/corpus/safetensors/.
+"""Writes the seed corpus for fuzz/safetensors_header_fuzz.cc into fuzz/corpus/safetensors_header/.
 
 Seeds are whole safetensors files: a few valid ones (every dtype, metadata, scalar and
 zero-size shapes, the reference writer's space padding) and slightly broken variants,
@@ -102,7 +102,7 @@ def seeds():
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus", "safetensors")
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus", "safetensors_header")
     os.makedirs(out, exist_ok=True)
     total = 0
     for name, content in seeds():
