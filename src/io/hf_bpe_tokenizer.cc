@@ -18,7 +18,7 @@
 #include <unordered_map>
 
 #include "lowbit/core/error.h"
-#include "lowbit/core/mapped_file.h"
+#include "lowbit/io/json_file.h"
 #include "lowbit/io/tokenizer.h"
 
 namespace lowbit {
@@ -101,10 +101,7 @@ struct AddedToken {
 class HfBpeTokenizer final : public Tokenizer {
  public:
   explicit HfBpeTokenizer(const std::string& path) : path_(path) {
-    const auto file = MappedFile::open(path);
-    const char* text = reinterpret_cast<const char*>(file->data());
-    const json root = json::parse(text, text + file->size(), nullptr, false);
-    if (root.is_discarded()) throw Error(path, "not well-formed JSON");
+    const json root = read_json_file(path);
     try {
       load(root);
     } catch (const json::exception& e) {

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "lowbit/core/error.h"
-#include "lowbit/core/mapped_file.h"
+#include "lowbit/io/json_file.h"
 
 namespace lowbit {
 
@@ -76,10 +76,12 @@ LlamaConfig parse_hf_config(const json& config, const std::string& where) {
       c.eos_token_ids.push_back(get_int(config, "eos_token_id", where));
     }
   }
-  if (config.contains("torch_dtype") && config["torch_dtype"].is_string()) {
-    const auto dtype = parse_dtype_lenient(config["torch_dtype"].get<std::string>());
-    if (!dtype || !is_floating(*dtype))
-      throw Error(where, "\"torch_dtype\" \"" + config["torch_dtype"].get<std::string>() + "\" is not a float type");
+  // Newer transformers versions write "dtype"; older ones "torch_dtype".
+  const char* dtype_key = config.contains("torch_dtype") ? "torch_dtype" : "dtype";
+  if (config.contains(dtype_key) && config[dtype_key].is_string()) {
+    const std::string name = config[dtype_key].get<std::string>();
+    const auto dtype = parse_dtype_lenient(name);
+    if (!dtype || !is_floating(*dtype)) throw Error(where, std::string("\"") + dtype_key + "\" \"" + name + "\" is not a float type");
     c.torch_dtype = *dtype;
   }
   if (config.contains("rope_scaling") && !config["rope_scaling"].is_null()) {
@@ -117,6 +119,15 @@ void LlamaConfig::validate(const std::string& where) const {
   positive(head_dim, "head_dim");
   positive(vocab_size, "vocab_size");
   positive(max_position_embeddings, "max_position_embeddings");
+  // Bound sizes before multiplying any two of them, so that neither the checks below nor
+  // parameter_count() can overflow (a 1e12-parameter model is far past any checkpoint).
+  // q_dim is bounded too: an explicit head_dim makes it independent of hidden_size.
+  constexpr int64_t kMaxDim = int64_t{1} << 24;
+  for (int64_t value : {hidden_size, intermediate_size, vocab_size, head_dim, num_attention_heads})
+    if (value > kMaxDim) throw Error(where, "dimension " + std::to_string(value) + " exceeds 2^24");
+  if (q_dim() > kMaxDim)
+    throw Error(where, "num_attention_heads * head_dim = " + std::to_string(q_dim()) + " exceeds 2^24");
+  if (num_hidden_layers > 4096) throw Error(where, "num_hidden_layers " + std::to_string(num_hidden_layers) + " exceeds 4096");
   if (num_attention_heads % num_key_value_heads != 0)
     throw Error(where, "num_attention_heads (" + std::to_string(num_attention_heads) +
                            ") is not a multiple of num_key_value_heads (" + std::to_string(num_key_value_heads) + ")");
@@ -126,11 +137,6 @@ void LlamaConfig::validate(const std::string& where) const {
                            std::to_string(hidden_size) + ")");
   if (!(rms_norm_eps > 0) || rms_norm_eps >= 1) throw Error(where, "\"rms_norm_eps\" must be in (0, 1)");
   if (!(rope_theta > 0)) throw Error(where, "\"rope_theta\" must be positive");
-  // Bound sizes so parameter counts cannot overflow (a 1e12-parameter model is far past any checkpoint).
-  constexpr int64_t kMaxDim = int64_t{1} << 24;
-  for (int64_t value : {hidden_size, intermediate_size, vocab_size, head_dim, num_attention_heads})
-    if (value > kMaxDim) throw Error(where, "dimension " + std::to_string(value) + " exceeds 2^24");
-  if (num_hidden_layers > 4096) throw Error(where, "num_hidden_layers " + std::to_string(num_hidden_layers) + " exceeds 4096");
   if (bos_token_id && (*bos_token_id < 0 || *bos_token_id >= vocab_size))
     throw Error(where, "bos_token_id " + std::to_string(*bos_token_id) + " outside the vocabulary");
   for (int64_t id : eos_token_ids)
@@ -178,10 +184,10 @@ json LlamaConfig::to_json() const {
   if (sliding_window) j["sliding_window"] = *sliding_window;
   j["hidden_act"] = "silu";
   j["tie_word_embeddings"] = tie_word_embeddings;
-  if (model_type != "qwen2") {
-    j["attention_bias"] = attention_bias;
-    j["mlp_bias"] = mlp_bias;
-  }
+  // Qwen2's transformers config has neither key (its q/k/v always carry biases); write them
+  // only where parse_hf_config's qwen2 defaults would not restore the values.
+  if (model_type != "qwen2" || !attention_bias) j["attention_bias"] = attention_bias;
+  if (model_type != "qwen2" || mlp_bias) j["mlp_bias"] = mlp_bias;
   if (bos_token_id) j["bos_token_id"] = *bos_token_id;
   if (eos_token_ids.size() == 1) j["eos_token_id"] = eos_token_ids.front();
   else if (!eos_token_ids.empty()) j["eos_token_id"] = eos_token_ids;
@@ -193,11 +199,7 @@ json LlamaConfig::to_json() const {
 LlamaConfig load_hf_config(const std::string& path) {
   std::filesystem::path file(path);
   if (std::filesystem::is_directory(file)) file /= "config.json";
-  const auto mapped = MappedFile::open(file.string());
-  const char* text = reinterpret_cast<const char*>(mapped->data());
-  json config = json::parse(text, text + mapped->size(), nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded()) throw Error(file.string(), "not well-formed JSON");
-  return parse_hf_config(config, file.string());
+  return parse_hf_config(read_json_file(file.string()), file.string());
 }
 
 }  // namespace lowbit

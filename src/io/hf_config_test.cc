@@ -308,8 +308,10 @@ TEST(HfConfig, RefusesNonIntegerSizes) {
 TEST(HfConfig, RefusesOddHeadDim) {
   expect_refused(with(tiny_config(), "head_dim", 7), {"head_dim 7 must be even"});
   // Derived: 12 / 4 = 3.
-  json config = without(tiny_config(), "head_dim");
+  json config = tiny_config();
   config["hidden_size"] = 12;
+  config["num_attention_heads"] = 4;
+  config["num_key_value_heads"] = 2;
   expect_refused(config, {"head_dim 3 must be even"});
 }
 
@@ -354,7 +356,7 @@ TEST(HfConfig, RefusesImplausibleNumbers) {
   wide["num_attention_heads"] = 1 << 20;
   wide["num_key_value_heads"] = 1 << 20;
   wide["head_dim"] = 1 << 20;
-  expect_refused(wide, {"exceeds"});
+  expect_refused(wide, {"num_attention_heads * head_dim = 1099511627776 exceeds 2^24"});
   expect_refused(with(tiny_config(), "num_hidden_layers", 1 << 20), {"num_hidden_layers", "exceeds"});
 }
 
@@ -421,6 +423,11 @@ TEST(HfConfig, ToJsonRoundTrip) {
   mistral["torch_dtype"] = "bfloat16";
   mistral["tie_word_embeddings"] = false;
   configs.push_back(mistral);
+  // Qwen2 with the non-default bias flags (to_json normally omits both keys for qwen2).
+  json qwen2_flags = with(tiny_config(), "model_type", "qwen2");
+  qwen2_flags["attention_bias"] = false;
+  qwen2_flags["mlp_bias"] = true;
+  configs.push_back(qwen2_flags);
   json llama3 = tiny_config();
   llama3["rope_scaling"] = {{"rope_type", "llama3"},
                             {"factor", 8.0},
@@ -451,6 +458,9 @@ TEST(HfConfig, ToJsonRoundTrip) {
   EXPECT_EQ(parse_hf_config(configs[2], kWhere).to_json()["torch_dtype"], "bfloat16");
   EXPECT_EQ(parse_hf_config(configs[0], kWhere).to_json()["architectures"][0], "LlamaForCausalLM");
   EXPECT_EQ(parse_hf_config(configs[0], kWhere).to_json()["eos_token_id"], 2);  // a scalar when single
+  // What transformers writes for Qwen2: no attention_bias / mlp_bias keys.
+  EXPECT_FALSE(parse_hf_config(configs[1], kWhere).to_json().contains("attention_bias"));
+  EXPECT_FALSE(parse_hf_config(configs[1], kWhere).to_json().contains("mlp_bias"));
 }
 
 TEST(HfConfig, ToJsonRoundTripOfRealConfigs) {

@@ -161,6 +161,8 @@ ModelFiles open_model(const std::string& path_text) {
   const fs::path path(path_text);
   std::error_code error;
   if (!fs::exists(path, error)) throw Error(path_text, "no such file or folder");
+  // Naming a folder's config.json means the folder.
+  if (path.filename() == "config.json") return open_model(path.parent_path().empty() ? "." : path.parent_path().string());
   ModelFiles model;
   if (fs::is_directory(path)) {
     if (fs::exists(path / "config.json")) {
@@ -175,7 +177,9 @@ ModelFiles open_model(const std::string& path_text) {
         throw Error(path_text, checkpoints.empty()
                                    ? "no config.json and no llama2.c checkpoint: not a model folder"
                                    : "several llama2.c checkpoints; name the .bin file");
-      return open_model(checkpoints.front().string());
+      model = open_model(checkpoints.front().string());
+      model.path = path_text;  // as the user gave it (weight_files names the .bin)
+      return model;
     }
     find_tokenizer(model, path);
   } else if (path.extension() == ".safetensors" || path.extension() == ".json") {

@@ -8,6 +8,7 @@
 
 #include "lowbit/core/atomic_file.h"
 #include "lowbit/core/error.h"
+#include "lowbit/io/json_file.h"
 
 namespace lowbit {
 
@@ -169,6 +170,11 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
   if (it == index_.end()) throw Error(path(), "no tensor named '" + name + "'");
   const SafetensorsEntry& entry = header_.entries[it->second];
   const std::byte* data = file_->data() + header_.data_start + entry.begin;
+  // Files from other writers may place a tensor at an offset that is not a multiple of its
+  // element size; typed access through a misaligned pointer is undefined behaviour, so such
+  // a tensor is copied into aligned memory instead of viewed in place.
+  if (reinterpret_cast<uintptr_t>(data) % dtype_size(entry.dtype) != 0)
+    return Tensor::copy_of(entry.dtype, entry.shape, data, entry.end - entry.begin);
   return Tensor::borrowed(entry.dtype, entry.shape, data, file_);
 }
 
@@ -239,11 +245,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
   std::vector<std::string> shard_names;
   std::map<std::string, std::string> expected_shard;  // tensor -> shard file, from the index
   if (target.extension() == ".json") {
-    const auto index_file = MappedFile::open(target.string());
-    const char* text = reinterpret_cast<const char*>(index_file->data());
-    json index = json::parse(text, text + index_file->size(), nullptr, false);
     const std::string where = target.string();
-    if (index.is_discarded()) throw Error(where, "not well-formed JSON");
+    json index = read_json_file(where);
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       throw Error(where, "expected an object with a \"weight_map\" object");
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
@@ -254,6 +257,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
       expected_shard[it.key()] = shard;
       if (std::find(shard_names.begin(), shard_names.end(), shard) == shard_names.end()) shard_names.push_back(shard);
     }
+    if (expected_shard.empty()) throw Error(where, "\"weight_map\" lists no tensors");
     std::sort(shard_names.begin(), shard_names.end());
     for (const auto& shard : shard_names) {
       const fs::path shard_path = target.parent_path() / shard;

@@ -388,6 +388,27 @@ TEST(SafetensorsRead, DeeplyNestedShapeIsAnErrorNotAStackOverflow) {
                     "tensor 'w': data_offsets[0] must be a non-negative integer, found array");
 }
 
+TEST(SafetensorsRead, MisalignedTensorIsCopiedNotViewed) {
+  // Another writer may put an F32 tensor at data offset 2. The header (8-byte prefix plus
+  // a header padded to 8) keeps the data section aligned, so offset 2 misaligns the view:
+  // the reader must hand out an aligned copy with the same bytes.
+  std::string header = R"({"pad":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                       R"("w":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}})";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string data = "\x01\x02";
+  const float values[2] = {1.5f, -2.25f};
+  data.append(reinterpret_cast<const char*>(values), sizeof values);
+  const std::string path = testing::temp_dir() + "/misaligned.safetensors";
+  write_raw(path, le64(header.size()) + header + data);
+  const auto file = SafetensorsFile::open(path);
+  const Tensor w = file.tensor("w");
+  EXPECT_TRUE(w.owns_storage());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(w.data()) % alignof(float), 0u);
+  EXPECT_EQ(w.values<float>()[0], 1.5f);
+  EXPECT_EQ(w.values<float>()[1], -2.25f);
+  EXPECT_FALSE(file.tensor("pad").owns_storage());  // bytes need no alignment: still a view
+}
+
 TEST(SafetensorsRead, EveryTruncationOfAValidFileIsAnError) {
   std::mt19937_64 rng(3);
   const std::string dir = testing::temp_dir();
@@ -538,6 +559,8 @@ TEST_F(SafetensorsCheckpointTest, MalformedIndex) {
       {R"({"weight_map":{"a":"../model-00001-of-00002.safetensors"}})",
        "weight_map entry 'a' names an invalid shard \"../model-00001-of-00002.safetensors\""},
       {R"({"weight_map":{"a":""}})", "weight_map entry 'a' names an invalid shard \"\""},
+      {R"({"weight_map":{}})", "\"weight_map\" lists no tensors"},
+      {std::string(R"({"weight_map":{"a":"x"}})") + std::string(1, '\0') + "junk", "not well-formed JSON (NUL byte"},
   };
   for (const auto& [text, phrase] : cases) {
     SCOPED_TRACE(text);
