@@ -11,7 +11,7 @@
 //   CC=clang CXX=clang++ cmake -S . -B build/fuzz -DLOWBIT_BUILD_FUZZ=ON \
 //       -DLOWBIT_BUILD_TESTS=OFF -DLOWBIT_BUILD_BENCH=OFF
 //   make -C build/fuzz -j2 safetensors_header_fuzz
-//   build/fuzz/safetensors_header_fuzz -max_total_time=60 fuzz/corpus/safetensors
+//   build/fuzz/safetensors_header_fuzz -max_total_time=60 fuzz/corpus/safetensors_header
 // (seeds come from fuzz/make_safetensors_corpus.py; pass a scratch folder first to keep
 // new inputs out of the committed corpus.)
 #include <cstddef>
