@@ -22,6 +22,12 @@
 namespace lowbit {
 namespace {
 
+using testing::contains;
+using testing::error_from;
+using testing::expect_same_config;
+using testing::read_all;
+using testing::write_raw;
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::run_cli;
@@ -32,18 +38,8 @@ std::string quote(const std::string& text) {
   return out + "'";
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
-void write_raw(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
 
-bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
 
 // Exit 2, nothing on stdout, exactly one line on stderr starting "lowbit: " and containing
 // every fragment.

@@ -28,12 +28,14 @@
 namespace lowbit {
 namespace {
 
+using testing::contains;
+using testing::error_from;
+using testing::expect_same_config;
+using testing::read_all;
+using testing::write_raw;
+
 namespace fs = std::filesystem;
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // Names in a folder, hidden ones included.
 std::set<std::string> entries(const std::string& folder) {
@@ -48,27 +50,6 @@ std::vector<uint16_t> bits16(const Tensor& tensor) {
   return out;
 }
 
-void expect_same_config(const LlamaConfig& a, const LlamaConfig& b) {
-  EXPECT_EQ(a.model_type, b.model_type);
-  EXPECT_EQ(a.hidden_size, b.hidden_size);
-  EXPECT_EQ(a.intermediate_size, b.intermediate_size);
-  EXPECT_EQ(a.num_hidden_layers, b.num_hidden_layers);
-  EXPECT_EQ(a.num_attention_heads, b.num_attention_heads);
-  EXPECT_EQ(a.num_key_value_heads, b.num_key_value_heads);
-  EXPECT_EQ(a.head_dim, b.head_dim);
-  EXPECT_EQ(a.vocab_size, b.vocab_size);
-  EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings);
-  EXPECT_EQ(a.rms_norm_eps, b.rms_norm_eps);
-  EXPECT_EQ(a.rope_theta, b.rope_theta);
-  EXPECT_EQ(a.rope_scaling.has_value(), b.rope_scaling.has_value());
-  EXPECT_EQ(a.sliding_window, b.sliding_window);
-  EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
-  EXPECT_EQ(a.attention_bias, b.attention_bias);
-  EXPECT_EQ(a.mlp_bias, b.mlp_bias);
-  EXPECT_EQ(a.bos_token_id, b.bos_token_id);
-  EXPECT_EQ(a.eos_token_ids, b.eos_token_ids);
-  EXPECT_EQ(a.torch_dtype, b.torch_dtype);
-}
 
 std::string bin_path(const std::string& shared) { return shared + "/models/stories260K/llama2c/stories260K.bin"; }
 std::string hf_path(const std::string& shared) { return shared + "/models/stories260K/hf"; }

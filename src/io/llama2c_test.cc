@@ -32,19 +32,16 @@
 namespace lowbit {
 namespace {
 
+using testing::contains;
+using testing::error_from;
+using testing::expect_same_config;
+using testing::read_all;
+using testing::write_raw;
+
 // ---------------------------------------------------------------------------------
 // Helpers
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
-void write_raw(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
 
 std::string le32(int32_t value) {
   const auto bits = static_cast<uint32_t>(value);

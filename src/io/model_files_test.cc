@@ -27,18 +27,15 @@
 namespace lowbit {
 namespace {
 
+using testing::contains;
+using testing::error_from;
+using testing::expect_same_config;
+using testing::read_all;
+using testing::write_raw;
+
 namespace fs = std::filesystem;
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
-void write_raw(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
 
 // Expects open_model(path) to throw an Error whose message starts with `where` and contains
 // every fragment; returns the message.

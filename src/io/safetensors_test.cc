@@ -32,21 +32,18 @@
 namespace lowbit {
 namespace {
 
+using testing::contains;
+using testing::error_from;
+using testing::expect_same_config;
+using testing::read_all;
+using testing::write_raw;
+
 namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------------------------
 // Helpers
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
-void write_raw(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
 
 std::string le64(uint64_t value) {
   std::string bytes(8, '\0');
@@ -59,22 +56,7 @@ std::string safetensors_bytes(const std::string& header, size_t data_size) {
   return le64(header.size()) + header + std::string(data_size, '\0');
 }
 
-// Runs `action`, which must throw lowbit::Error; returns its message. Any other
-// outcome (no throw, another exception type) is a test failure.
-std::string error_from(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected lowbit::Error, got " << typeid(e).name() << ": " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "expected lowbit::Error, nothing was thrown";
-  return {};
-}
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Writes `bytes` to a fresh file, opens it, and checks that the Error names the file
 // (as the "<path>: " prefix the CLI prints) and contains `phrase`.

@@ -16,17 +16,12 @@
 namespace lowbit {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+using testing::read_all;
 
 TEST(TokenizerLlama2c, ReferencePrefixOfTinyStories) {
   LOWBIT_REQUIRE_SHARED(shared);
   const auto tokenizer = load_llama2c_bpe_tokenizer(shared + "/models/stories260K/llama2c/tok512.bin", 512);
-  const std::string text = read_file(shared + "/data/tinystories/tinystories_val.txt").substr(0, 4000);
+  const std::string text = read_all(shared + "/data/tinystories/tinystories_val.txt").substr(0, 4000);
   const auto ids = tokenizer->encode(text, true);
   const std::vector<int32_t> expected = {1, 301, 427, 309, 426, 301, 427, 309, 394, 265,
                                          262, 415, 271, 422, 280, 295, 269, 336, 432, 313};
@@ -83,7 +78,7 @@ TEST(TokenizerLlama2c, HeapMergeEqualsLlama2cScanOnManyTexts) {
   const std::string path = shared + "/models/stories260K/llama2c/tok512.bin";
   const auto tokenizer = load_llama2c_bpe_tokenizer(path, 512);
   const auto vocabulary = load_llama2c_tokenizer(path, 512);
-  const std::string text = read_file(shared + "/data/tinystories/tinystories_val.txt");
+  const std::string text = read_all(shared + "/data/tinystories/tinystories_val.txt");
   // 60 slices at varied offsets and lengths, plus repetitive strings that create score ties.
   std::vector<std::string> samples = {"aaaaaaaaaaaaaaaa", "the the the the", "   ", "\n\n\n", "a"};
   for (size_t k = 0; k < 60; ++k) samples.push_back(text.substr((k * 7919) % (text.size() - 700), 50 + (k * 37) % 600));
@@ -99,7 +94,7 @@ TEST(TokenizerSentencePiece, HelloWorldAndRoundTripOnWikiText) {
   const auto tokenizer = load_sentencepiece_tokenizer(shared + "/tokenizers/llama2/tokenizer.model");
   EXPECT_EQ(tokenizer->vocab_size(), 32000);
   EXPECT_EQ(tokenizer->encode("Hello world", true), (std::vector<int32_t>{1, 15043, 3186}));
-  std::istringstream lines(read_file(shared + "/data/wikitext-2-raw/wiki.test.raw"));
+  std::istringstream lines(read_all(shared + "/data/wikitext-2-raw/wiki.test.raw"));
   std::string line;
   int checked = 0;
   while (std::getline(lines, line)) {
@@ -135,11 +130,11 @@ TEST_F(TokenizerSmolLM2, ReferenceIds) {
 }
 
 TEST_F(TokenizerSmolLM2, WholeFilesMatchLlamaCpp) {
-  const auto wiki = tokenizer_->encode(read_file(shared_ + "/data/wikitext-2-raw/wiki.test.raw"), false);
+  const auto wiki = tokenizer_->encode(read_all(shared_ + "/data/wikitext-2-raw/wiki.test.raw"), false);
   EXPECT_EQ(wiki.size(), 304830u);
   EXPECT_EQ(std::vector<int32_t>(wiki.begin(), wiki.begin() + 8),
             (std::vector<int32_t>{446, 6356, 389, 9226, 352, 446, 216, 2738}));
-  const std::string stories_text = read_file(shared_ + "/data/tinystories/tinystories_val.txt");
+  const std::string stories_text = read_all(shared_ + "/data/tinystories/tinystories_val.txt");
   const auto stories = tokenizer_->encode(stories_text, false);
   EXPECT_EQ(stories.size(), 193745u);
   EXPECT_EQ(std::vector<int32_t>(stories.begin(), stories.begin() + 6),

@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <optional>
 #include <string>
+
+#include "lowbit/io/hf_config.h"
 
 namespace lowbit::testing {
 
@@ -22,6 +25,17 @@ struct CommandResult {
 };
 // Runs `lowbit <args>` (args already shell-quoted as needed).
 CommandResult run_cli(const std::string& args);
+
+// Whole file as bytes ("" when unreadable).
+std::string read_all(const std::string& path);
+// Writes `bytes` to `path`, replacing it; a failed write is a test failure.
+void write_raw(const std::string& path, const std::string& bytes);
+bool contains(const std::string& text, const std::string& part);
+// Runs `action`, which must throw lowbit::Error; returns its message. Any other outcome
+// (no throw, another exception type) is a test failure.
+std::string error_from(const std::function<void()>& action);
+// Field-by-field equality, so a failure names the field.
+void expect_same_config(const LlamaConfig& a, const LlamaConfig& b);
 
 }  // namespace lowbit::testing
 
