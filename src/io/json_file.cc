@@ -8,6 +8,7 @@
 namespace lowbit {
 
 nlohmann::json parse_json_bytes(std::span<const std::byte> bytes, const std::string& where) {
+  if (bytes.empty()) throw Error(where, "not well-formed JSON (empty file)");
   const char* text = reinterpret_cast<const char*>(bytes.data());
   if (const void* nul = std::memchr(text, 0, bytes.size()))
     throw Error(where, "not well-formed JSON (NUL byte at offset " + std::to_string(static_cast<const char*>(nul) - text) + ")");
