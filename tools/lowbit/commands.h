@@ -19,6 +19,8 @@ using Runner = std::function<int()>;
 // Each returns the function that runs the subcommand once parsing succeeded.
 Runner add_inspect_command(CLI::App& app);
 Runner add_convert_command(CLI::App& app);
+Runner add_formats_command(CLI::App& app);
+Runner add_chop_command(CLI::App& app);
 Runner add_run_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   };
   add("inspect", cli::add_inspect_command, "show a model's architecture, tensors and size");
   add("convert", cli::add_convert_command, "convert llama2.c -> Hugging Face layout, or change float dtype");
+  add("formats", cli::add_formats_command, "list number formats, or print every code of one");
+  add("chop", cli::add_chop_command, "round numbers into a number format (fake quantization)");
   add("run", cli::add_run_command, "generate text from a prompt (greedy or sampled)");
   add("bench", cli::add_bench_command, "prefill/decode speed against the memory-bandwidth roofline");
   add("eval", cli::add_eval_command, "perplexity (eval ppl) and KL divergence against a base model (eval kld)");
