@@ -67,6 +67,7 @@ Runner add_run_command(CLI::App& app) {
                 << "\n";
     } else {
       std::printf("\n");
+      std::fflush(stdout);  // the summary goes to stderr: keep it after the text when both share a terminal/pipe
       std::fprintf(stderr, "[%lld prompt tokens, %zu generated, %.1f tokens/s decode]\n",
                    (long long)result.prompt_tokens, result.tokens.size(), decode_rate);
     }
