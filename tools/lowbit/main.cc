@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
       "the format is detected. Errors print one line and exit with code 2.",
       "lowbit"};
   app.require_subcommand(1);
+  app.fallthrough();  // `lowbit run --threads 2 ...` works as well as `lowbit --threads 2 run ...`
   cli::GlobalOptions global;
   app.add_option("--threads", global.threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.set_version_flag("--version", "lowbit 0.1.0");
