@@ -146,5 +146,15 @@ TEST(RunCli, GreedyJsonFromBos) {
   EXPECT_EQ(j["prompt_ids"], nlohmann::json::array({1}));
 }
 
+TEST(RunCli, ThreadsOptionAfterTheSubcommandAndSameTextForAnyCount) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const std::string args = " -n 20 --temp 0.8 --seed 5 -m '" + shared + "/models/stories260K/hf' -p 'Once'";
+  const auto one = testing::run_cli("run --json --threads 1" + args);
+  const auto two = testing::run_cli("--threads 2 run --json" + args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_EQ(nlohmann::json::parse(one.out)["ids"], nlohmann::json::parse(two.out)["ids"]);
+}
+
 }  // namespace
 }  // namespace lowbit
