@@ -54,6 +54,14 @@ extern "C" void remove_pending_and_reraise(int signal_number) {
 }
 
 std::string errno_text() { return std::strerror(errno); }
+
+// mkstemp/mkdtemp create 0600/0700; results get the usual `mode & ~umask`. umask can only be
+// read by setting it, so it is set and restored.
+mode_t usual_permissions(mode_t mode) {
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  return mode & ~mask;
+}
 }  // namespace
 
 void install_interrupt_cleanup() {
@@ -115,10 +123,7 @@ void AtomicFileWriter::write_zeros(size_t size) {
 
 void AtomicFileWriter::commit() {
   if (fd_ < 0) throw Error(destination_, "commit after commit");
-  // mkstemp creates 0600; give the result the usual permissions (0666 & ~umask).
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd_, 0666 & ~mask);
+  ::fchmod(fd_, usual_permissions(0666));
   if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
     const std::string reason = errno_text();
     fd_ = -1;
@@ -171,9 +176,7 @@ void AtomicDirectory::abandon() noexcept {
 void AtomicDirectory::commit(bool replace_existing) {
   namespace fs = std::filesystem;
   std::error_code error;
-  const mode_t mask = ::umask(0);  // mkdtemp made it 0700; give the usual 0777 & ~umask
-  ::umask(mask);
-  ::chmod(staging_.c_str(), 0777 & ~mask);
+  ::chmod(staging_.c_str(), usual_permissions(0777));
   if (fs::exists(destination_, error)) {
     if (!replace_existing) throw Error(destination_, "already exists (pass --force to replace it)");
     if (!fs::is_directory(destination_)) throw Error(destination_, "exists and is not a folder");

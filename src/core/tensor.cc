@@ -122,26 +122,32 @@ Tensor Tensor::row(int64_t index) const {
   return Tensor(dtype_, std::move(rest), static_cast<const std::byte*>(data_) + offset, keepalive_, owned_);
 }
 
+void widen_to_f32(DType dtype, const void* data, int64_t count, float* out) {
+  const size_t n = static_cast<size_t>(count);
+  switch (dtype) {
+    case DType::kF32:
+      if (n) std::memcpy(out, data, n * sizeof(float));
+      return;
+    case DType::kF16: convert_f16_to_f32(static_cast<const uint16_t*>(data), out, n); return;
+    case DType::kBF16: convert_bf16_to_f32(static_cast<const uint16_t*>(data), out, n); return;
+    default: throw Error("cannot widen " + std::string(dtype_name(dtype)) + " values to F32");
+  }
+}
+
 std::vector<float> Tensor::to_f32_vector() const {
   std::vector<float> out(static_cast<size_t>(numel_));
-  const size_t n = out.size();
   switch (dtype_) {
     case DType::kF32:
-      if (n) std::memcpy(out.data(), data_, n * sizeof(float));
-      break;
     case DType::kF16:
-      convert_f16_to_f32(static_cast<const uint16_t*>(data_), out.data(), n);
-      break;
     case DType::kBF16:
-      convert_bf16_to_f32(static_cast<const uint16_t*>(data_), out.data(), n);
-      break;
+      widen_to_f32(dtype_, data_, numel_, out.data());
+      return out;
     case DType::kF64:
-      for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(static_cast<const double*>(data_)[i]);
-      break;
+      for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(static_cast<const double*>(data_)[i]);
+      return out;
     default:
       throw Error("cannot convert " + std::string(dtype_name(dtype_)) + " tensor to F32");
   }
-  return out;
 }
 
 Tensor Tensor::to(DType dtype) const {

@@ -32,13 +32,19 @@ struct NllAccumulator {
     sum_squares += nll * nll;
     ++count;
   }
+  double mean() const { return count ? sum / static_cast<double>(count) : 0.0; }
+  // Standard error of the mean: sqrt(var / (N − 1)), as llama.cpp computes it.
+  double standard_error() const {
+    if (count < 2) return 0.0;
+    const double variance = std::max(0.0, sum_squares / static_cast<double>(count) - mean() * mean());
+    return std::sqrt(variance / static_cast<double>(count - 1));
+  }
   void fill(PerplexityResult& r) const {
     r.tokens_scored = count;
     if (count == 0) return;
-    r.mean_nll = sum / static_cast<double>(count);
+    r.mean_nll = mean();
     r.perplexity = std::exp(r.mean_nll);
-    const double variance = std::max(0.0, sum_squares / static_cast<double>(count) - r.mean_nll * r.mean_nll);
-    r.perplexity_stderr = count > 1 ? r.perplexity * std::sqrt(variance / static_cast<double>(count - 1)) : 0.0;
+    r.perplexity_stderr = r.perplexity * standard_error();
   }
 };
 
@@ -170,9 +176,8 @@ KldResult evaluate_kld(const LlamaModel& base, const LlamaModel& model, std::spa
   KldResult result;
   result.windows = static_cast<int64_t>(windows.size());
   result.tokens_scored = kld.count;
-  result.mean_kld = kld.sum / static_cast<double>(kld.count);
-  const double variance = std::max(0.0, kld.sum_squares / kld.count - result.mean_kld * result.mean_kld);
-  result.kld_stderr = kld.count > 1 ? std::sqrt(variance / static_cast<double>(kld.count - 1)) : 0;
+  result.mean_kld = kld.mean();
+  result.kld_stderr = kld.standard_error();
   result.max_kld = max_kld;
   result.top1_agreement = static_cast<double>(agree) / static_cast<double>(kld.count);
   const std::string method = perplexity_method_description(o.method, o.context, o.method == PerplexityMethod::kLlamaCpp && o.bos_id >= 0);

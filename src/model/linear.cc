@@ -25,15 +25,6 @@ void single_threaded_blas() {
 }
 }  // namespace
 
-void widen_to_f32(DType dtype, const void* data, int64_t count, float* out) {
-  switch (dtype) {
-    case DType::kF32: std::memcpy(out, data, static_cast<size_t>(count) * sizeof(float)); return;
-    case DType::kF16: convert_f16_to_f32(static_cast<const uint16_t*>(data), out, static_cast<size_t>(count)); return;
-    case DType::kBF16: convert_bf16_to_f32(static_cast<const uint16_t*>(data), out, static_cast<size_t>(count)); return;
-    default: throw Error("cannot compute with " + std::string(dtype_name(dtype)) + " weights");
-  }
-}
-
 DenseLinear::DenseLinear(Tensor weight, std::optional<Tensor> bias) : weight_(std::move(weight)) {
   if (weight_.rank() != 2) throw Error("linear weight must be 2-D, found shape " + shape_to_string(weight_.shape()));
   if (weight_.dtype() != DType::kF32 && weight_.dtype() != DType::kF16 && weight_.dtype() != DType::kBF16)

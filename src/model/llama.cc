@@ -42,7 +42,9 @@ std::vector<float> rope_inverse_frequencies(const LlamaConfig& c) {
 
 namespace {
 
-std::vector<float> f32_copy(const Tensor& tensor) { return tensor.to_f32_vector(); }
+// The linear layers of one block, in execution order.
+constexpr const char* kBlockLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                         "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
 // RMSNorm (Zhang & Sennrich 2019): x / sqrt(mean(x²) + eps) · g, accumulated in double.
 void rms_norm(const float* x, const float* gain, int64_t n, double eps, float* out) {
@@ -79,14 +81,13 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files) : files_(std::mo
     return found ? std::optional<Tensor>(*found) : std::nullopt;
   };
   embedding_ = tensor("model.embed_tokens.weight");
-  final_norm_ = f32_copy(tensor("model.norm.weight"));
+  final_norm_ = tensor("model.norm.weight").to_f32_vector();
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     Block block;
     block.prefix = "model.layers." + std::to_string(l) + ".";
-    block.attn_norm = f32_copy(tensor(block.prefix + "input_layernorm.weight"));
-    block.ffn_norm = f32_copy(tensor(block.prefix + "post_attention_layernorm.weight"));
-    for (const char* name : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
+    block.attn_norm = tensor(block.prefix + "input_layernorm.weight").to_f32_vector();
+    block.ffn_norm = tensor(block.prefix + "post_attention_layernorm.weight").to_f32_vector();
+    for (const char* name : kBlockLinears) {
       const std::string full = block.prefix + name;
       linears_[full] = std::make_unique<DenseLinear>(tensor(full + ".weight"), optional_tensor(full + ".bias"));
     }
@@ -100,9 +101,7 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files) : files_(std::mo
 std::vector<std::string> LlamaModel::linear_names() const {
   std::vector<std::string> names;
   for (const auto& block : blocks_)
-    for (const char* name : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
-      names.push_back(block.prefix + name);
+    for (const char* name : kBlockLinears) names.push_back(block.prefix + name);
   names.push_back("lm_head");
   return names;
 }
@@ -135,7 +134,7 @@ void LlamaModel::run_linear(const std::string& name, const float* x, int64_t tok
   layer.forward(x, tokens, y);
 }
 
-void LlamaModel::attention(const Block& block, size_t layer, const float* q, KvCache& cache, int64_t start,
+void LlamaModel::attention(size_t layer, const float* q, KvCache& cache, int64_t start,
                            int64_t tokens, float* out) const {
   const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim, kv_dim = config_.kv_dim();
   const int64_t group = heads / config_.num_key_value_heads, q_dim = config_.q_dim();
@@ -172,7 +171,6 @@ void LlamaModel::attention(const Block& block, size_t layer, const float* q, KvC
       }
     }
   });
-  (void)block;
 }
 
 void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits) const {
@@ -210,7 +208,7 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& cache, float*
     }
     std::copy(k.begin(), k.end(), cache.keys_[layer].begin() + start * kv_dim);
     std::copy(v.begin(), v.end(), cache.values_[layer].begin() + start * kv_dim);
-    attention(block, layer, q.data(), cache, start, n, attn.data());
+    attention(layer, q.data(), cache, start, n, attn.data());
     run_linear(block.prefix + "self_attn.o_proj", attn.data(), n, projected.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
 

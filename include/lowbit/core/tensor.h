@@ -26,6 +26,10 @@ std::string shape_to_string(const Shape& shape);
 // overflows int64 (untrusted shapes come from files).
 int64_t shape_numel(const Shape& shape);
 
+// Widens `count` elements of an F32/F16/BF16 buffer to f32 (exact); Error for other dtypes.
+// Used per row or per tile, so no caller has to copy a whole tensor to f32.
+void widen_to_f32(DType dtype, const void* data, int64_t count, float* out);
+
 class Tensor {
  public:
   Tensor() = default;

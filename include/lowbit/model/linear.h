@@ -46,7 +46,4 @@ class DenseLinear final : public LinearLayer {
   int64_t in_ = 0, out_ = 0;
 };
 
-// Widens `count` elements of a F32/F16/BF16 buffer to f32.
-void widen_to_f32(DType dtype, const void* data, int64_t count, float* out);
-
 }  // namespace lowbit

@@ -67,7 +67,7 @@ class LlamaModel {
     std::string prefix;
   };
   void run_linear(const std::string& name, const float* x, int64_t tokens, float* y) const;
-  void attention(const Block& block, size_t layer, const float* q, KvCache& cache, int64_t start, int64_t tokens,
+  void attention(size_t layer, const float* q, KvCache& cache, int64_t start, int64_t tokens,
                  float* out) const;
 
   std::shared_ptr<const ModelFiles> files_;
