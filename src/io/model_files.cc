@@ -16,6 +16,7 @@ std::string_view model_format_name(ModelFormat format) {
     case ModelFormat::kHuggingFace: return "huggingface";
     case ModelFormat::kSafetensorsFile: return "safetensors";
     case ModelFormat::kLlama2c: return "llama2c";
+    case ModelFormat::kGguf: return "gguf";
   }
   return "?";
 }
@@ -26,6 +27,7 @@ std::string_view tokenizer_kind_name(TokenizerKind kind) {
     case TokenizerKind::kLlama2c: return "llama2c";
     case TokenizerKind::kSentencePiece: return "sentencepiece";
     case TokenizerKind::kHuggingFaceJson: return "tokenizer.json";
+    case TokenizerKind::kGguf: return "gguf";
   }
   return "?";
 }

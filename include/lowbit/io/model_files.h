@@ -11,15 +11,16 @@
 #include <optional>
 #include <string>
 
+#include "lowbit/io/gguf.h"
 #include "lowbit/io/hf_config.h"
 #include "lowbit/io/safetensors.h"
 
 namespace lowbit {
 
-enum class ModelFormat { kHuggingFace, kSafetensorsFile, kLlama2c };
+enum class ModelFormat { kHuggingFace, kSafetensorsFile, kLlama2c, kGguf };
 std::string_view model_format_name(ModelFormat format);
 
-enum class TokenizerKind { kNone, kLlama2c, kSentencePiece, kHuggingFaceJson };
+enum class TokenizerKind { kNone, kLlama2c, kSentencePiece, kHuggingFaceJson, kGguf };
 std::string_view tokenizer_kind_name(TokenizerKind kind);
 
 struct ModelFiles {
@@ -33,6 +34,9 @@ struct ModelFiles {
   TokenizerKind tokenizer = TokenizerKind::kNone;
   std::string tokenizer_path;
   int64_t tokenizer_vocab_size = 0;   // known for llama2.c tokenizers (read and validated on open)
+  // Set for GGUF models: the parsed file (its metadata carries the tokenizer and is written
+  // back by `convert … out.gguf`).
+  std::shared_ptr<const GgufFile> gguf;
 
   int64_t parameter_count() const;  // sum of tensor element counts
   const Tensor* find(const std::string& name) const;
