@@ -26,7 +26,7 @@ class Llama2cBpeTokenizer final : public Tokenizer {
     if (vocabulary_.pieces.size() < 259) throw Error(path, "a llama2.c vocabulary needs at least 259 entries (3 + 256 bytes)");
   }
 
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool /*parse_special*/ = true) const override {
     require_utf8(text, "text");
     std::vector<int32_t> tokens;
     if (add_bos) tokens.push_back(1);

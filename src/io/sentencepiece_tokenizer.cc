@@ -16,7 +16,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     if (!status.ok()) throw Error(path, "not a SentencePiece model: " + status.ToString());
   }
 
-  std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
+  std::vector<int32_t> encode(std::string_view text, bool add_bos, bool /*parse_special*/ = true) const override {
     require_utf8(text, "text");
     std::vector<int> ids;
     const auto status = processor_.Encode(text, &ids);

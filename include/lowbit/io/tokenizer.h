@@ -4,8 +4,11 @@
 //   - SentencePiece tokenizer.model through Debian's libsentencepiece (Llama 1/2, Mistral);
 //   - Hugging Face tokenizer.json byte-level BPE (GPT-2 / Llama-3 / SmolLM / Qwen2 style):
 //     added/special tokens split first, then the pre-tokenizer regex (PCRE2, Unicode
-//     classes), the byte-to-unicode map and rank-ordered merges.
-// The model folder decides which one is used (see load_tokenizer).
+//     classes), the byte-to-unicode map and rank-ordered merges;
+//   - the tokenizer inside a GGUF (tokenizer.ggml.*), as llama.cpp runs it: "gpt2" is the
+//     same byte-level BPE with llama.cpp's pre-tokenizer regexes (tokenizer.ggml.pre), "llama"
+//     is llama.cpp's SentencePiece-style merge of the best-scoring bigram with byte fallback.
+// The model decides which one is used (see load_tokenizer).
 #pragma once
 
 #include <cstdint>
@@ -22,8 +25,11 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // Token ids for UTF-8 `text` (Error when it is not valid UTF-8). `add_bos` prepends
-  // the BOS id when the tokenizer has one.
-  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+  // the BOS id when the tokenizer has one. With `parse_special` (the default, as llama.cpp
+  // and Hugging Face do) the text of a special/control token in `text` is that token;
+  // without it such text is tokenized like any other. (User-defined added tokens are
+  // matched either way; tokenizers without special tokens in their text ignore the flag.)
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special = true) const = 0;
   // Text of `token` as it continues a stream whose previous token was `previous`
   // (-1 at the start); handles SentencePiece's leading-space rule and byte tokens.
   virtual std::string decode_token(int32_t previous, int32_t token) const = 0;
@@ -41,6 +47,9 @@ class Tokenizer {
 std::unique_ptr<Tokenizer> load_llama2c_bpe_tokenizer(const std::string& path, int64_t vocab_size);
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path);
 std::unique_ptr<Tokenizer> load_hf_bpe_tokenizer(const std::string& path);
+// From a GGUF's tokenizer.ggml.* metadata; Error naming the file and the key or value it
+// cannot use (unknown tokenizer.ggml.model or tokenizer.ggml.pre, missing tokens, ...).
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& file);
 
 // The tokenizer that ships with `model`; Error naming the model path when none was found.
 std::unique_ptr<Tokenizer> load_tokenizer(const ModelFiles& model);
