@@ -54,6 +54,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const ModelFiles& model) {
       return load_sentencepiece_tokenizer(model.tokenizer_path);
     case TokenizerKind::kHuggingFaceJson:
       return load_hf_bpe_tokenizer(model.tokenizer_path);
+    case TokenizerKind::kGguf:
+      if (!model.gguf) throw Error(model.path, "GGUF tokenizer without its parsed file");
+      return load_gguf_tokenizer(*model.gguf);
     case TokenizerKind::kNone:
       break;
   }
