@@ -122,7 +122,7 @@ def seeds():
         "bad_magic": b"GGUX" + v3.file(base)[4:],
         "bad_version_4": v3.file(base, header=b"GGUF" + struct.pack("<IQQ", 4, 0, 1)),
         # a key whose length runs past the end of the file
-        "bad_string_length": b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 2**40) + b"key",
+        "bad_string_length": b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 2**40) + b"key" + bytes(16),
         "bad_array_nested_9": v3.file([("deep", ARRAY, nest(9))]),
         "bad_bool_2": v3.file([("b", BOOL, 2)]),
         "bad_duplicate_key": v3.file([("k", U8, 1), ("k", U8, 2)]),
