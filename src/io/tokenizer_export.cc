@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "byte_level_bpe.h"
 #include "lowbit/core/error.h"
@@ -270,8 +271,21 @@ std::string tokenizer_json_from_gguf(const GgufFile& file) {
                      {"rstrip", false},
                      {"normalized", !token.special},
                      {"special", token.special}});
+  // The vocabulary in id order. ordered_json's own insertion searches linearly, so entries
+  // are appended to its underlying vector; a repeated text keeps its first place and the
+  // later id (as the tokenizers map them).
   ordered_json vocab = ordered_json::object();
-  for (size_t id = 0; id < data.tokens.size(); ++id) vocab[data.tokens[id]] = id;
+  {
+    auto& entries = static_cast<std::vector<std::pair<const std::string, ordered_json>>&>(
+        vocab.get_ref<ordered_json::object_t&>());
+    std::unordered_map<std::string_view, size_t> position;
+    entries.reserve(data.tokens.size());
+    for (size_t id = 0; id < data.tokens.size(); ++id) {
+      const auto [it, fresh] = position.emplace(data.tokens[id], entries.size());
+      if (fresh) entries.emplace_back(data.tokens[id], id);
+      else entries[it->second].second = id;
+    }
+  }
   ordered_json merges = ordered_json::array();
   for (const auto& [left, right] : data.merges) merges.push_back(ordered_json::array({left, right}));
   ordered_json post = nullptr;
