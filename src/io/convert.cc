@@ -5,6 +5,7 @@
 #include "lowbit/core/atomic_file.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/mapped_file.h"
+#include "lowbit/io/tokenizer_export.h"
 
 namespace lowbit {
 
@@ -67,7 +68,10 @@ ConvertReport convert_model(const ModelFiles& model, const std::string& output, 
   AtomicDirectory folder(output);
   write_safetensors(folder.file("model.safetensors"), tensors, output_metadata(model));
   write_file_atomically(folder.file("config.json"), config.to_json().dump(2) + "\n");
-  if (!model.tokenizer_path.empty()) {
+  if (model.tokenizer == TokenizerKind::kGguf && model.gguf) {
+    // The tokenizer lives in the GGUF's metadata: write it as a Hugging Face tokenizer.json.
+    write_file_atomically(folder.file("tokenizer.json"), tokenizer_json_from_gguf(*model.gguf));
+  } else if (!model.tokenizer_path.empty()) {
     const std::string name = fs::path(model.tokenizer_path).filename().string();
     copy_file_atomically(model.tokenizer_path, folder.file(name));
   }

@@ -1,4 +1,5 @@
 #include "lowbit/io/model_files.h"
+#include "lowbit/io/gguf_model.h"
 
 #include <cstring>
 #include <filesystem>
@@ -189,7 +190,8 @@ ModelFiles open_model(const std::string& path_text) {
     model = open_safetensors_model(path, has_config);
     if (has_config) find_tokenizer(model, path.parent_path().empty() ? "." : path.parent_path());
   } else if (starts_with_magic(path, "GGUF")) {
-    throw Error(path_text, "GGUF files are not supported yet (planned: the GGUF interop issue)");
+    model = open_gguf_model(path_text);
+    check_against_config(model, path_text);
   } else {
     auto checkpoint = load_llama2c(path_text);
     model.format = ModelFormat::kLlama2c;

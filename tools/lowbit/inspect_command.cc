@@ -1,10 +1,13 @@
 // lowbit inspect MODEL [--json]: architecture, tensor table, parameter count, file size.
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "lowbit/io/gguf_model.h"
 #include "lowbit/io/model_files.h"
 
 namespace lowbit::cli {
@@ -15,7 +18,44 @@ struct InspectOptions {
   std::string model;
   bool json = false;
   bool tensors = true;
+  bool metadata = false;
 };
+
+// What a GGUF file stores: per-type tensor counts and the true bits per weight (every
+// byte of tensor data, block scales and mins included, over every weight).
+struct GgufSummary {
+  std::map<std::string, int64_t> type_counts;
+  uint64_t tensor_bytes = 0;
+  uint64_t elements = 0;
+  double bits_per_weight() const { return elements ? 8.0 * static_cast<double>(tensor_bytes) / static_cast<double>(elements) : 0; }
+};
+
+GgufSummary summarize(const GgufFile& file) {
+  GgufSummary summary;
+  for (const auto& info : file.tensors()) {
+    summary.type_counts[std::string(ggml_traits(info.type).name)]++;
+    summary.tensor_bytes += info.size_bytes;
+    summary.elements += info.element_count();
+  }
+  return summary;
+}
+
+std::string type_counts_text(const GgufSummary& summary) {
+  std::vector<std::pair<int64_t, std::string>> sorted;
+  for (const auto& [name, count] : summary.type_counts) sorted.emplace_back(-count, name);
+  std::sort(sorted.begin(), sorted.end());
+  std::string text;
+  for (const auto& [negative_count, name] : sorted) text += (text.empty() ? "" : ", ") + std::to_string(-negative_count) + " " + name;
+  return text;
+}
+
+// The ggml type a GGUF stored a (HF-named) tensor in; empty for other formats.
+std::string stored_type(const ModelFiles& model, const std::string& name) {
+  if (!model.gguf) return "";
+  const auto gguf_name = gguf_tensor_name(name);
+  const GgufTensorInfo* info = gguf_name ? model.gguf->find_tensor(*gguf_name) : nullptr;
+  return info ? std::string(ggml_traits(info->type).name) : "";
+}
 
 nlohmann::json to_json(const ModelFiles& model) {
   nlohmann::json j;
@@ -28,14 +68,32 @@ nlohmann::json to_json(const ModelFiles& model) {
   j["tokenizer"] = {{"kind", tokenizer_kind_name(model.tokenizer)}, {"path", model.tokenizer_path}};
   if (model.tokenizer_vocab_size) j["tokenizer"]["vocab_size"] = model.tokenizer_vocab_size;
   j["metadata"] = model.metadata;
+  if (model.gguf) {
+    const GgufSummary summary = summarize(*model.gguf);
+    nlohmann::json metadata = nlohmann::json::object();
+    for (const auto& [key, value] : model.gguf->metadata()) metadata[key] = value.to_display();
+    j["gguf"] = {{"version", model.gguf->version()},
+                 {"alignment", model.gguf->alignment()},
+                 {"tensor_types", summary.type_counts},
+                 {"tensor_bytes", summary.tensor_bytes},
+                 {"bits_per_weight", summary.bits_per_weight()},
+                 {"metadata", metadata}};
+  }
   nlohmann::json tensors = nlohmann::json::array();
-  for (const auto& [name, tensor] : model.tensors)
-    tensors.push_back({{"name", name}, {"dtype", dtype_name(tensor.dtype())}, {"shape", tensor.shape()}, {"bytes", tensor.nbytes()}});
+  for (const auto& [name, tensor] : model.tensors) {
+    nlohmann::json entry = {{"name", name}, {"dtype", dtype_name(tensor.dtype())}, {"shape", tensor.shape()}, {"bytes", tensor.nbytes()}};
+    if (model.gguf) {
+      const auto gguf_name = gguf_tensor_name(name);
+      const GgufTensorInfo* info = gguf_name ? model.gguf->find_tensor(*gguf_name) : nullptr;
+      if (info) entry["stored"] = {{"name", info->name}, {"type", ggml_traits(info->type).name}, {"bytes", info->size_bytes}};
+    }
+    tensors.push_back(entry);
+  }
   j["tensors"] = tensors;
   return j;
 }
 
-void print_text(const ModelFiles& model, bool with_tensors) {
+void print_text(const ModelFiles& model, bool with_tensors, bool with_metadata) {
   std::printf("model:        %s\n", model.path.c_str());
   std::printf("format:       %s (%zu weight file%s, %s bytes)\n", std::string(model_format_name(model.format)).c_str(),
               model.weight_files.size(), model.weight_files.size() == 1 ? "" : "s",
@@ -63,13 +121,27 @@ void print_text(const ModelFiles& model, bool with_tensors) {
   }
   std::printf("parameters:   %s\n", with_thousands(model.parameter_count()).c_str());
   std::printf("tensors:      %zu\n", model.tensors.size());
+  if (model.gguf) {
+    const GgufSummary summary = summarize(*model.gguf);
+    std::printf("gguf:         version %u, %zu metadata keys, alignment %llu\n", model.gguf->version(),
+                model.gguf->metadata().size(), (unsigned long long)model.gguf->alignment());
+    std::printf("stored types: %s\n", type_counts_text(summary).c_str());
+    std::printf("bits/weight:  %.4f (%s bytes of tensor data, block scales and mins included; held as f32 in memory)\n",
+                summary.bits_per_weight(), with_thousands(static_cast<long long>(summary.tensor_bytes)).c_str());
+    if (with_metadata) {
+      std::printf("\n");
+      for (const auto& [key, value] : model.gguf->metadata()) std::printf("  %s = %s\n", key.c_str(), value.to_display().c_str());
+    }
+  }
   if (!with_tensors) return;
   size_t width = 4;
   for (const auto& [name, tensor] : model.tensors) width = std::max(width, name.size());
-  std::printf("\n  %-*s  %-7s  %-14s  %12s\n", (int)width, "name", "dtype", "shape", "bytes");
+  const bool stored = model.gguf != nullptr;
+  std::printf("\n  %-*s  %-7s  %-14s  %12s%s\n", (int)width, "name", "dtype", "shape", "bytes", stored ? "  stored" : "");
   for (const auto& [name, tensor] : model.tensors)
-    std::printf("  %-*s  %-7s  %-14s  %12s\n", (int)width, name.c_str(), std::string(dtype_name(tensor.dtype())).c_str(),
-                shape_to_string(tensor.shape()).c_str(), with_thousands(static_cast<long long>(tensor.nbytes())).c_str());
+    std::printf("  %-*s  %-7s  %-14s  %12s%s%s\n", (int)width, name.c_str(), std::string(dtype_name(tensor.dtype())).c_str(),
+                shape_to_string(tensor.shape()).c_str(), with_thousands(static_cast<long long>(tensor.nbytes())).c_str(),
+                stored ? "  " : "", stored_type(model, name).c_str());
 }
 
 }  // namespace
@@ -79,13 +151,17 @@ Runner add_inspect_command(CLI::App& app) {
   app.add_option("MODEL", options->model, "model folder or file")->required();
   app.add_flag("--json", options->json, "print one JSON object instead of text");
   app.add_flag("!--no-tensors", options->tensors, "omit the per-tensor table");
-  app.footer("Example: lowbit inspect ../shared/models/stories260K/hf");
+  app.add_flag("--metadata", options->metadata, "list every GGUF metadata key (GGUF files)");
+  app.footer(
+      "Examples:\n"
+      "  lowbit inspect ../shared/models/stories260K/hf\n"
+      "  lowbit inspect ../shared/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf --no-tensors --metadata");
   return [options] {
     const ModelFiles model = open_model(options->model);
     if (options->json)
       std::cout << to_json(model).dump(2) << "\n";
     else
-      print_text(model, options->tensors);
+      print_text(model, options->tensors, options->metadata);
     return 0;
   };
 }
