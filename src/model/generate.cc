@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <cmath>
 #include <numeric>
 
@@ -55,6 +56,10 @@ GenerationResult generate(const LlamaModel& model, std::span<const int32_t> prom
   result.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   t0 = clock::now();
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+    // Not stopping at EOS means EOS is never chosen (llama.cpp's --ignore-eos sets its logit
+    // to -inf), so the continuation stays text rather than running on past an end marker.
+    if (!options.stop_at_eos && eos_id >= 0 && eos_id < config.vocab_size)
+      logits[static_cast<size_t>(eos_id)] = -std::numeric_limits<float>::infinity();
     const int32_t token = sample_token(logits, options.sampling, static_cast<uint64_t>(step));
     if (options.stop_at_eos && token == eos_id) break;
     result.tokens.push_back(token);

@@ -28,7 +28,7 @@ Runner add_run_command(CLI::App& app) {
   app.add_option("--temp", o->temperature, "sampling temperature; 0 = greedy argmax (default)")->check(CLI::Range(0.0, 100.0));
   app.add_option("--top-p", o->top_p, "nucleus sampling mass (default 1)")->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", o->seed, "sampling seed (default 0)");
-  app.add_flag("--ignore-eos", o->ignore_eos, "keep generating past the end-of-text token");
+  app.add_flag("--ignore-eos", o->ignore_eos, "never choose the end-of-text token (its logit is masked, as llama.cpp's --ignore-eos)");
   app.add_flag("--json", o->json, "print a JSON object (text, ids, timings) instead of streaming");
   app.footer("Example: lowbit run -m ../shared/models/stories260K/hf -p \"Once upon a time\" -n 60");
   return [o] {

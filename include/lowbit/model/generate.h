@@ -27,7 +27,7 @@ int32_t sample_token(std::span<const float> logits, const SamplingOptions& optio
 struct GenerationOptions {
   int64_t max_new_tokens = 64;
   SamplingOptions sampling;
-  bool stop_at_eos = true;
+  bool stop_at_eos = true;  // false: EOS is masked (never sampled), as llama.cpp's --ignore-eos
 };
 
 struct GenerationResult {
