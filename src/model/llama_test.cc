@@ -263,8 +263,11 @@ TEST_P(Stories260K, ReferencePerplexityOfFirst512Tokens) {
   EXPECT_NEAR(result.perplexity, 3.7106748, 4e-4);
 }
 
-INSTANTIATE_TEST_SUITE_P(BothEncodings, Stories260K, ::testing::Values("hf", "llama2c/stories260K.bin"),
-                         [](const auto& info) { return std::string(info.index == 0 ? "hf" : "llama2c"); });
+// Three independent encodings of the same weights: HF safetensors, llama2.c and GGUF v1 (Meta
+// layout, an untied copy of the output head, its own SentencePiece-style vocabulary).
+INSTANTIATE_TEST_SUITE_P(EveryEncoding, Stories260K,
+                         ::testing::Values("hf", "llama2c/stories260K.bin", "gguf-v1/tinyllamas-stories-260k-f32.gguf"),
+                         [](const auto& info) { return std::string(info.index == 0 ? "hf" : info.index == 1 ? "llama2c" : "gguf"); });
 
 }  // namespace
 }  // namespace lowbit

@@ -43,3 +43,11 @@ void expect_same_config(const LlamaConfig& a, const LlamaConfig& b);
   auto var##_opt = ::lowbit::testing::shared_dir();                                         \
   if (!var##_opt) GTEST_SKIP() << "shared/ not found (set LOWBIT_SHARED or place ../shared)"; \
   const std::string var = *var##_opt
+
+// Tests that run the real 135M model for many tokens take minutes in the Debug+ASan build;
+// they run in the Release suite, and the sanitizer run covers the same code on stories260K.
+#if defined(__SANITIZE_ADDRESS__)
+#define LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS() GTEST_SKIP() << "real-model run skipped under ASan (covered by the Release suite)"
+#else
+#define LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS() (void)0
+#endif
