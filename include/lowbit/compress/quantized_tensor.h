@@ -1,0 +1,146 @@
+// QuantizedTensor: a weight matrix W [rows = outputs, cols = inputs] stored as packed b-bit codes
+// of a scalar grid (a numerics Format), with one scale — and, for asymmetric integer grids, one
+// zero point — per (row, group of input columns). What every compression method returns and what
+// writers and kernels consume.
+//
+// Value of element (r, c), with g = group_of(c):
+//     symmetric grids   W[r, c] = element.decode(code[r, c]) * scale[r, g]
+//     asymmetric (uintB) W[r, c] = (code[r, c] - zero_point[r, g]) * scale[r, g]
+// computed in f32 (one rounding: the product). Scales are stored values of `scale_dtype`
+// (f16 by default): a method chooses a scale, rounds it into the dtype, and rounds the weights
+// with that rounded scale, so the dequantized value is exactly what the stored bytes imply.
+//
+// Groups: `group_size` consecutive input columns share a scale (0 = the whole row); the last group
+// of a row is shorter when cols is not a multiple. With act-order GPTQ and dynamic groups, the
+// columns of a group are not consecutive: then g_idx[c] names column c's group (as GPTQ's g_idx
+// tensor does); otherwise g_idx is empty and group_of(c) = c / group_size.
+//
+// Layout (what storage_bytes() counts, and what writers store):
+//   codes        rows x row_bytes(), row_bytes = ceil(cols * bits / 8): each row packed on its own
+//                (numerics packing: LSB-first, code i at bits [i*b, (i+1)*b) of the row, pad bits 0)
+//   scales       rows x groups_per_row() values of scale_dtype (2 bytes for f16/bf16, 4 for f32)
+//   zero points  asymmetric grids only: rows x groups_per_row() codes of `bits` bits, each row
+//                packed like the codes (ceil(groups * bits / 8) bytes per row)
+//   g_idx        when present: cols int32
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lowbit/core/dtype.h"
+#include "lowbit/core/tensor.h"
+#include "lowbit/numerics/block_format.h"
+#include "lowbit/numerics/format.h"
+
+namespace lowbit {
+
+// What grid, which grouping, which scale dtype. Shared by every method (rtn.h, gptq.h).
+struct QuantScheme {
+  // The scalar grid, 1..8 bits: Format::int_symmetric(b) (symmetric ±(2^(b-1)-1), the default),
+  // Format::uint(b) (asymmetric: per-group zero point), Format::int_full(b), Format::nf4(),
+  // Format::e2m1(), Format::e4m3(), codebooks, ... Scales map each group's range onto the grid's
+  // largest magnitude (numerics' absmax rule); non-uniform grids round to the nearest level.
+  Format element = Format::int_symmetric(4);
+  // Input columns per scale; 0 = one scale per row (per-channel).
+  int64_t group_size = 128;
+  // kF16 (default, what GPTQ/AWQ checkpoints store), kBF16 or kF32. Scales beyond the dtype's range
+  // saturate to its largest finite value; scales below its smallest subnormal round to 0 (the group
+  // then decodes to 0 — use kF32 for weights that tiny).
+  DType scale_dtype = DType::kF16;
+
+  // Integer grids: symmetric = Format::int_symmetric(bits), asymmetric = Format::uint(bits).
+  static QuantScheme integer(int bits, int64_t group_size, bool symmetric, DType scale_dtype = DType::kF16);
+  // Any grid.
+  static QuantScheme with_format(Format element, int64_t group_size, DType scale_dtype = DType::kF16);
+
+  int bits() const { return element.bits(); }
+  // Unsigned integer grids carry a zero point per group.
+  bool asymmetric() const;
+  // The numerics view of the scheme (element, saturating scale format, groups along rows), for
+  // numerics' scale search (choose_block_scale) and block quantizer.
+  BlockFormat block_format() const;
+  // Throws Error (naming the option and the value found) unless the scheme can quantize rows of
+  // `cols` columns: bits 1..8, group_size 0..cols, scale dtype f16/bf16/f32, a grid with positive
+  // values and — unless it is an unsigned integer grid — negative ones too.
+  void validate(int64_t cols) const;
+  // e.g. "int4 g128 (f16 scales)", "uint3 per-row (f16 scales, zero points)", "nf4 g64 (f32 scales)".
+  std::string to_string() const;
+};
+
+class QuantizedTensor {
+ public:
+  QuantizedTensor() = default;
+  // rows x cols, every code 0, every scale 0 (every value 0), zero points 0, no g_idx.
+  // Throws Error when the scheme does not validate for `cols` or a size is negative.
+  QuantizedTensor(int64_t rows, int64_t cols, QuantScheme scheme);
+
+  // From stored parts (a loader): codes packed as described above, scales [rows x groups],
+  // zero points unpacked [rows x groups] (empty for symmetric grids), g_idx [cols] or empty.
+  // Validates everything: sizes, zero pad bits, codes/zero points < 2^bits, scales finite and
+  // exactly representable in scale_dtype, g_idx entries in [0, groups). Throws Error.
+  static QuantizedTensor from_parts(int64_t rows, int64_t cols, QuantScheme scheme, std::vector<uint8_t> packed_codes,
+                                    std::vector<float> scales, std::vector<uint8_t> zero_points = {},
+                                    std::vector<int32_t> g_idx = {});
+
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  const QuantScheme& scheme() const { return scheme_; }
+  int bits() const { return scheme_.bits(); }
+  // The resolved group size (cols for per-row schemes) and the number of groups per row.
+  int64_t group_size() const { return group_; }
+  int64_t groups_per_row() const { return groups_; }
+  int64_t row_bytes() const { return row_bytes_; }
+  int64_t group_of(int64_t col) const { return g_idx_.empty() ? col / group_ : g_idx_[static_cast<size_t>(col)]; }
+
+  std::span<const uint8_t> packed_codes() const { return codes_; }
+  std::span<const uint8_t> packed_row(int64_t row) const;
+  std::span<const float> scales() const { return scales_; }        // [rows x groups]
+  std::span<const uint8_t> zero_points() const { return zeros_; }  // [rows x groups], empty when symmetric
+  std::span<const int32_t> g_idx() const { return g_idx_; }        // [cols] or empty
+  float scale(int64_t row, int64_t group) const { return scales_[static_cast<size_t>(row * groups_ + group)]; }
+  int zero_point(int64_t row, int64_t group) const {
+    return zeros_.empty() ? 0 : zeros_[static_cast<size_t>(row * groups_ + group)];
+  }
+  // The scales as a [rows, groups] tensor of scale_dtype (exact: they are representable).
+  Tensor scales_tensor() const;
+  // Zero points packed per row at `bits` bits (rows x ceil(groups * bits / 8) bytes), as stored.
+  std::vector<uint8_t> packed_zero_points() const;
+
+  // Row r's codes, unpacked (cols entries).
+  void codes_of_row(int64_t row, std::span<uint8_t> out) const;
+  std::vector<uint8_t> codes() const;  // all rows, unpacked, row-major
+
+  // Sets row r: codes (cols entries, each < 2^bits), its groups' scales (groups_per_row entries,
+  // each representable in scale_dtype — methods round them so) and zero points (asymmetric only,
+  // groups_per_row entries < 2^bits; otherwise empty). Throws Error on any mismatch. Rows may be
+  // set concurrently from different threads.
+  void set_row(int64_t row, std::span<const uint8_t> codes, std::span<const float> scales,
+               std::span<const uint8_t> zero_points = {});
+  // Column → group map for non-consecutive groups (cols entries in [0, groups)); empty clears it.
+  void set_g_idx(std::vector<int32_t> g_idx);
+
+  // The f32 matrix the codes, scales and zero points stand for, [rows x cols] row-major.
+  std::vector<float> dequantize() const;
+  void dequantize(std::span<float> out) const;
+  void dequantize_row(int64_t row, std::span<float> out) const;
+
+  // Bytes of the layout above: codes + scales + zero points + g_idx.
+  int64_t storage_bytes() const;
+  // 8 * storage_bytes() / (rows * cols): the true bits per weight including every overhead.
+  double bits_per_weight() const;
+
+ private:
+  void check_row(int64_t row) const;
+
+  int64_t rows_ = 0, cols_ = 0, group_ = 1, groups_ = 0, row_bytes_ = 0;
+  QuantScheme scheme_;
+  std::vector<uint8_t> codes_;   // rows x row_bytes_
+  std::vector<float> scales_;    // rows x groups_
+  std::vector<uint8_t> zeros_;   // rows x groups_ (asymmetric)
+  std::vector<int32_t> g_idx_;   // cols or empty
+  std::vector<float> levels_;    // element.decode(code) for every code (symmetric dequantization)
+};
+
+}  // namespace lowbit

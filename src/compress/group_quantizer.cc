@@ -1,0 +1,69 @@
+#include "compress/group_quantizer.h"
+
+#include <cmath>
+
+namespace lowbit::compress_detail {
+
+GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& scale)
+    : element_(scheme.element), block_format_(scheme.block_format()), scale_options_(scale) {
+  // Weights saturate at the grid's largest value, never overflow to Inf: a clipped scale (MSE
+  // search) puts values beyond it on purpose, and e5m2-like grids would otherwise encode Inf.
+  if (element_.kind() == Format::Kind::kFloat && element_.overflow() == Overflow::kSpecial) {
+    element_ = element_.with_overflow(Overflow::kSaturate);
+    block_format_.element = element_;
+  }
+  asymmetric_ = scheme.asymmetric();
+  integer_ = element_.kind() == Format::Kind::kInt;
+  if (integer_) {
+    fraction_scale_ = std::ldexp(1.0, element_.fraction_bits());
+    int_min_ = element_.int_min();
+    int_max_ = element_.int_max();
+    max_code_ = static_cast<double>(element_.code_count() - 1);
+    mask_ = static_cast<int32_t>(element_.code_count() - 1);
+  }
+  zero_code_ = static_cast<uint8_t>(element_.encode(0.0f));
+  for (uint32_t code = 0; code < element_.code_count(); ++code) levels_[code] = element_.decode(code);
+  // Options the search refuses (percentile out of range, mean |x| with zero points, ...) are
+  // refused here, before any parallel loop, rather than inside one.
+  const float one = 1.0f;
+  choose({&one, 1}, {});
+}
+
+void GroupQuantizer::round(const float* x, const float* scales, const int32_t* zeros, int64_t n, uint8_t* codes,
+                           float* values) const {
+  if (!integer_) {
+    for (int64_t r = 0; r < n; ++r) {
+      const GroupParams p{scales[r], zeros ? zeros[r] : 0};
+      codes[r] = encode(x[r], p);
+      values[r] = value(codes[r], p);
+    }
+    return;
+  }
+  // Round-to-nearest-even by the 1.5·2^23 trick: for |t| < 2^22, t + 1.5·2^23 lies where the float
+  // spacing is 1, so the addition rounds t to an integer (ties to even) and the subtraction is
+  // exact. t is clamped into the grid's integer range first (at most 2^16 in magnitude), which
+  // cannot change a saturating result. Equals std::nearbyint, so the codes equal encode()'s.
+  constexpr float kMagic = 0x1.8p23f;
+  const float step = static_cast<float>(fraction_scale_), inverse_step = static_cast<float>(1.0 / fraction_scale_);
+  const float int_min = static_cast<float>(int_min_), int_max = static_cast<float>(int_max_);
+  const float max_code = static_cast<float>(max_code_);
+  for (int64_t r = 0; r < n; ++r) {
+    const float s = scales[r];
+    const bool live = s > 0.0f;
+    const float z = asymmetric_ ? static_cast<float>(zeros[r]) : 0.0f;
+    const float lo = asymmetric_ ? -z : int_min, hi = asymmetric_ ? max_code - z : int_max;
+    float t = (live ? x[r] / (live ? s : 1.0f) : 0.0f) * step;
+    t = t < lo ? lo : (t > hi ? hi : t);
+    t = (t + kMagic) - kMagic;
+    const int32_t code = (static_cast<int32_t>(t) + static_cast<int32_t>(z)) & mask_;
+    codes[r] = live ? static_cast<uint8_t>(code) : (asymmetric_ ? static_cast<uint8_t>(zeros[r]) : zero_code_);
+    values[r] = live ? t * inverse_step * s : 0.0f;
+  }
+}
+
+GroupParams GroupQuantizer::choose(std::span<const float> values, std::span<const float> importance) const {
+  const BlockScale s = choose_block_scale(values, importance, block_format_, scale_options_);
+  return {s.scale, s.zero_point};
+}
+
+}  // namespace lowbit::compress_detail

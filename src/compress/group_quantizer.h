@@ -1,0 +1,71 @@
+// The one per-group rule every method in compress/ uses: choose a group's scale (and zero point)
+// with numerics' scale search, then round each weight with that stored scale. RTN applies it to
+// the original weights; GPTQ to the error-compensated ones, group by group. Sharing it is what
+// makes GPTQ with H = I reproduce RTN code for code. Internal to the compress module.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+
+#include "lowbit/compress/quantized_tensor.h"
+#include "lowbit/numerics/block_format.h"
+
+namespace lowbit::compress_detail {
+
+struct GroupParams {
+  float scale = 0;   // the stored (rounded) scale
+  int32_t zero = 0;  // asymmetric grids
+};
+
+class GroupQuantizer {
+ public:
+  GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& scale);
+
+  // numerics' choose_block_scale on the group's values (importance: empty or one weight per value).
+  GroupParams choose(std::span<const float> values, std::span<const float> importance) const;
+
+  // The code of x under `p`, round-to-nearest-even: element.encode(x / scale) (with the group's
+  // zero point for uintB); the code of 0 when the scale is 0. Integer grids take a direct path that
+  // equals Format::encode (nearest-even on the integer value, saturating).
+  uint8_t encode(float x, const GroupParams& p) const {
+    if (!(p.scale > 0.0f)) return zero_code(p);
+    const float y = x / p.scale;
+    if (integer_) {
+      double t = std::nearbyint(static_cast<double>(y) * fraction_scale_);
+      const double lo = asymmetric_ ? -static_cast<double>(p.zero) : int_min_;
+      const double hi = asymmetric_ ? max_code_ - static_cast<double>(p.zero) : int_max_;
+      t = t < lo ? lo : (t > hi ? hi : t);
+      return static_cast<uint8_t>((static_cast<int32_t>(t) + (asymmetric_ ? p.zero : 0)) & mask_);
+    }
+    return static_cast<uint8_t>(element_.encode(y));
+  }
+
+  // The value a code stands for, exactly as QuantizedTensor::dequantize computes it.
+  float value(uint8_t code, const GroupParams& p) const {
+    if (asymmetric_) return static_cast<float>(static_cast<int>(code) - p.zero) * p.scale;
+    return levels_[code] * p.scale;
+  }
+
+  // encode and value for n weights at once, weight r with its own scale and zero point (GPTQ
+  // rounds a column of a row tile this way). The same codes and values as the scalar calls; the
+  // integer path is written so that the compiler can vectorize it.
+  void round(const float* x, const float* scales, const int32_t* zeros, int64_t n, uint8_t* codes, float* values) const;
+
+  uint8_t zero_code(const GroupParams& p) const {
+    return asymmetric_ ? static_cast<uint8_t>(p.zero) : zero_code_;
+  }
+  bool asymmetric() const { return asymmetric_; }
+
+ private:
+  Format element_;
+  BlockFormat block_format_;
+  ScaleOptions scale_options_;
+  bool asymmetric_ = false, integer_ = false;
+  double fraction_scale_ = 1, int_min_ = 0, int_max_ = 0, max_code_ = 0;
+  int32_t mask_ = 0;
+  uint8_t zero_code_ = 0;
+  float levels_[256] = {};
+};
+
+}  // namespace lowbit::compress_detail

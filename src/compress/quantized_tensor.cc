@@ -1,0 +1,302 @@
+#include "lowbit/compress/quantized_tensor.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "lowbit/core/error.h"
+#include "lowbit/core/half.h"
+#include "lowbit/core/parallel.h"
+#include "lowbit/numerics/packing.h"
+
+namespace lowbit {
+
+namespace {
+
+constexpr const char* kWhere = "quantized tensor";
+
+bool representable(float value, DType dtype) {
+  switch (dtype) {
+    case DType::kF32: return true;
+    case DType::kF16: return f16_bits_to_f32(f32_to_f16_bits(value)) == value;
+    case DType::kBF16: return bf16_bits_to_f32(f32_to_bf16_bits(value)) == value;
+    default: return false;
+  }
+}
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+QuantScheme QuantScheme::integer(int bits, int64_t group_size, bool symmetric, DType scale_dtype) {
+  require(bits >= 1 && bits <= 8, "quantization scheme", "bits must be 1..8, found " + std::to_string(bits));
+  require(!symmetric || bits >= 2, "quantization scheme",
+          "symmetric integer grids need at least 2 bits (±(2^(b-1)-1)); use asymmetric 1-bit or Format::binary()");
+  QuantScheme s;
+  s.element = symmetric ? Format::int_symmetric(bits) : Format::uint(bits);
+  s.group_size = group_size;
+  s.scale_dtype = scale_dtype;
+  return s;
+}
+
+QuantScheme QuantScheme::with_format(Format element, int64_t group_size, DType scale_dtype) {
+  QuantScheme s;
+  s.element = std::move(element);
+  s.group_size = group_size;
+  s.scale_dtype = scale_dtype;
+  return s;
+}
+
+bool QuantScheme::asymmetric() const {
+  return element.kind() == Format::Kind::kInt && !element.twos_complement();
+}
+
+BlockFormat QuantScheme::block_format() const {
+  BlockFormat f;
+  f.element = element;
+  switch (scale_dtype) {
+    case DType::kBF16: f.scale = Format::bf16().with_overflow(Overflow::kSaturate); break;
+    case DType::kF32: f.scale = Format::fp32().with_overflow(Overflow::kSaturate); break;
+    default: f.scale = Format::fp16().with_overflow(Overflow::kSaturate); break;
+  }
+  f.granularity = group_size > 0 ? Granularity::groups(group_size) : Granularity::per_row();
+  f.rule = ScaleRule::kAbsmax;
+  f.scale_rounding = Rounding::kNearestEven;
+  return f;
+}
+
+void QuantScheme::validate(int64_t cols) const {
+  const std::string where = "quantization scheme " + to_string();
+  require(element.bits() >= 1 && element.bits() <= 8, where,
+          "bits per code must be 1..8, found " + std::to_string(element.bits()) + " (" + element.to_string() + ")");
+  require(group_size >= 0, where, "group size must be >= 0 (0 = per row), found " + str(group_size));
+  require(group_size <= cols, where,
+          "group size " + str(group_size) + " is larger than a row of " + str(cols) + " columns");
+  require(scale_dtype == DType::kF16 || scale_dtype == DType::kBF16 || scale_dtype == DType::kF32, where,
+          "scale dtype must be F16, BF16 or F32, found " + std::string(dtype_name(scale_dtype)));
+  require(element.max_value() > 0, where, "the grid " + element.to_string() + " has no positive value");
+  if (asymmetric()) {
+    require(element.zero_point() == 0 && element.fraction_bits() == 0, where,
+            "asymmetric grids are plain uintB (zero points are chosen per group), found " + element.to_string());
+  } else {
+    require(element.lowest_value() < 0, where,
+            "the grid " + element.to_string() + " has no negative values (unsigned grids other than uintB cannot hold weights)");
+  }
+}
+
+std::string QuantScheme::to_string() const {
+  std::string text = element.to_string();
+  text += group_size > 0 ? " g" + std::to_string(group_size) : std::string(" per-row");
+  text += " (" + std::string(dtype_name(scale_dtype)) + " scales";
+  if (asymmetric()) text += ", zero points";
+  return text + ")";
+}
+
+QuantizedTensor::QuantizedTensor(int64_t rows, int64_t cols, QuantScheme scheme) : scheme_(std::move(scheme)) {
+  require(rows >= 0 && cols >= 0, kWhere, "negative shape [" + str(rows) + ", " + str(cols) + "]");
+  scheme_.validate(cols);
+  rows_ = rows;
+  cols_ = cols;
+  group_ = scheme_.group_size > 0 ? scheme_.group_size : std::max<int64_t>(cols, 1);
+  groups_ = (cols + group_ - 1) / group_;
+  row_bytes_ = static_cast<int64_t>(packed_bytes(static_cast<size_t>(cols), bits()));
+  codes_.assign(static_cast<size_t>(rows * row_bytes_), 0);
+  scales_.assign(static_cast<size_t>(rows * groups_), 0.0f);
+  if (scheme_.asymmetric()) zeros_.assign(static_cast<size_t>(rows * groups_), 0);
+  levels_.resize(static_cast<size_t>(scheme_.element.code_count()));
+  for (uint32_t code = 0; code < levels_.size(); ++code) levels_[code] = scheme_.element.decode(code);
+}
+
+QuantizedTensor QuantizedTensor::from_parts(int64_t rows, int64_t cols, QuantScheme scheme,
+                                            std::vector<uint8_t> packed_codes, std::vector<float> scales,
+                                            std::vector<uint8_t> zero_points, std::vector<int32_t> g_idx) {
+  QuantizedTensor t(rows, cols, std::move(scheme));
+  require(packed_codes.size() == t.codes_.size(), kWhere,
+          "packed codes have " + str(static_cast<int64_t>(packed_codes.size())) + " bytes, expected " + str(rows) +
+              " rows x " + str(t.row_bytes_) + " = " + str(static_cast<int64_t>(t.codes_.size())));
+  require(scales.size() == t.scales_.size(), kWhere,
+          "scales have " + str(static_cast<int64_t>(scales.size())) + " values, expected " + str(rows) + " x " +
+              str(t.groups_));
+  const size_t expected_zeros = t.scheme_.asymmetric() ? t.scales_.size() : 0;
+  require(zero_points.size() == expected_zeros, kWhere,
+          "zero points have " + str(static_cast<int64_t>(zero_points.size())) + " values, expected " +
+              str(static_cast<int64_t>(expected_zeros)) + (expected_zeros ? "" : " (symmetric grid)"));
+  for (size_t i = 0; i < scales.size(); ++i)
+    require(std::isfinite(scales[i]) && representable(scales[i], t.scheme_.scale_dtype), kWhere,
+            "scale " + str(static_cast<int64_t>(i)) + " (" + std::to_string(scales[i]) + ") is not a finite " +
+                std::string(dtype_name(t.scheme_.scale_dtype)) + " value");
+  const uint32_t limit = static_cast<uint32_t>(t.scheme_.element.code_count());
+  for (size_t i = 0; i < zero_points.size(); ++i)
+    require(zero_points[i] < limit, kWhere,
+            "zero point " + str(static_cast<int64_t>(i)) + " is " + std::to_string(zero_points[i]) + ", >= 2^" +
+                std::to_string(t.bits()));
+  // Unpacking checks the pad bits; every code fits by construction; codes that decode to NaN
+  // (lookup codes past the last level, NaN patterns) are not weights.
+  std::vector<uint8_t> row_codes(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    try {
+      unpack_bits(std::span<const uint8_t>(packed_codes).subspan(static_cast<size_t>(r * t.row_bytes_),
+                                                                  static_cast<size_t>(t.row_bytes_)),
+                  t.bits(), row_codes);
+    } catch (const Error& e) {
+      throw e.with_context(std::string(kWhere) + ": codes of row " + str(r));
+    }
+    for (int64_t c = 0; c < cols; ++c)
+      require(!std::isnan(t.levels_[row_codes[static_cast<size_t>(c)]]), kWhere,
+              "code " + std::to_string(row_codes[static_cast<size_t>(c)]) + " at [" + str(r) + ", " + str(c) +
+                  "] is not a value of " + t.scheme_.element.to_string());
+  }
+  t.codes_ = std::move(packed_codes);
+  t.scales_ = std::move(scales);
+  t.zeros_ = std::move(zero_points);
+  t.set_g_idx(std::move(g_idx));
+  return t;
+}
+
+void QuantizedTensor::check_row(int64_t row) const {
+  require(row >= 0 && row < rows_, kWhere, "row " + str(row) + " outside [0, " + str(rows_) + ")");
+}
+
+std::span<const uint8_t> QuantizedTensor::packed_row(int64_t row) const {
+  check_row(row);
+  return std::span<const uint8_t>(codes_).subspan(static_cast<size_t>(row * row_bytes_), static_cast<size_t>(row_bytes_));
+}
+
+Tensor QuantizedTensor::scales_tensor() const {
+  Tensor t = Tensor::zeros(scheme_.scale_dtype, {rows_, groups_});
+  void* data = t.mutable_data();
+  if (scheme_.scale_dtype == DType::kF32) {
+    if (!scales_.empty()) std::memcpy(data, scales_.data(), scales_.size() * sizeof(float));
+  } else {
+    auto* bits = static_cast<uint16_t*>(data);
+    for (size_t i = 0; i < scales_.size(); ++i)
+      bits[i] = scheme_.scale_dtype == DType::kF16 ? f32_to_f16_bits(scales_[i]) : f32_to_bf16_bits(scales_[i]);
+  }
+  return t;
+}
+
+std::vector<uint8_t> QuantizedTensor::packed_zero_points() const {
+  if (zeros_.empty()) return {};
+  const size_t per_row = packed_bytes(static_cast<size_t>(groups_), bits());
+  std::vector<uint8_t> out(static_cast<size_t>(rows_) * per_row);
+  for (int64_t r = 0; r < rows_; ++r)
+    pack_bits(std::span<const uint8_t>(zeros_).subspan(static_cast<size_t>(r * groups_), static_cast<size_t>(groups_)),
+              bits(), std::span<uint8_t>(out).subspan(static_cast<size_t>(r) * per_row, per_row));
+  return out;
+}
+
+void QuantizedTensor::codes_of_row(int64_t row, std::span<uint8_t> out) const {
+  require(out.size() == static_cast<size_t>(cols_), kWhere,
+          "row buffer has " + str(static_cast<int64_t>(out.size())) + " entries for " + str(cols_) + " columns");
+  unpack_bits(packed_row(row), bits(), out);
+}
+
+std::vector<uint8_t> QuantizedTensor::codes() const {
+  std::vector<uint8_t> out(static_cast<size_t>(rows_ * cols_));
+  parallel_for(rows_, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      codes_of_row(r, std::span<uint8_t>(out).subspan(static_cast<size_t>(r * cols_), static_cast<size_t>(cols_)));
+  });
+  return out;
+}
+
+void QuantizedTensor::set_row(int64_t row, std::span<const uint8_t> codes, std::span<const float> scales,
+                              std::span<const uint8_t> zero_points) {
+  check_row(row);
+  const std::string where = std::string(kWhere) + " row " + str(row);
+  require(codes.size() == static_cast<size_t>(cols_), where,
+          "expected " + str(cols_) + " codes, found " + str(static_cast<int64_t>(codes.size())));
+  require(scales.size() == static_cast<size_t>(groups_), where,
+          "expected " + str(groups_) + " scales, found " + str(static_cast<int64_t>(scales.size())));
+  const size_t expected_zeros = zeros_.empty() ? 0 : static_cast<size_t>(groups_);
+  require(zero_points.size() == expected_zeros, where,
+          "expected " + str(static_cast<int64_t>(expected_zeros)) + " zero points, found " +
+              str(static_cast<int64_t>(zero_points.size())));
+  const uint32_t limit = static_cast<uint32_t>(scheme_.element.code_count());
+  for (size_t g = 0; g < scales.size(); ++g) {
+    require(std::isfinite(scales[g]) && representable(scales[g], scheme_.scale_dtype), where,
+            "scale " + std::to_string(scales[g]) + " of group " + str(static_cast<int64_t>(g)) + " is not a finite " +
+                std::string(dtype_name(scheme_.scale_dtype)) + " value");
+    if (!zero_points.empty())
+      require(zero_points[g] < limit, where, "zero point " + std::to_string(zero_points[g]) + " >= 2^" + std::to_string(bits()));
+  }
+  // pack_bits refuses codes >= 2^bits, naming the first.
+  pack_bits(codes, bits(),
+            std::span<uint8_t>(codes_).subspan(static_cast<size_t>(row * row_bytes_), static_cast<size_t>(row_bytes_)));
+  std::copy(scales.begin(), scales.end(), scales_.begin() + row * groups_);
+  if (!zero_points.empty()) std::copy(zero_points.begin(), zero_points.end(), zeros_.begin() + row * groups_);
+}
+
+void QuantizedTensor::set_g_idx(std::vector<int32_t> g_idx) {
+  if (!g_idx.empty()) {
+    require(g_idx.size() == static_cast<size_t>(cols_), kWhere,
+            "g_idx has " + str(static_cast<int64_t>(g_idx.size())) + " entries for " + str(cols_) + " columns");
+    for (size_t c = 0; c < g_idx.size(); ++c)
+      require(g_idx[c] >= 0 && g_idx[c] < groups_, kWhere,
+              "g_idx[" + str(static_cast<int64_t>(c)) + "] = " + std::to_string(g_idx[c]) + " outside [0, " +
+                  str(groups_) + ")");
+  }
+  g_idx_ = std::move(g_idx);
+}
+
+void QuantizedTensor::dequantize_row(int64_t row, std::span<float> out) const {
+  check_row(row);
+  require(out.size() == static_cast<size_t>(cols_), kWhere,
+          "row buffer has " + str(static_cast<int64_t>(out.size())) + " entries for " + str(cols_) + " columns");
+  thread_local std::vector<uint8_t> codes;
+  codes.resize(static_cast<size_t>(cols_));
+  unpack_bits(packed_row(row), bits(), codes);
+  const float* scales = scales_.data() + row * groups_;
+  const uint8_t* zeros = zeros_.empty() ? nullptr : zeros_.data() + row * groups_;
+  if (!g_idx_.empty()) {
+    for (int64_t c = 0; c < cols_; ++c) {
+      const int64_t g = g_idx_[static_cast<size_t>(c)];
+      const uint8_t code = codes[static_cast<size_t>(c)];
+      out[static_cast<size_t>(c)] = zeros ? static_cast<float>(static_cast<int>(code) - zeros[g]) * scales[g]
+                                          : levels_[code] * scales[g];
+    }
+    return;
+  }
+  for (int64_t g = 0; g < groups_; ++g) {
+    const int64_t c0 = g * group_, c1 = std::min(cols_, c0 + group_);
+    const float s = scales[g];
+    if (zeros) {
+      const int z = zeros[g];
+      for (int64_t c = c0; c < c1; ++c)
+        out[static_cast<size_t>(c)] = static_cast<float>(static_cast<int>(codes[static_cast<size_t>(c)]) - z) * s;
+    } else {
+      for (int64_t c = c0; c < c1; ++c) out[static_cast<size_t>(c)] = levels_[codes[static_cast<size_t>(c)]] * s;
+    }
+  }
+}
+
+void QuantizedTensor::dequantize(std::span<float> out) const {
+  require(out.size() == static_cast<size_t>(rows_ * cols_), kWhere,
+          "output has " + str(static_cast<int64_t>(out.size())) + " values for [" + str(rows_) + ", " + str(cols_) + "]");
+  parallel_for(rows_, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      dequantize_row(r, out.subspan(static_cast<size_t>(r * cols_), static_cast<size_t>(cols_)));
+  });
+}
+
+std::vector<float> QuantizedTensor::dequantize() const {
+  std::vector<float> out(static_cast<size_t>(rows_ * cols_));
+  dequantize(out);
+  return out;
+}
+
+int64_t QuantizedTensor::storage_bytes() const {
+  int64_t bytes = rows_ * row_bytes_;
+  bytes += rows_ * groups_ * static_cast<int64_t>(dtype_size(scheme_.scale_dtype));
+  if (!zeros_.empty()) bytes += rows_ * static_cast<int64_t>(packed_bytes(static_cast<size_t>(groups_), bits()));
+  bytes += static_cast<int64_t>(g_idx_.size()) * 4;
+  return bytes;
+}
+
+double QuantizedTensor::bits_per_weight() const {
+  const int64_t n = rows_ * cols_;
+  return n == 0 ? 0.0 : 8.0 * static_cast<double>(storage_bytes()) / static_cast<double>(n);
+}
+
+}  // namespace lowbit
