@@ -1,9 +1,12 @@
 // ggml's tensor types: the plain ones (F32, F16, BF16, integers) and the block-quantized
 // ones llama.cpp stores in GGUF files (Q4_0 … Q8_0, the k-quants Q2_K … Q6_K, IQ4_NL, IQ4_XS).
 // Each block type packs `block_size` consecutive values of a row into `type_size` bytes;
-// docs/FORMATS.md describes every layout in our words. Dequantization is bit-exact with
-// ggml's reference (`dequantize_row_*` in ggml-quants.c), which the conformance script
-// checks against the `gguf` Python package.
+// docs/FORMATS.md ("ggml block types") describes every layout in our words. Dequantization
+// is bit-exact with ggml's reference (`dequantize_row_*` in ggml-quants.c): every type but
+// the lattice-codebook IQ1/IQ2/IQ3 ones decodes, and src/numerics/ggml_quants_test.cc checks
+// each value against the `gguf` Python package (testdata made by scripts/make-ggml-golden.py).
+// Types ggml added after MXFP4 (NVFP4 = 40, Q1_0 = 41, Q2_0 = 42) are not listed yet:
+// find_ggml_type returns nullptr for them, as for ggml's retired numbers.
 #pragma once
 
 #include <cstddef>
@@ -43,12 +46,16 @@ uint64_t ggml_row_bytes(GgmlType type, uint64_t row_length);
 
 // Decodes out.size() values (a multiple of the block size) from `data`, which must hold
 // exactly out.size() / block_size blocks. Error for types with can_dequantize == false.
-// Bit-exact with ggml's dequantize_row_<type>.
+// Bit-exact with ggml's dequantize_row_<type> (Q8_1 and the integer/f64 types, which ggml
+// does not dequantize, give q·d and the number as the nearest float). Runs in parallel
+// over chunks of blocks (parallel.h); the result does not depend on the thread count.
 void ggml_dequantize(GgmlType type, std::span<const std::byte> data, std::span<float> out);
 
 // Encodes `in` (a multiple of the block size) into `out` (exactly the bytes it needs) the
 // way ggml's reference quantizer (`quantize_row_<type>_ref`) does, for F32, F16, BF16,
-// Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1; Error for other types.
+// Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1; Error for other types. Bit-exact, also for NaN and Inf
+// inputs, where ggml's C casts them to integers (undefined) and lowbit does what ggml built
+// for x86 does; f16 NaNs are written as ggml writes them (sign | 0x7E00).
 void ggml_quantize(GgmlType type, std::span<const float> in, std::span<std::byte> out);
 bool ggml_can_quantize(GgmlType type);
 
