@@ -555,6 +555,56 @@ TEST(SpmTokenizer, Llama2cVocabularyExportedAsGgufMatchesLlama2c) {
   EXPECT_TRUE(from_file->encode(text, true) == llama2c->encode(text, true));
 }
 
+// A minimal byte-level tokenizer.json with the given pre_tokenizer.
+std::string toy_tokenizer_json(const nlohmann::json& pre_tokenizer) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[detail::gpt2_byte_to_unicode(static_cast<uint8_t>(b))] = b;
+  vocab["ab"] = 256;
+  const nlohmann::json root = {
+      {"added_tokens", {{{"id", 257}, {"content", "<|begin_of_text|>"}, {"special", true}}}},
+      {"pre_tokenizer", pre_tokenizer},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"a b"}}}},
+  };
+  const std::string path = testing::temp_dir() + "/tokenizer.json";
+  testing::write_raw(path, root.dump());
+  return path;
+}
+
+TEST(TokenizerExport, TokenizerJsonPreTokenizerNamedOrRefused) {
+  auto pre_of = [](const nlohmann::json& pre) {
+    ModelFiles model;
+    model.tokenizer = TokenizerKind::kHuggingFaceJson;
+    model.tokenizer_path = toy_tokenizer_json(pre);
+    const GgufMetadata metadata = tokenizer_gguf_metadata(model);
+    return find_key(metadata, "tokenizer.ggml.pre")->as_string("pre");
+  };
+  const nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  const nlohmann::json byte_level_no_regex = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}};
+  auto sequence = [](std::vector<nlohmann::json> steps) { return nlohmann::json{{"type", "Sequence"}, {"pretokenizers", steps}}; };
+  auto split = [](const std::string& regex) {
+    return nlohmann::json{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}};
+  };
+  EXPECT_EQ(pre_of(byte_level), "gpt-2");
+  EXPECT_EQ(pre_of(sequence({{{"type", "Digits"}, {"individual_digits", true}}, byte_level})), "smollm");
+  // Llama 3's and Qwen2's tokenizer.json regexes (as their files write them).
+  EXPECT_EQ(pre_of(sequence({split(R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+                             byte_level_no_regex})),
+            "llama-bpe");
+  EXPECT_EQ(pre_of(sequence({split(R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+                             byte_level_no_regex})),
+            "qwen2");
+  const std::string refused = error_from([&] { pre_of(sequence({{{"type", "Digits"}, {"individual_digits", false}}, byte_level})); });
+  EXPECT_TRUE(contains(refused, "tokenizer.json: pre_tokenizer {")) << refused;
+  EXPECT_TRUE(contains(refused, "\"individual_digits\":false")) << refused;
+  EXPECT_TRUE(contains(refused, "is not one llama.cpp names")) << refused;
+  EXPECT_TRUE(contains(error_from([&] { pre_of({{"type", "ByteLevel"}, {"add_prefix_space", true}}); }), "is not one llama.cpp names"));
+  EXPECT_TRUE(contains(error_from([&] { pre_of(split(" ")); }), "has no ByteLevel step"));
+  ModelFiles none;
+  none.path = "somewhere";
+  EXPECT_EQ(error_from([&] { tokenizer_gguf_metadata(none); }),
+            "somewhere: no tokenizer found beside the model to describe in GGUF metadata");
+}
+
 TEST(TokenizerExport, LlamaGgufHasNoTokenizerJson) {
   LOWBIT_REQUIRE_SHARED(shared);
   const GgufFile stories = GgufFile::open(shared + "/models/stories260K/gguf-v1/tinyllamas-stories-260k-f32.gguf");
