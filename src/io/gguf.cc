@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -233,7 +234,7 @@ std::string GgufValue::to_display(size_t max_elements) const {
     out << "[" << gguf_value_type_name(array_type) << " × " << a->size();
     if (!a->empty()) out << ": ";
     for (size_t k = 0; k < a->size() && k < max_elements; ++k) out << (k ? ", " : "") << (*a)[k].to_display(max_elements);
-    if (a->size() > max_elements) out << ", …";
+    if (a->size() > max_elements) out << (max_elements ? ", …" : "…");
     out << "]";
   }
   return out.str();
@@ -352,8 +353,9 @@ GgufFile GgufFile::parse(std::span<const std::byte> bytes, const std::string& wh
   for (const auto& info : file.tensors_) {
     if (info.offset > data_size || info.size_bytes > data_size - info.offset)
       throw Error(where, "tensor '" + info.name + "': data [" + std::to_string(info.offset) + ", " +
-                             std::to_string(info.offset + info.size_bytes) + ") lies outside the " +
-                             std::to_string(data_size) + "-byte data section (truncated file?)");
+                             (info.offset > UINT64_MAX - info.size_bytes ? std::string("beyond 2^64")
+                                                                         : std::to_string(info.offset + info.size_bytes)) +
+                             ") lies outside the " + std::to_string(data_size) + "-byte data section (truncated file?)");
     by_offset.push_back(&info);
   }
   std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
@@ -429,14 +431,21 @@ class Buffer {
     put<uint64_t>(text.size());
     bytes_.append(text);
   }
-  void put_value(const GgufValue& value, const std::string& where) {
+  // Integers must fit their declared width: a silently wrapped value would be a different file.
+  template <typename T>
+  static T checked(auto v, const std::string& where) {
+    if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max())
+      throw Error(where, std::to_string(v) + " does not fit its declared type");
+    return static_cast<T>(v);
+  }
+  void put_value(const GgufValue& value, const std::string& where, int depth = 0) {
     switch (value.type) {
-      case GgufValueType::kUint8: put<uint8_t>(static_cast<uint8_t>(value.as_uint(where))); break;
-      case GgufValueType::kInt8: put<int8_t>(static_cast<int8_t>(value.as_int(where))); break;
-      case GgufValueType::kUint16: put<uint16_t>(static_cast<uint16_t>(value.as_uint(where))); break;
-      case GgufValueType::kInt16: put<int16_t>(static_cast<int16_t>(value.as_int(where))); break;
-      case GgufValueType::kUint32: put<uint32_t>(static_cast<uint32_t>(value.as_uint(where))); break;
-      case GgufValueType::kInt32: put<int32_t>(static_cast<int32_t>(value.as_int(where))); break;
+      case GgufValueType::kUint8: put<uint8_t>(checked<uint8_t>(value.as_uint(where), where)); break;
+      case GgufValueType::kInt8: put<int8_t>(checked<int8_t>(value.as_int(where), where)); break;
+      case GgufValueType::kUint16: put<uint16_t>(checked<uint16_t>(value.as_uint(where), where)); break;
+      case GgufValueType::kInt16: put<int16_t>(checked<int16_t>(value.as_int(where), where)); break;
+      case GgufValueType::kUint32: put<uint32_t>(checked<uint32_t>(value.as_uint(where), where)); break;
+      case GgufValueType::kInt32: put<int32_t>(checked<int32_t>(value.as_int(where), where)); break;
       case GgufValueType::kUint64: put<uint64_t>(value.as_uint(where)); break;
       case GgufValueType::kInt64: put<int64_t>(value.as_int(where)); break;
       case GgufValueType::kFloat32: put<float>(static_cast<float>(value.as_float(where))); break;
@@ -444,6 +453,7 @@ class Buffer {
       case GgufValueType::kBool: put<uint8_t>(value.as_bool(where) ? 1 : 0); break;
       case GgufValueType::kString: put_string(value.as_string(where)); break;
       case GgufValueType::kArray: {
+        if (depth >= kMaxArrayDepth) throw Error(where, "arrays nested deeper than 8 (readers refuse them)");
         const auto& elements = value.as_array(where);
         put<uint32_t>(static_cast<uint32_t>(value.array_type));
         put<uint64_t>(elements.size());
@@ -451,7 +461,7 @@ class Buffer {
           if (element.type != value.array_type)
             throw Error(where, "array element is " + type_name_of(element) + ", the array holds " +
                                    std::string(gguf_value_type_name(value.array_type)));
-          put_value(element, where);
+          put_value(element, where, depth + 1);
         }
         break;
       }
@@ -495,9 +505,19 @@ void write_gguf(const std::string& path, const GgufMetadata& metadata, const std
     if (tensor.name.empty()) throw Error(path, "tensor with an empty name");
     if (!names.insert(tensor.name).second) throw Error(label, "given twice");
     if (tensor.dims.empty() || tensor.dims.size() > kMaxDims) throw Error(label, "needs 1 to 4 dimensions");
-    uint64_t rows = 1;
-    for (size_t d = 1; d < tensor.dims.size(); ++d) rows *= tensor.dims[d];
-    const uint64_t expected = ggml_row_bytes(tensor.type, tensor.dims[0]) * rows;
+    unsigned __int128 rows = 1;
+    for (size_t d = 0; d < tensor.dims.size(); ++d) {
+      if (tensor.dims[d] == 0) throw Error(label, "dimension " + std::to_string(d) + " is 0");
+      if (d > 0) rows *= tensor.dims[d];
+      if (rows > static_cast<unsigned __int128>(INT64_MAX)) throw Error(label, "element count overflows");
+    }
+    uint64_t row_bytes = 0;
+    try {
+      row_bytes = ggml_row_bytes(tensor.type, tensor.dims[0]);
+    } catch (const Error& e) {
+      throw e.with_context(label);
+    }
+    const uint64_t expected = row_bytes * static_cast<uint64_t>(rows);
     if (expected != tensor.data.size())
       throw Error(label, std::string(ggml_traits(tensor.type).name) + " data of " + std::to_string(tensor.data.size()) +
                              " bytes, expected " + std::to_string(expected));

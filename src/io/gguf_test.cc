@@ -321,11 +321,8 @@ void check_round_trip(const GgufMetadata& metadata, uint64_t alignment) {
   EXPECT_TRUE(read_all(path2) == read_all(path)) << "rewriting what was read changed the file";
 }
 
-// NOTE(bug, gguf.h): fails until the GgufValue factories stop zeroing array_type — see the
-// test GgufValue.FactoryScalarsEqualWhatTheReaderReturns.
 TEST(GgufRoundTrip, EveryValueTypeDefaultAlignment) { check_round_trip(every_value_type(), 32); }
 
-// NOTE(bug, gguf.h): as above.
 TEST(GgufRoundTrip, EveryValueTypeAlignment64) {
   GgufMetadata metadata = every_value_type();
   // Not the first key: the reader must find it anywhere.
@@ -852,9 +849,7 @@ TEST(GgufWrite, RefusesBadInputAndLeavesNoFileBehind) {
   }
 }
 
-// NOTE(bug, gguf.cc write_gguf): the Error comes from ggml_row_bytes unwrapped, so it does
-// not name the file ("ggml_row_bytes: q4_0: a row of 33 values is not a multiple of the block
-// size 32"); write_gguf should check the row length itself or add the path and tensor name.
+// The block-size error names the file and the tensor, not just the ggml helper.
 TEST(GgufWrite, RowLengthNotAMultipleOfTheBlockSizeNamesThePath) {
   const std::vector<std::byte> q4(18);
   const std::string dir = testing::temp_dir();
@@ -876,9 +871,8 @@ TEST(GgufWrite, FailedWriteKeepsThePreviousFile) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
 }
 
-// NOTE(bug, gguf.cc write_gguf): the writer accepts inputs that produce files its own reader
-// rejects (or silently changes a value). Each case below should be refused with an Error
-// naming the path and leave no file; at the time of writing each one writes a file.
+// The writer refuses what its own reader would reject (or would silently change): each case
+// is an Error naming the path and leaves no file.
 TEST(GgufWrite, RefusesWhatTheReaderWouldReject) {
   const std::string dir = testing::temp_dir();
   const std::string path = dir + "/out.gguf";
@@ -912,10 +906,8 @@ TEST(GgufWrite, RefusesWhatTheReaderWouldReject) {
 // ---------------------------------------------------------------------------------
 // GgufValue accessors
 
-// NOTE(bug, gguf.h): the factories build scalars as {type, value, {}}; the `{}` value-
-// initializes array_type to 0 (kUint8) instead of the member's default kUint32, which the
-// reader leaves in place. So GgufValue::u32(5) != the u32 5 read from a file, and metadata
-// written with the factories never compares equal after a round trip.
+// Scalars built by the factories equal the same scalars read from a file (array_type keeps
+// its default, as the reader leaves it).
 TEST(GgufValue, FactoryScalarsEqualWhatTheReaderReturns) {
   GgufValue read;  // as the reader builds it
   read.type = VT::kUint32;

@@ -43,12 +43,12 @@ struct GgufValue {
   std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<GgufValue>> value;
   GgufValueType array_type = GgufValueType::kUint32;  // element type when type == kArray
 
-  static GgufValue u32(uint32_t v) { return {GgufValueType::kUint32, uint64_t{v}, {}}; }
-  static GgufValue i32(int32_t v) { return {GgufValueType::kInt32, int64_t{v}, {}}; }
-  static GgufValue u64(uint64_t v) { return {GgufValueType::kUint64, v, {}}; }
-  static GgufValue f32(float v) { return {GgufValueType::kFloat32, double{v}, {}}; }
-  static GgufValue boolean(bool v) { return {GgufValueType::kBool, v, {}}; }
-  static GgufValue string(std::string v) { return {GgufValueType::kString, std::move(v), {}}; }
+  static GgufValue u32(uint32_t v) { return {GgufValueType::kUint32, uint64_t{v}}; }
+  static GgufValue i32(int32_t v) { return {GgufValueType::kInt32, int64_t{v}}; }
+  static GgufValue u64(uint64_t v) { return {GgufValueType::kUint64, v}; }
+  static GgufValue f32(float v) { return {GgufValueType::kFloat32, double{v}}; }
+  static GgufValue boolean(bool v) { return {GgufValueType::kBool, v}; }
+  static GgufValue string(std::string v) { return {GgufValueType::kString, std::move(v)}; }
   static GgufValue array(GgufValueType element_type, std::vector<GgufValue> elements) {
     return {GgufValueType::kArray, std::move(elements), element_type};
   }
