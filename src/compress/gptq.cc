@@ -16,10 +16,6 @@
 
 namespace lowbit {
 
-namespace compress_detail {
-void check_weight(std::span<const float> weight, int64_t rows, int64_t cols, const char* where);
-}
-
 namespace {
 
 constexpr const char* kWhere = "gptq";
@@ -93,7 +89,11 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
   require(hessian.size() == static_cast<size_t>(std::max<int64_t>(cols, 0)) * static_cast<size_t>(std::max<int64_t>(cols, 0)),
           kWhere, "H has " + std::to_string(hessian.size()) + " entries for " + str(cols) + " columns (expected " +
                       str(cols) + "x" + str(cols) + ")");
-  (void)QuantizedTensor(0, cols, options.scheme);  // validates the scheme
+  try {
+    options.scheme.validate(cols);
+  } catch (const Error& e) {
+    throw e.with_context(kWhere);
+  }
   require(options.block_size >= 1, kWhere, "block size must be >= 1, found " + str(options.block_size));
   require(!options.static_groups || options.scheme.group_size > 0, kWhere,
           "static groups need a group size > 0 (per-row scales are always chosen up front)");

@@ -13,6 +13,11 @@
 
 namespace lowbit::compress_detail {
 
+// Throws Error(where, ...) unless weight has rows x cols finite values.
+void check_weight(std::span<const float> weight, int64_t rows, int64_t cols, const char* where);
+// Throws Error(where, ...) unless importance is empty or cols finite values >= 0.
+void check_importance(std::span<const float> importance, int64_t cols, const char* where);
+
 struct GroupParams {
   float scale = 0;   // the stored (rounded) scale
   int32_t zero = 0;  // asymmetric grids
