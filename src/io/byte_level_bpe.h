@@ -33,6 +33,11 @@ enum TokenType : int32_t {
   kTokenByte = 6,
 };
 
+// SentencePiece marks spaces with U+2581; decoding a piece turns each mark back into ' '.
+// Shared by the libsentencepiece wrapper and the GGUF SPM tokenizer.
+inline constexpr std::string_view kSpaceMark = "\xE2\x96\x81";
+std::string unescape_space_marks(std::string_view piece);
+
 // A token matched literally in the text before any other processing, never split.
 struct AddedToken {
   int32_t id = -1;

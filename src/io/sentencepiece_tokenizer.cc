@@ -2,6 +2,7 @@
 // Llama-2/Mistral tokenization is exactly the reference's.
 #include <sentencepiece_processor.h>
 
+#include "byte_level_bpe.h"
 #include "lowbit/core/error.h"
 #include "lowbit/io/tokenizer.h"
 
@@ -38,16 +39,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     std::string piece = processor_.IdToPiece(token);
     // U+2581 (lower one eighth block) marks a space; the first one after BOS or at the
     // start of the stream is the dummy prefix and is dropped, as the decoder does.
-    static const std::string kSpaceMark = "\xE2\x96\x81";
-    std::string out;
-    for (size_t i = 0; i < piece.size();) {
-      if (piece.compare(i, kSpaceMark.size(), kSpaceMark) == 0) {
-        out += ' ';
-        i += kSpaceMark.size();
-      } else {
-        out += piece[i++];
-      }
-    }
+    std::string out = detail::unescape_space_marks(piece);
     if ((previous < 0 || previous == processor_.bos_id()) && !out.empty() && out.front() == ' ') out.erase(0, 1);
     return out;
   }

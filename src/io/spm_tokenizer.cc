@@ -22,7 +22,6 @@ namespace lowbit::detail {
 
 namespace {
 
-constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581
 
 size_t utf8_length(unsigned char lead) {
   if (lead >= 0xF0) return 4;
@@ -118,15 +117,7 @@ class SpmTokenizer final : public Tokenizer {
     char tail = 0;
     if (type == kTokenByte && piece.size() == 6 && std::sscanf(piece.c_str(), "<0x%02X>%c", &byte, &tail) == 1)
       return std::string(1, static_cast<char>(byte));
-    std::string out;
-    for (size_t i = 0; i < piece.size();) {
-      if (piece.compare(i, kSpaceMark.size(), kSpaceMark) == 0) {
-        out += ' ';
-        i += kSpaceMark.size();
-      } else {
-        out += piece[i++];
-      }
-    }
+    std::string out = unescape_space_marks(piece);
     const bool after_special = previous < 0 || (previous < static_cast<int32_t>(types_.size()) &&
                                                 (types_[previous] == kTokenControl || types_[previous] == kTokenUnknown ||
                                                  types_[previous] == kTokenUserDefined));
@@ -219,5 +210,18 @@ class SpmTokenizer final : public Tokenizer {
 }  // namespace
 
 std::unique_ptr<Tokenizer> make_spm_tokenizer(SpmData data) { return std::make_unique<SpmTokenizer>(std::move(data)); }
+
+std::string unescape_space_marks(std::string_view piece) {
+  std::string out;
+  for (size_t i = 0; i < piece.size();) {
+    if (piece.compare(i, kSpaceMark.size(), kSpaceMark) == 0) {
+      out += ' ';
+      i += kSpaceMark.size();
+    } else {
+      out += piece[i++];
+    }
+  }
+  return out;
+}
 
 }  // namespace lowbit::detail
