@@ -147,7 +147,9 @@ TEST(GgufModel, WrittenGgufReadsBackBitExactWithConfigAndTokenizer) {
       const auto got = other->to_f32_vector();
       ASSERT_EQ(got.size(), expected.size());
       EXPECT_EQ(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)), 0);
-      if (type == GgmlType::kF32) EXPECT_TRUE(tensor.bit_equal(*other));
+      if (type == GgmlType::kF32) {
+        EXPECT_TRUE(tensor.bit_equal(*other));
+      }
     }
     // The tokenizer travels in the metadata and still encodes like the original.
     const auto original_tokenizer = load_tokenizer(source);
