@@ -68,7 +68,8 @@ void apply_rope(float* v, int64_t head_dim, const float* inv_freq, int64_t posit
 
 }  // namespace
 
-LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files) : files_(std::move(files)) {
+LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files, const LinearFactory& make_linear)
+    : files_(std::move(files)) {
   if (!files_->config) throw Error(files_->path, "no config.json: cannot run a model without its architecture");
   config_ = *files_->config;
   auto tensor = [&](const std::string& name) -> const Tensor& {
@@ -80,6 +81,11 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files) : files_(std::mo
     const Tensor* found = files_->find(name);
     return found ? std::optional<Tensor>(*found) : std::nullopt;
   };
+  auto build_linear = [&](const std::string& name) -> std::unique_ptr<LinearLayer> {
+    if (make_linear)
+      if (auto layer = make_linear(name)) return layer;
+    return std::make_unique<DenseLinear>(tensor(name + ".weight"), optional_tensor(name + ".bias"));
+  };
   embedding_ = tensor("model.embed_tokens.weight");
   final_norm_ = tensor("model.norm.weight").to_f32_vector();
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
@@ -89,13 +95,47 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files) : files_(std::mo
     block.ffn_norm = tensor(block.prefix + "post_attention_layernorm.weight").to_f32_vector();
     for (const char* name : kBlockLinears) {
       const std::string full = block.prefix + name;
-      linears_[full] = std::make_unique<DenseLinear>(tensor(full + ".weight"), optional_tensor(full + ".bias"));
+      linears_[full] = build_linear(full);
     }
     blocks_.push_back(std::move(block));
   }
-  const Tensor* head = files_->find("lm_head.weight");
-  linears_["lm_head"] = std::make_unique<DenseLinear>(head && !config_.tie_word_embeddings ? *head : embedding_);
+  std::unique_ptr<LinearLayer> head_layer = make_linear ? make_linear("lm_head") : nullptr;
+  if (!head_layer) {
+    const Tensor* head = files_->find("lm_head.weight");
+    head_layer = std::make_unique<DenseLinear>(head && !config_.tie_word_embeddings ? *head : embedding_);
+  }
+  linears_["lm_head"] = std::move(head_layer);
+  // A factory may build layers of any shape: check them against the config here, once.
+  const int64_t d = config_.hidden_size, ff = config_.intermediate_size;
+  for (const auto& [name, layer] : linears_) {
+    int64_t in = d, out = d;
+    if (name.ends_with("q_proj")) out = config_.q_dim();
+    if (name.ends_with("k_proj") || name.ends_with("v_proj")) out = config_.kv_dim();
+    if (name.ends_with("o_proj")) in = config_.q_dim();
+    if (name.ends_with("gate_proj") || name.ends_with("up_proj")) out = ff;
+    if (name.ends_with("down_proj")) in = ff;
+    if (name == "lm_head") out = config_.vocab_size;
+    if (layer->in_features() != in || layer->out_features() != out)
+      throw Error(files_->path, "linear layer '" + name + "' has shape [" + std::to_string(layer->out_features()) +
+                                    ", " + std::to_string(layer->in_features()) + "], expected [" +
+                                    std::to_string(out) + ", " + std::to_string(in) + "]");
+  }
   inv_freq_ = rope_inverse_frequencies(config_);
+}
+
+std::vector<std::string> LlamaModel::block_linear_names(int64_t layer) const {
+  if (layer < 0 || layer >= num_blocks())
+    throw Error("block " + std::to_string(layer) + " outside the model's " + std::to_string(num_blocks()) + " blocks");
+  std::vector<std::string> names;
+  for (const char* name : kBlockLinears) names.push_back(blocks_[static_cast<size_t>(layer)].prefix + name);
+  return names;
+}
+
+std::span<float> LlamaModel::norm_gain(int64_t layer, BlockNorm which) {
+  if (layer < 0 || layer >= num_blocks())
+    throw Error("block " + std::to_string(layer) + " outside the model's " + std::to_string(num_blocks()) + " blocks");
+  Block& block = blocks_[static_cast<size_t>(layer)];
+  return which == BlockNorm::kAttention ? std::span<float>(block.attn_norm) : std::span<float>(block.ffn_norm);
 }
 
 std::vector<std::string> LlamaModel::linear_names() const {
@@ -134,12 +174,10 @@ void LlamaModel::run_linear(const std::string& name, const float* x, int64_t tok
   layer.forward(x, tokens, y);
 }
 
-void LlamaModel::attention(size_t layer, const float* q, KvCache& cache, int64_t start,
+void LlamaModel::attention(const float* q, const float* keys, const float* values, int64_t start,
                            int64_t tokens, float* out) const {
   const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim, kv_dim = config_.kv_dim();
   const int64_t group = heads / config_.num_key_value_heads, q_dim = config_.q_dim();
-  const float* keys = cache.keys_[layer].data();
-  const float* values = cache.values_[layer].data();
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   // One work item per (token, head): each writes only its own output slice.
   parallel_for(tokens * heads, 8, [&](int64_t begin, int64_t end) {
@@ -173,6 +211,82 @@ void LlamaModel::attention(size_t layer, const float* q, KvCache& cache, int64_t
   });
 }
 
+void LlamaModel::embed(std::span<const int32_t> tokens, float* x) const {
+  const int64_t d = config_.hidden_size;
+  const size_t row_bytes = static_cast<size_t>(d) * dtype_size(embedding_.dtype());
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || id >= config_.vocab_size)
+      throw Error("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(config_.vocab_size));
+    widen_to_f32(embedding_.dtype(), static_cast<const std::byte*>(embedding_.data()) + row_bytes * id, d,
+                 x + static_cast<int64_t>(t) * d);
+  }
+}
+
+void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, float* keys, float* values,
+                           int stop_index) const {
+  const int64_t d = config_.hidden_size, q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
+  const int64_t ff = config_.intermediate_size, head_dim = config_.head_dim;
+  const Block& block = blocks_[layer];
+  const std::span<float> x(xp, static_cast<size_t>(n * d));
+  std::vector<float> h(x.size()), attn(static_cast<size_t>(n * q_dim)), q(attn.size());
+  std::vector<float> k(static_cast<size_t>(n * kv_dim)), v(k.size());
+  // Observes linear number `index` and reports whether the block stops there.
+  auto stops_at = [&](int index, const float* input, int64_t in) {
+    if (index != stop_index) return false;
+    if (observer_) observer_(block.prefix + kBlockLinears[index], input, n, in);
+    return true;
+  };
+
+  for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.attn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
+  if (stops_at(0, h.data(), d)) return;
+  run_linear(block.prefix + "self_attn.q_proj", h.data(), n, q.data());
+  if (stops_at(1, h.data(), d)) return;
+  run_linear(block.prefix + "self_attn.k_proj", h.data(), n, k.data());
+  if (stops_at(2, h.data(), d)) return;
+  run_linear(block.prefix + "self_attn.v_proj", h.data(), n, v.data());
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t head = 0; head < config_.num_attention_heads; ++head)
+      apply_rope(&q[t * q_dim + head * head_dim], head_dim, inv_freq_.data(), start + t);
+    for (int64_t head = 0; head < config_.num_key_value_heads; ++head)
+      apply_rope(&k[t * kv_dim + head * head_dim], head_dim, inv_freq_.data(), start + t);
+  }
+  std::copy(k.begin(), k.end(), keys + start * kv_dim);
+  std::copy(v.begin(), v.end(), values + start * kv_dim);
+  attention(q.data(), keys, values, start, n, attn.data());
+  if (stops_at(3, attn.data(), q_dim)) return;
+  std::vector<float> projected(x.size());
+  run_linear(block.prefix + "self_attn.o_proj", attn.data(), n, projected.data());
+  for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
+
+  for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.ffn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
+  if (stops_at(4, h.data(), d)) return;
+  std::vector<float> gate(static_cast<size_t>(n * ff)), up(gate.size());
+  run_linear(block.prefix + "mlp.gate_proj", h.data(), n, gate.data());
+  if (stops_at(5, h.data(), d)) return;
+  run_linear(block.prefix + "mlp.up_proj", h.data(), n, up.data());
+  for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];  // SiLU(g)·u
+  if (stops_at(6, gate.data(), ff)) return;
+  run_linear(block.prefix + "mlp.down_proj", gate.data(), n, projected.data());
+  for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
+}
+
+void LlamaModel::forward_block(int64_t layer, float* x, int64_t tokens, const std::string& stop_before) const {
+  if (layer < 0 || layer >= num_blocks())
+    throw Error("block " + std::to_string(layer) + " outside the model's " + std::to_string(num_blocks()) + " blocks");
+  int stop_index = 7;
+  if (!stop_before.empty()) {
+    const std::string& prefix = blocks_[static_cast<size_t>(layer)].prefix;
+    stop_index = -1;
+    for (int i = 0; i < 7; ++i)
+      if (stop_before == prefix + kBlockLinears[i]) stop_index = i;
+    if (stop_index < 0) throw Error("'" + stop_before + "' is not a linear layer of block " + std::to_string(layer));
+  }
+  if (tokens <= 0) return;
+  std::vector<float> keys(static_cast<size_t>(tokens * config_.kv_dim())), values(keys.size());
+  run_block(static_cast<size_t>(layer), x, tokens, 0, keys.data(), values.data(), stop_index);
+}
+
 void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits) const {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return;
@@ -180,45 +294,11 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& cache, float*
   if (start + n > cache.capacity())
     throw Error("sequence of " + std::to_string(start + n) + " tokens exceeds the context of " +
                 std::to_string(cache.capacity()));
-  const int64_t d = config_.hidden_size, q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
-  const int64_t ff = config_.intermediate_size, head_dim = config_.head_dim;
-
-  std::vector<float> x(static_cast<size_t>(n * d)), h(x.size()), attn(static_cast<size_t>(n * q_dim));
-  std::vector<float> q(static_cast<size_t>(n * q_dim)), k(static_cast<size_t>(n * kv_dim)), v(k.size());
-  std::vector<float> gate(static_cast<size_t>(n * ff)), up(gate.size()), projected(x.size());
-  const size_t row_bytes = static_cast<size_t>(d) * dtype_size(embedding_.dtype());
-  for (int64_t t = 0; t < n; ++t) {
-    const int32_t id = tokens[static_cast<size_t>(t)];
-    if (id < 0 || id >= config_.vocab_size)
-      throw Error("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(config_.vocab_size));
-    widen_to_f32(embedding_.dtype(), static_cast<const std::byte*>(embedding_.data()) + row_bytes * id, d, &x[t * d]);
-  }
-
-  for (size_t layer = 0; layer < blocks_.size(); ++layer) {
-    const Block& block = blocks_[layer];
-    for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.attn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
-    run_linear(block.prefix + "self_attn.q_proj", h.data(), n, q.data());
-    run_linear(block.prefix + "self_attn.k_proj", h.data(), n, k.data());
-    run_linear(block.prefix + "self_attn.v_proj", h.data(), n, v.data());
-    for (int64_t t = 0; t < n; ++t) {
-      for (int64_t head = 0; head < config_.num_attention_heads; ++head)
-        apply_rope(&q[t * q_dim + head * head_dim], head_dim, inv_freq_.data(), start + t);
-      for (int64_t head = 0; head < config_.num_key_value_heads; ++head)
-        apply_rope(&k[t * kv_dim + head * head_dim], head_dim, inv_freq_.data(), start + t);
-    }
-    std::copy(k.begin(), k.end(), cache.keys_[layer].begin() + start * kv_dim);
-    std::copy(v.begin(), v.end(), cache.values_[layer].begin() + start * kv_dim);
-    attention(layer, q.data(), cache, start, n, attn.data());
-    run_linear(block.prefix + "self_attn.o_proj", attn.data(), n, projected.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
-
-    for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.ffn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
-    run_linear(block.prefix + "mlp.gate_proj", h.data(), n, gate.data());
-    run_linear(block.prefix + "mlp.up_proj", h.data(), n, up.data());
-    for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];  // SiLU(g)·u
-    run_linear(block.prefix + "mlp.down_proj", gate.data(), n, projected.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
-  }
+  const int64_t d = config_.hidden_size;
+  std::vector<float> x(static_cast<size_t>(n * d)), h(x.size());
+  embed(tokens, x.data());
+  for (size_t layer = 0; layer < blocks_.size(); ++layer)
+    run_block(layer, x.data(), n, start, cache.keys_[layer].data(), cache.values_[layer].data(), 7);
   cache.length_ = start + n;
 
   const int64_t first = all_logits ? 0 : n - 1;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "lowbit/core/atomic_file.h"
 #include "lowbit/core/parallel.h"
@@ -226,6 +227,61 @@ TEST(LlamaEngine, RefusesOverflowAndBadTokens) {
   EXPECT_THROW(model.forward(five, cache, logits.data(), false), Error);
   const std::vector<int32_t> bad = {53};
   EXPECT_THROW(model.forward(bad, cache, logits.data(), false), Error);
+}
+
+// The block-level API the calibration pipeline walks with must compute what forward() computes:
+// every linear layer's input, observed both ways, is bit-identical.
+TEST(LlamaEngine, BlockByBlockWalkSeesTheSameInputsAsForward) {
+  const LlamaConfig config = awkward_config();
+  auto files = std::make_shared<ModelFiles>(open_model(write_random_model(config, DType::kF32)));
+  LlamaModel model(files);
+  std::vector<int32_t> tokens(19);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 11 + 3) % config.vocab_size);
+  std::map<std::string, std::vector<float>> seen;
+  model.set_linear_observer([&](const std::string& name, const float* x, int64_t n, int64_t in) {
+    if (name != "lm_head") seen[name].assign(x, x + n * in);
+  });
+  KvCache cache(config, 32);
+  model.forward(tokens, cache, nullptr, false);
+  const auto from_forward = seen;
+  ASSERT_EQ(from_forward.size(), 14u);
+
+  seen.clear();
+  std::vector<float> x(tokens.size() * config.hidden_size);
+  model.embed(tokens, x.data());
+  for (int64_t layer = 0; layer < model.num_blocks(); ++layer)
+    model.forward_block(layer, x.data(), static_cast<int64_t>(tokens.size()));
+  EXPECT_EQ(seen, from_forward);
+
+  // Stopping before a layer: its input is observed, nothing after it runs.
+  std::vector<std::string> order;
+  model.set_linear_observer([&](const std::string& name, const float*, int64_t, int64_t) { order.push_back(name); });
+  model.embed(tokens, x.data());
+  model.forward_block(1, x.data(), static_cast<int64_t>(tokens.size()), "model.layers.1.mlp.gate_proj");
+  const std::vector<std::string> expected = {"model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.k_proj",
+                                             "model.layers.1.self_attn.v_proj", "model.layers.1.self_attn.o_proj",
+                                             "model.layers.1.mlp.gate_proj"};
+  EXPECT_EQ(order, expected);
+  EXPECT_THROW(model.forward_block(0, x.data(), 3, "model.layers.1.mlp.up_proj"), Error);
+  EXPECT_THROW(model.forward_block(2, x.data(), 3), Error);
+}
+
+// A linear factory replaces chosen layers at construction; a layer of the wrong shape is refused.
+TEST(LlamaEngine, LinearFactoryBuildsChosenLayersAndChecksShapes) {
+  const LlamaConfig config = awkward_config();
+  auto files = std::make_shared<ModelFiles>(open_model(write_random_model(config, DType::kF32)));
+  const std::string name = "model.layers.0.mlp.down_proj";
+  const LlamaModel model(files, [&](const std::string& n) -> std::unique_ptr<LinearLayer> {
+    if (n != name) return nullptr;
+    return std::make_unique<DenseLinear>(Tensor::zeros(DType::kF32, {config.hidden_size, config.intermediate_size}));
+  });
+  EXPECT_EQ(dynamic_cast<const DenseLinear&>(model.linear(name)).weight().to_f32_vector(),
+            std::vector<float>(config.hidden_size * config.intermediate_size, 0.0f));
+  EXPECT_THROW(LlamaModel(files, [&](const std::string& n) -> std::unique_ptr<LinearLayer> {
+                 if (n != name) return nullptr;
+                 return std::make_unique<DenseLinear>(Tensor::zeros(DType::kF32, {config.intermediate_size, config.hidden_size}));
+               }),
+               Error);
 }
 
 class Stories260K : public ::testing::TestWithParam<const char*> {};

@@ -37,8 +37,12 @@ class KvCache {
 
 class LlamaModel {
  public:
+  // Builds a linear layer for a name (see linear_names()), or returns nullptr for the default:
+  // a DenseLinear over "<name>.weight" (+ ".bias"). How quantized model files plug in.
+  using LinearFactory = std::function<std::unique_ptr<LinearLayer>(const std::string& name)>;
+
   // Builds the model over `files`' tensors (views stay valid: the model keeps `files`).
-  explicit LlamaModel(std::shared_ptr<const ModelFiles> files);
+  explicit LlamaModel(std::shared_ptr<const ModelFiles> files, const LinearFactory& make_linear = {});
 
   const LlamaConfig& config() const { return config_; }
   const ModelFiles& files() const { return *files_; }
@@ -61,13 +65,34 @@ class LlamaModel {
   // Bytes of weights one decode step reads (all linear layers + one embedding row).
   uint64_t weight_bytes_per_token() const;
 
+  // --- Block-level access, for layer-sequential calibration (src/pipeline) ---
+  int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
+  // The block's seven linear layers in execution order: q, k, v, o, gate, up, down.
+  std::vector<std::string> block_linear_names(int64_t layer) const;
+  // x [tokens, hidden] = the embeddings of `tokens`.
+  void embed(std::span<const int32_t> tokens, float* x) const;
+  // Runs block `layer` in place on one sequence x [tokens, hidden] at positions 0..tokens-1 (no
+  // cache; the observer sees each linear's input as in forward()). With `stop_before` naming one of
+  // the block's linears, returns as soon as that layer's input has been computed and observed,
+  // without running it; x is then left unspecified. Same arithmetic as forward().
+  void forward_block(int64_t layer, float* x, int64_t tokens, const std::string& stop_before = "") const;
+  // The RMSNorm gains in front of the attention (q/k/v) and the MLP (gate/up) of a block: mutable,
+  // so that equivalence transforms (AWQ scales) can be folded into them.
+  enum class BlockNorm { kAttention, kMlp };
+  std::span<float> norm_gain(int64_t layer, BlockNorm which);
+
  private:
   struct Block {
     std::vector<float> attn_norm, ffn_norm;
     std::string prefix;
   };
   void run_linear(const std::string& name, const float* x, int64_t tokens, float* y) const;
-  void attention(size_t layer, const float* q, KvCache& cache, int64_t start, int64_t tokens,
+  // One block on x [tokens, hidden] at positions start..start+tokens-1; keys/values hold the
+  // layer's [capacity, kv_dim] cache rows (positions < start already filled). Stops before the
+  // block's linear number `stop_index` (0..6; 7 runs the whole block).
+  void run_block(size_t layer, float* x, int64_t tokens, int64_t start, float* keys, float* values,
+                 int stop_index) const;
+  void attention(const float* q, const float* keys, const float* values, int64_t start, int64_t tokens,
                  float* out) const;
 
   std::shared_ptr<const ModelFiles> files_;
