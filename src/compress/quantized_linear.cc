@@ -1,0 +1,59 @@
+#include "lowbit/compress/quantized_linear.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <span>
+#include <string>
+
+#include "lowbit/core/error.h"
+#include "lowbit/core/parallel.h"
+#include "lowbit/kernels/dense_gemv.h"
+#include "lowbit/linalg/blas.h"
+
+namespace lowbit {
+
+namespace {
+// Output rows per work item, as DenseLinear: fixed (never derived from the thread count) so each
+// output element comes from the same sgemm/GEMV call whatever --threads is.
+constexpr int64_t kRowTile = 64;
+}  // namespace
+
+QuantizedLinear::QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, std::vector<float> bias)
+    : weight_(std::move(weight)), bias_(std::move(bias)) {
+  require(weight_ != nullptr, "quantized linear", "no weight tensor");
+  require(bias_.empty() || static_cast<int64_t>(bias_.size()) == weight_->rows(), "quantized linear",
+          "bias has " + std::to_string(bias_.size()) + " values for " + std::to_string(weight_->rows()) + " outputs");
+  pin_blas_to_one_thread();
+}
+
+void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
+  const int64_t in = weight_->cols(), out = weight_->rows();
+  if (tokens <= 0 || out == 0) return;
+  const int64_t tiles = (out + kRowTile - 1) / kRowTile;
+  parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> tile_weights;
+    for (int64_t tile = begin; tile < end; ++tile) {
+      const int64_t row0 = tile * kRowTile;
+      const int64_t rows = std::min(kRowTile, out - row0);
+      tile_weights.resize(static_cast<size_t>(rows * in));
+      for (int64_t r = 0; r < rows; ++r)
+        weight_->dequantize_row(row0 + r, std::span<float>(tile_weights).subspan(static_cast<size_t>(r * in),
+                                                                                 static_cast<size_t>(in)));
+      if (tokens == 1) {
+        // The GEMV kernel forms each row's sum independently of how rows are grouped, so
+        // this equals DenseLinear's decode path over the same f32 weights.
+        dense_gemv_rows(DType::kF32, tile_weights.data(), in, x, 0, rows, y + row0);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(tokens), static_cast<int>(rows),
+                    static_cast<int>(in), 1.0f, x, static_cast<int>(in), tile_weights.data(), static_cast<int>(in),
+                    0.0f, y + row0, static_cast<int>(out));
+      }
+    }
+  });
+  if (bias_.empty()) return;
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t o = 0; o < out; ++o) y[t * out + o] += bias_[static_cast<size_t>(o)];
+}
+
+}  // namespace lowbit

@@ -1,0 +1,123 @@
+// QuantizedLinear: the same output as a DenseLinear over the dequantized matrix, bit for bit (it
+// runs DenseLinear's f32 arithmetic on dequantized tiles), on both the GEMV (one token) and the
+// sgemm (several tokens) path; independent of the thread count; bias added.
+#include "lowbit/compress/quantized_linear.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "compress/compress_test_util.h"
+#include "lowbit/compress/rtn.h"
+#include "lowbit/core/error.h"
+#include "lowbit/core/parallel.h"
+#include "testing/shared_data.h"
+
+namespace lowbit {
+namespace {
+
+using testing::normal_values;
+
+// 150 rows: two full tiles of 64 and a ragged one; 100 columns: no multiple of any SIMD width.
+constexpr int64_t kRows = 150, kCols = 100;
+
+std::shared_ptr<const QuantizedTensor> quantized_weight(const QuantScheme& scheme) {
+  RtnOptions options;
+  options.scheme = scheme;
+  return std::make_shared<const QuantizedTensor>(
+      quantize_rtn(normal_values(static_cast<size_t>(kRows * kCols), 11, 0.05f), kRows, kCols, options));
+}
+
+DenseLinear dense_over(const QuantizedTensor& q, const std::vector<float>& bias = {}) {
+  const auto w = q.dequantize();
+  std::optional<Tensor> b;
+  if (!bias.empty()) b = Tensor::copy_of(DType::kF32, {q.rows()}, bias.data(), bias.size() * sizeof(float));
+  return DenseLinear(Tensor::copy_of(DType::kF32, {q.rows(), q.cols()}, w.data(), w.size() * sizeof(float)), b);
+}
+
+std::vector<float> run(const LinearLayer& layer, const std::vector<float>& x, int64_t tokens) {
+  std::vector<float> y(static_cast<size_t>(tokens * layer.out_features()), -1.0f);
+  layer.forward(x.data(), tokens, y.data());
+  return y;
+}
+
+bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(QuantizedLinear, EqualsDenseLinearOverTheDequantizedMatrix) {
+  const QuantScheme schemes[] = {QuantScheme::integer(4, 32, true), QuantScheme::integer(3, 0, false),
+                                 QuantScheme::with_format(Format::nf4(), 64, DType::kBF16)};
+  for (const auto& scheme : schemes) {
+    SCOPED_TRACE(scheme.to_string());
+    const auto q = quantized_weight(scheme);
+    const QuantizedLinear layer(q);
+    const DenseLinear dense = dense_over(*q);
+    EXPECT_EQ(layer.in_features(), kCols);
+    EXPECT_EQ(layer.out_features(), kRows);
+    for (const int64_t tokens : {1, 2, 7}) {
+      const auto x = normal_values(static_cast<size_t>(tokens * kCols), 5);
+      EXPECT_TRUE(bit_equal(run(layer, x, tokens), run(dense, x, tokens))) << tokens << " tokens";
+    }
+  }
+}
+
+TEST(QuantizedLinear, GidxPermutedGroupsMatchTheDequantizedMatrix) {
+  auto q = std::make_shared<QuantizedTensor>(*quantized_weight(QuantScheme::integer(4, 25, true)));
+  std::vector<int32_t> g_idx(kCols);
+  for (int64_t c = 0; c < kCols; ++c) g_idx[static_cast<size_t>(c)] = static_cast<int32_t>((c * 7) % 4);
+  q->set_g_idx(g_idx);
+  const QuantizedLinear layer(q);
+  const DenseLinear dense = dense_over(*q);
+  const auto x = normal_values(static_cast<size_t>(3 * kCols), 8);
+  EXPECT_TRUE(bit_equal(run(layer, x, 3), run(dense, x, 3)));
+  EXPECT_TRUE(bit_equal(run(layer, x, 1), run(dense, x, 1)));
+}
+
+TEST(QuantizedLinear, BitIdenticalForOneAndTwoThreads) {
+  const QuantizedLinear layer(quantized_weight(QuantScheme::integer(4, 32, true)));
+  for (const int64_t tokens : {1, 9}) {
+    const auto x = normal_values(static_cast<size_t>(tokens * kCols), 3);
+    set_num_threads(1);
+    const auto one = run(layer, x, tokens);
+    set_num_threads(2);
+    const auto two = run(layer, x, tokens);
+    set_num_threads(0);
+    EXPECT_TRUE(bit_equal(one, two)) << tokens << " tokens";
+  }
+}
+
+TEST(QuantizedLinear, AddsItsBias) {
+  const auto q = quantized_weight(QuantScheme::integer(4, 32, true));
+  std::vector<float> bias(kRows);
+  for (int64_t o = 0; o < kRows; ++o) bias[static_cast<size_t>(o)] = 0.25f * static_cast<float>(o % 5) - 0.5f;
+  const QuantizedLinear plain(q), biased(q, bias);
+  const DenseLinear dense = dense_over(*q, bias);
+  for (const int64_t tokens : {1, 4}) {
+    const auto x = normal_values(static_cast<size_t>(tokens * kCols), 4);
+    const auto without = run(plain, x, tokens), with = run(biased, x, tokens);
+    for (int64_t t = 0; t < tokens; ++t)
+      for (int64_t o = 0; o < kRows; ++o) {
+        const size_t i = static_cast<size_t>(t * kRows + o);
+        ASSERT_EQ(with[i], without[i] + bias[static_cast<size_t>(o)]) << t << ", " << o;
+      }
+    EXPECT_TRUE(bit_equal(with, run(dense, x, tokens)));
+  }
+  EXPECT_EQ(biased.bias(), bias);
+}
+
+TEST(QuantizedLinear, WeightBytesAreTheStoredBytesAndBadBiasIsRefused) {
+  const auto q = quantized_weight(QuantScheme::integer(3, 0, false));
+  const QuantizedLinear layer(q);
+  // 150 rows x (ceil(100*3/8) = 38 code bytes + 1 f16 scale + 1 packed 3-bit zero point).
+  EXPECT_EQ(layer.weight_bytes(), static_cast<uint64_t>(kRows * (38 + 2 + 1)));
+  EXPECT_EQ(layer.weight_bytes(), static_cast<uint64_t>(q->storage_bytes()));
+  EXPECT_EQ(&layer.tensor(), q.get());
+  const std::string message = testing::error_from([&] { QuantizedLinear(q, std::vector<float>(3, 0.0f)); });
+  EXPECT_TRUE(testing::contains(message, "bias has 3 values for 150 outputs")) << message;
+}
+
+}  // namespace
+}  // namespace lowbit
