@@ -45,9 +45,22 @@ void copy_file_atomically(const std::string& from, const std::string& to) {
 
 }  // namespace
 
+void write_tokenizer_files(const ModelFiles& source, AtomicDirectory& folder) {
+  if (source.tokenizer == TokenizerKind::kGguf && source.gguf) {
+    // The tokenizer lives in the GGUF's metadata: write it as a Hugging Face tokenizer.json.
+    write_file_atomically(folder.file("tokenizer.json"), tokenizer_json_from_gguf(*source.gguf));
+  } else if (!source.tokenizer_path.empty()) {
+    const std::string name = fs::path(source.tokenizer_path).filename().string();
+    copy_file_atomically(source.tokenizer_path, folder.file(name));
+  }
+}
+
 ConvertReport convert_model(const ModelFiles& model, const std::string& output, const ConvertOptions& options) {
   if (options.dtype && !(*options.dtype == DType::kF32 || *options.dtype == DType::kF16 || *options.dtype == DType::kBF16))
     throw Error(output, "target dtype must be F32, F16 or BF16, not " + std::string(dtype_name(*options.dtype)));
+  // config.to_json() would drop quantization_config and the parts would then be unreadable.
+  if (model.quantized())
+    throw Error(model.path, "is a lowbit quantized model; convert reads dense models (convert the dense source)");
   const NamedTensors tensors = converted_tensors(model, options);
   ConvertReport report;
   report.output = output;
@@ -68,13 +81,7 @@ ConvertReport convert_model(const ModelFiles& model, const std::string& output, 
   AtomicDirectory folder(output);
   write_safetensors(folder.file("model.safetensors"), tensors, output_metadata(model));
   write_file_atomically(folder.file("config.json"), config.to_json().dump(2) + "\n");
-  if (model.tokenizer == TokenizerKind::kGguf && model.gguf) {
-    // The tokenizer lives in the GGUF's metadata: write it as a Hugging Face tokenizer.json.
-    write_file_atomically(folder.file("tokenizer.json"), tokenizer_json_from_gguf(*model.gguf));
-  } else if (!model.tokenizer_path.empty()) {
-    const std::string name = fs::path(model.tokenizer_path).filename().string();
-    copy_file_atomically(model.tokenizer_path, folder.file(name));
-  }
+  write_tokenizer_files(model, folder);
   for (const auto& entry : fs::directory_iterator(folder.staging_path())) report.bytes_written += entry.file_size();
   folder.commit(options.replace_existing);
   return report;

@@ -217,6 +217,9 @@ ModelFiles open_gguf_model(const std::string& path) {
 
 GgufWriteReport write_model_gguf(const ModelFiles& model, const std::string& path, const GgufWriteOptions& options) {
   if (!model.config) throw Error(model.path, "a model without config.json cannot be written as GGUF (its architecture is unknown)");
+  // Its packed parts have no GGUF counterpart; say so instead of failing on the first part's name.
+  if (model.quantized())
+    throw Error(model.path, "is a lowbit quantized model; writing it as GGUF is not supported (convert the dense source)");
   const GgmlType type = options.type;
   if (type != GgmlType::kF32 && type != GgmlType::kF16 && type != GgmlType::kBF16 && type != GgmlType::kQ8_0)
     throw Error(path, "GGUF output type must be f32, f16, bf16 or q8_0, not " + std::string(ggml_traits(type).name));

@@ -1,11 +1,13 @@
 #include "lowbit/io/model_files.h"
 #include "lowbit/io/gguf_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "lowbit/core/error.h"
+#include "lowbit/io/json_file.h"
 #include "lowbit/io/llama2c.h"
 
 namespace lowbit {
@@ -33,9 +35,22 @@ std::string_view tokenizer_kind_name(TokenizerKind kind) {
   return "?";
 }
 
+namespace {
+
+// The quantized layer a tensor name is a part of ("<layer>.qweight" -> "<layer>"), or "".
+std::string part_layer(const std::string& name) {
+  for (const char* suffix : {kQweightSuffix, kScalesSuffix, kQzerosSuffix, kGidxSuffix})
+    if (name.ends_with(suffix)) return name.substr(0, name.size() - std::string_view(suffix).size());
+  return "";
+}
+
+}  // namespace
+
 int64_t ModelFiles::parameter_count() const {
   int64_t total = 0;
-  for (const auto& [name, tensor] : tensors) total += tensor.numel();
+  for (const auto& [name, tensor] : tensors)
+    if (!quantized_layers.contains(part_layer(name))) total += tensor.numel();
+  for (const auto& [name, spec] : quantized_layers) total += spec.out_features * spec.in_features;
   return total;
 }
 
@@ -78,28 +93,83 @@ std::vector<std::pair<std::string, Shape>> expected_llama_tensors(const LlamaCon
 
 namespace {
 
+// Each quantized layer must be a linear of this architecture with the shape the config implies;
+// its weight is then expected as parts instead. Returns the parts to look for.
+std::vector<QuantizedPart> substitute_quantized_layers(const ModelFiles& model,
+                                                       std::vector<std::pair<std::string, Shape>>& expected,
+                                                       const std::string& where) {
+  const LlamaConfig& c = *model.config;
+  std::vector<QuantizedPart> parts;
+  for (const auto& [layer, spec] : model.quantized_layers) {
+    if (layer == "lm_head" && c.tie_word_embeddings)
+      throw Error(where, "quantization_config lists 'lm_head', but config.json has tie_word_embeddings true "
+                         "(a quantized head is stored on its own; set it false)");
+    const std::string weight = layer + ".weight";
+    auto it = std::find_if(expected.begin(), expected.end(), [&](const auto& entry) { return entry.first == weight; });
+    if (it == expected.end() || it->second.size() != 2 || layer == "model.embed_tokens")
+      throw Error(where, "quantization_config lists '" + layer + "', which is not a linear layer of this " +
+                             c.model_type + " model");
+    const Shape recorded{spec.out_features, spec.in_features};
+    if (it->second != recorded)
+      throw Error(where, "quantization_config.layers['" + layer + "'] records [out_features, in_features] = " +
+                             shape_to_string(recorded) + ", the config implies " + shape_to_string(it->second));
+    expected.erase(it);
+    for (auto& part : quantized_parts(layer, spec)) parts.push_back(std::move(part));
+  }
+  return parts;
+}
+
+[[noreturn]] void unlisted_part(const ModelFiles& model, const std::string& name, const std::string& where) {
+  throw Error(where, "unexpected tensor '" + name + "': a quantized part of '" + part_layer(name) + "', which " +
+                         (model.quantized() ? "quantization_config does not list"
+                                            : "no quantization_config in config.json describes"));
+}
+
 void check_against_config(const ModelFiles& model, const std::string& where) {
   const LlamaConfig& c = *model.config;
-  const auto expected = expected_llama_tensors(c);
+  auto expected = expected_llama_tensors(c);
+  const std::vector<QuantizedPart> parts = substitute_quantized_layers(model, expected, where);
   for (const auto& [name, shape] : expected) {
     const Tensor* tensor = model.find(name);
-    if (!tensor) throw Error(where, "missing tensor '" + name + "' required by the config");
+    if (!tensor) {
+      // A weight stored quantized but not listed: the parts are the better clue.
+      const std::string layer = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : "";
+      if (!layer.empty() && model.find(layer + kQweightSuffix)) unlisted_part(model, layer + kQweightSuffix, where);
+      throw Error(where, "missing tensor '" + name + "' required by the config");
+    }
     if (tensor->shape() != shape)
       throw Error(where, "tensor '" + name + "' has shape " + shape_to_string(tensor->shape()) + ", the config implies " +
                              shape_to_string(shape));
     if (!is_floating(tensor->dtype()))
       throw Error(where, "tensor '" + name + "' has integer dtype " + std::string(dtype_name(tensor->dtype())));
   }
+  for (const auto& part : parts) {
+    const Tensor* tensor = model.find(part.name);
+    if (!tensor) {
+      if (!part.required) continue;
+      throw Error(where, "missing tensor '" + part.name + "' of quantized layer '" + part_layer(part.name) +
+                             "' (listed in quantization_config)");
+    }
+    if (tensor->dtype() != part.dtype)
+      throw Error(where, "tensor '" + part.name + "' has dtype " + std::string(dtype_name(tensor->dtype())) +
+                             ", the quantization_config implies " + std::string(dtype_name(part.dtype)));
+    if (tensor->shape() != part.shape)
+      throw Error(where, "tensor '" + part.name + "' has shape " + shape_to_string(tensor->shape()) +
+                             ", the quantization_config implies " + shape_to_string(part.shape));
+  }
   for (const auto& [name, tensor] : model.tensors) {
     bool known = false;
     for (const auto& entry : expected) known = known || entry.first == name;
+    for (const auto& part : parts) known = known || part.name == name;
     // Tied checkpoints sometimes store lm_head anyway (equal to the embedding); accept it.
     if (!known && name == "lm_head.weight" && c.tie_word_embeddings &&
         tensor.shape() == Shape{c.vocab_size, c.hidden_size})
       known = true;
     // Old checkpoints store RoPE inverse frequencies as buffers; they are derived from the config.
     if (!known && name.ends_with("rotary_emb.inv_freq")) known = true;
-    if (!known) throw Error(where, "unexpected tensor '" + name + "' for a " + c.model_type + " model");
+    if (known) continue;
+    if (!part_layer(name).empty()) unlisted_part(model, name, where);
+    throw Error(where, "unexpected tensor '" + name + "' for a " + c.model_type + " model");
   }
 }
 
@@ -150,7 +220,13 @@ ModelFiles open_safetensors_model(const fs::path& path, bool with_config) {
   const fs::path folder = fs::is_directory(path) ? path : path.parent_path();
   if (with_config) {
     model.format = ModelFormat::kHuggingFace;
-    model.config = load_hf_config((folder / "config.json").string());
+    const std::string config_path = (folder / "config.json").string();
+    const nlohmann::json config = read_json_file(config_path);
+    model.config = parse_hf_config(config, config_path);
+    if (config.is_object() && config.contains("quantization_config")) {
+      model.quantized_layers = parse_quantization_config(config["quantization_config"], config_path);
+      model.quantization_config = config["quantization_config"];
+    }
     check_against_config(model, path.string());
   } else {
     model.format = ModelFormat::kSafetensorsFile;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "lowbit/core/atomic_file.h"
 #include "lowbit/io/model_files.h"
 
 namespace lowbit {
@@ -25,5 +26,10 @@ struct ConvertReport {
 // Writes `model` to `output`: a folder (HF layout), or, for a model without config and an
 // output ending in .safetensors, a single file. Atomic: nothing appears on failure.
 ConvertReport convert_model(const ModelFiles& model, const std::string& output, const ConvertOptions& options);
+
+// Writes `source`'s tokenizer into a folder being staged: its tokenizer file copied under the same
+// name, or — for a GGUF, whose tokenizer lives in metadata — a Hugging Face tokenizer.json.
+// Nothing when the source has no tokenizer. Shared by every writer of model folders.
+void write_tokenizer_files(const ModelFiles& source, AtomicDirectory& folder);
 
 }  // namespace lowbit

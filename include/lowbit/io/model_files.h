@@ -13,6 +13,7 @@
 
 #include "lowbit/io/gguf.h"
 #include "lowbit/io/hf_config.h"
+#include "lowbit/io/quantized_layout.h"
 #include "lowbit/io/safetensors.h"
 
 namespace lowbit {
@@ -37,14 +38,24 @@ struct ModelFiles {
   // Set for GGUF models: the parsed file (its metadata carries the tokenizer and is written
   // back by `convert … out.gguf`).
   std::shared_ptr<const GgufFile> gguf;
+  // lowbit quantized folders (quantized_layout.h): config.json's quantization_config as read
+  // (null for every other model) and the layers it lists, whose tensors are the parts
+  // <name>.qweight/.scales/.qzeros/.g_idx instead of <name>.weight.
+  nlohmann::json quantization_config;
+  std::map<std::string, QuantizedLayerSpec> quantized_layers;
 
-  int64_t parameter_count() const;  // sum of tensor element counts
+  bool quantized() const { return !quantization_config.is_null(); }
+  // Logical parameters: element counts of ordinary tensors plus out x in for each quantized layer
+  // (its parts are storage, not parameters).
+  int64_t parameter_count() const;
   const Tensor* find(const std::string& name) const;
 };
 
 // Throws Error naming the file and the problem. For models with a config, checks that
 // every tensor the architecture needs is present with the shape the config implies
-// (unknown extra tensors are refused too: they would be silently ignored otherwise).
+// (unknown extra tensors are refused too: they would be silently ignored otherwise). In a lowbit
+// quantized folder each listed layer's parts replace its weight, with dtypes and shapes checked
+// against the recorded scheme; a quant_method other than "lowbit" is refused.
 ModelFiles open_model(const std::string& path);
 
 // The tensors (name, shape) a Llama-family checkpoint with this config must hold.
