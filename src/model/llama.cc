@@ -271,6 +271,11 @@ void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, fl
   for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
 }
 
+void LlamaModel::final_norm(const float* x, int64_t tokens, float* out) const {
+  const int64_t d = config_.hidden_size;
+  for (int64_t t = 0; t < tokens; ++t) rms_norm(x + t * d, final_norm_.data(), d, config_.rms_norm_eps, out + t * d);
+}
+
 void LlamaModel::forward_block(int64_t layer, float* x, int64_t tokens, const std::string& stop_before) const {
   if (layer < 0 || layer >= num_blocks())
     throw Error("block " + std::to_string(layer) + " outside the model's " + std::to_string(num_blocks()) + " blocks");

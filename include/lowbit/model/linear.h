@@ -38,6 +38,7 @@ class DenseLinear final : public LinearLayer {
   void forward(const float* x, int64_t tokens, float* y) const override;
   uint64_t weight_bytes() const override { return weight_.nbytes(); }
   const Tensor& weight() const { return weight_; }
+  const std::vector<float>& bias() const { return bias_; }  // empty when the layer has none
 
  private:
   void add_bias(float* y, int64_t tokens) const;

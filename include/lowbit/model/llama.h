@@ -76,6 +76,8 @@ class LlamaModel {
   // the block's linears, returns as soon as that layer's input has been computed and observed,
   // without running it; x is then left unspecified. Same arithmetic as forward().
   void forward_block(int64_t layer, float* x, int64_t tokens, const std::string& stop_before = "") const;
+  // The output head's input: the final RMSNorm of x [tokens, hidden] into out [tokens, hidden].
+  void final_norm(const float* x, int64_t tokens, float* out) const;
   // The RMSNorm gains in front of the attention (q/k/v) and the MLP (gate/up) of a block: mutable,
   // so that equivalence transforms (AWQ scales) can be folded into them.
   enum class BlockNorm { kAttention, kMlp };
