@@ -1,0 +1,54 @@
+// lowbit quantized model folders (docs/FORMATS.md, "lowbit quantized safetensors"): reading the
+// quantized layers of an opened folder, running it, and writing one.
+//
+// open_model (io) checks the folder's names, dtypes and shapes against config.json; here the parts
+// become QuantizedTensors (QuantizedTensor::from_parts validates every value) and the model's
+// linear layers QuantizedLinear over them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "lowbit/compress/quantized_tensor.h"
+#include "lowbit/io/model_files.h"
+#include "lowbit/model/llama.h"
+
+namespace lowbit {
+
+// Every layer listed in files.quantized_layers, by linear name ("model.layers.3.mlp.down_proj",
+// "lm_head"). Throws Error "<model path>: quantized layer '<name>': ..." for values the layout
+// forbids (pad bits set, codes or zero points out of range, scales not finite in their dtype,
+// g_idx out of range). Empty for models that are not quantized.
+std::map<std::string, std::shared_ptr<const QuantizedTensor>> read_quantized_layers(const ModelFiles& files);
+
+// A LlamaModel over `files`: QuantizedLinear for the quantized layers (with "<name>.bias" when
+// the folder has one), DenseLinear for the rest. For dense models the same as LlamaModel(files).
+std::shared_ptr<LlamaModel> load_llama_model(std::shared_ptr<const ModelFiles> files);
+
+// What a quantized folder holds.
+struct QuantizedModelContents {
+  LlamaConfig config;
+  // Ordinary tensors by HF name (norms, embeddings, layers kept in higher precision, their biases).
+  NamedTensors dense;
+  // Quantized linear layers by linear name (no ".weight"), e.g. "model.layers.0.self_attn.q_proj".
+  std::map<std::string, QuantizedTensor> quantized;
+  // Biases of quantized layers, by linear name; written as "<name>.bias" (F32).
+  std::map<std::string, std::vector<float>> biases;
+  // Extra keys for config.json's quantization_config (method, bits, statistics, ...): kept as
+  // given. The writer sets quant_method, format_version and layers itself.
+  nlohmann::json quantization_config = nlohmann::json::object();
+};
+
+// Writes `contents` as a folder at `output_dir`: config.json (with quantization_config),
+// model.safetensors, and the tokenizer of `source` (write_tokenizer_files). A quantized lm_head
+// sets tie_word_embeddings false. The folder is staged beside the destination and opened with
+// open_model before it is renamed into place, so it appears complete and readable or not at all.
+// Refuses an existing output unless `replace_existing`. Returns the bytes written.
+uint64_t write_quantized_model(const std::string& output_dir, const ModelFiles& source,
+                               const QuantizedModelContents& contents, bool replace_existing);
+
+}  // namespace lowbit
