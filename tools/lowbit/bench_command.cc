@@ -12,6 +12,7 @@
 #include "lowbit/core/parallel.h"
 #include "lowbit/model/llama.h"
 #include "lowbit/model/synthetic.h"
+#include "lowbit/pipeline/quantized_model.h"
 
 namespace lowbit::cli {
 
@@ -46,7 +47,8 @@ Runner add_bench_command(CLI::App& app) {
     } else {
       throw Error("bench", "give --model PATH or --synthetic tiny|135m|1b");
     }
-    const LlamaModel llama(files);
+    const auto loaded = load_llama_model(files);
+    const LlamaModel& llama = *loaded;
     const LlamaConfig& c = llama.config();
     if (o->prompt_tokens + o->gen_tokens > c.max_position_embeddings)
       throw Error("bench", "prompt + generated tokens (" + std::to_string(o->prompt_tokens + o->gen_tokens) +

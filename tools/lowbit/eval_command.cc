@@ -15,6 +15,7 @@
 #include "lowbit/core/mapped_file.h"
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/io/tokenizer.h"
+#include "lowbit/pipeline/quantized_model.h"
 
 namespace lowbit::cli {
 
@@ -81,7 +82,7 @@ nlohmann::json to_json(const PerplexityResult& r) {
 std::shared_ptr<LlamaModel> load(const std::string& path, std::unique_ptr<Tokenizer>* tokenizer) {
   auto files = std::make_shared<ModelFiles>(open_model(path));
   if (tokenizer) *tokenizer = load_tokenizer(*files);
-  return std::make_shared<LlamaModel>(files);
+  return load_llama_model(files);
 }
 
 void add_shared_options(CLI::App& app, EvalOptions& o) {

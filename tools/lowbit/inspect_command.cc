@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "lowbit/io/gguf_model.h"
 #include "lowbit/io/model_files.h"
+#include "lowbit/pipeline/quantized_model.h"
 
 namespace lowbit::cli {
 
@@ -57,6 +58,69 @@ std::string stored_type(const ModelFiles& model, const std::string& name) {
   return info ? std::string(ggml_traits(info->type).name) : "";
 }
 
+// A lowbit quantized folder: each quantized layer's scheme and true bits per weight (codes, scales,
+// zero points and g_idx over its out x in weights), and the whole model's bits per weight with every
+// other tensor counted at its stored dtype width.
+struct QuantizedSummary {
+  std::map<std::string, std::shared_ptr<const QuantizedTensor>> layers;
+  uint64_t quantized_bytes = 0, quantized_weights = 0;
+  uint64_t model_bytes = 0, model_parameters = 0;
+  double quantized_bits_per_weight() const { return quantized_weights ? 8.0 * quantized_bytes / quantized_weights : 0; }
+  double model_bits_per_weight() const { return model_parameters ? 8.0 * model_bytes / model_parameters : 0; }
+};
+
+QuantizedSummary summarize_quantized(const ModelFiles& model) {
+  QuantizedSummary summary;
+  summary.layers = read_quantized_layers(model);
+  for (const auto& [name, layer] : summary.layers) {
+    summary.quantized_bytes += static_cast<uint64_t>(layer->storage_bytes());
+    summary.quantized_weights += static_cast<uint64_t>(layer->rows() * layer->cols());
+  }
+  summary.model_bytes = summary.quantized_bytes;
+  for (const auto& [name, tensor] : model.tensors) {
+    const auto dot = name.rfind('.');
+    if (dot != std::string::npos && summary.layers.contains(name.substr(0, dot)) && !name.ends_with(".bias")) continue;
+    summary.model_bytes += tensor.nbytes();
+  }
+  summary.model_parameters = static_cast<uint64_t>(model.parameter_count());
+  return summary;
+}
+
+nlohmann::json to_json(const QuantizedSummary& summary, const ModelFiles& model) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& [name, layer] : summary.layers)
+    layers.push_back({{"name", name},
+                      {"scheme", layer->scheme().to_string()},
+                      {"format", layer->scheme().element.to_string()},
+                      {"group_size", layer->scheme().group_size},
+                      {"scale_dtype", dtype_name(layer->scheme().scale_dtype)},
+                      {"g_idx", !layer->g_idx().empty()},
+                      {"shape", Shape{layer->rows(), layer->cols()}},
+                      {"storage_bytes", layer->storage_bytes()},
+                      {"bits_per_weight", layer->bits_per_weight()}});
+  return {{"config", model.quantization_config},
+          {"quantized_layers", summary.layers.size()},
+          {"quantized_weights", summary.quantized_weights},
+          {"quantized_bits_per_weight", summary.quantized_bits_per_weight()},
+          {"model_bits_per_weight", summary.model_bits_per_weight()},
+          {"layers", layers}};
+}
+
+void print_quantized(const QuantizedSummary& summary) {
+  std::printf("quantized:    %zu layers, %.4f bits/weight over their %s weights (scales, zero points, g_idx included)\n",
+              summary.layers.size(), summary.quantized_bits_per_weight(),
+              with_thousands(static_cast<long long>(summary.quantized_weights)).c_str());
+  std::printf("bits/weight:  %.4f over all %s parameters (other tensors at their stored width)\n",
+              summary.model_bits_per_weight(), with_thousands(static_cast<long long>(summary.model_parameters)).c_str());
+  size_t width = 5;
+  for (const auto& [name, layer] : summary.layers) width = std::max(width, name.size());
+  std::printf("\n  %-*s  %-36s  %-14s  %11s\n", (int)width, "layer", "scheme", "shape", "bits/weight");
+  for (const auto& [name, layer] : summary.layers)
+    std::printf("  %-*s  %-36s  %-14s  %11.4f\n", (int)width, name.c_str(),
+                (layer->scheme().to_string() + (layer->g_idx().empty() ? "" : " g_idx")).c_str(),
+                shape_to_string(Shape{layer->rows(), layer->cols()}).c_str(), layer->bits_per_weight());
+}
+
 nlohmann::json to_json(const ModelFiles& model) {
   nlohmann::json j;
   j["path"] = model.path;
@@ -90,6 +154,7 @@ nlohmann::json to_json(const ModelFiles& model) {
     tensors.push_back(entry);
   }
   j["tensors"] = tensors;
+  if (model.quantized()) j["quantization"] = to_json(summarize_quantized(model), model);
   return j;
 }
 
@@ -133,6 +198,7 @@ void print_text(const ModelFiles& model, bool with_tensors, bool with_metadata) 
       for (const auto& [key, value] : model.gguf->metadata()) std::printf("  %s = %s\n", key.c_str(), value.to_display().c_str());
     }
   }
+  if (model.quantized()) print_quantized(summarize_quantized(model));
   if (!with_tensors) return;
   size_t width = 4;
   for (const auto& [name, tensor] : model.tensors) width = std::max(width, name.size());

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lowbit/core/error.h"
 #include "lowbit/model/generate.h"
+#include "lowbit/pipeline/quantized_model.h"
 
 namespace lowbit::cli {
 
@@ -34,7 +35,8 @@ Runner add_run_command(CLI::App& app) {
   return [o] {
     auto files = std::make_shared<ModelFiles>(open_model(o->model));
     const auto tokenizer = load_tokenizer(*files);
-    LlamaModel model(files);
+    const auto llama = load_llama_model(files);
+    const LlamaModel& model = *llama;
     const auto prompt = tokenizer->encode(o->prompt, tokenizer->adds_bos());
     GenerationOptions options;
     options.max_new_tokens = o->tokens;
