@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -466,6 +467,27 @@ TEST_F(QuantizedModelFiles, InspectReportsSchemesAndTrueBitsPerWeight) {
   // Whole model: every other tensor is f32 (32 bits per parameter).
   const uint64_t parameters = static_cast<uint64_t>(dense_->parameter_count());
   EXPECT_DOUBLE_EQ(q["model_bits_per_weight"].get<double>(), (8.0 * storage + 32.0 * (parameters - weights)) / parameters);
+}
+
+TEST_F(QuantizedModelFiles, CliErrorsAreOneLineWithExitCode2) {
+  const std::string gptq = copy_of_folder();
+  edit_config(gptq, [](json& config) { config["quantization_config"]["quant_method"] = "gptq"; });
+  const auto inspect = testing::run_cli("inspect '" + gptq + "'");
+  EXPECT_EQ(inspect.exit_code, 2);
+  EXPECT_TRUE(contains(inspect.err, gptq + "/config.json: quantization_config.quant_method 'gptq' is not supported"))
+      << inspect.err;
+  EXPECT_EQ(std::count(inspect.err.begin(), inspect.err.end(), '\n'), 1) << inspect.err;
+
+  // Converting would drop quantization_config and leave unreadable parts: refused, nothing written.
+  const std::string out = testing::temp_dir() + "/converted";
+  const auto convert = testing::run_cli("convert '" + dir_ + "' '" + out + "'");
+  EXPECT_EQ(convert.exit_code, 2);
+  EXPECT_TRUE(contains(convert.err, dir_ + ": is a lowbit quantized model; convert reads dense models")) << convert.err;
+  EXPECT_FALSE(fs::exists(out));
+  const auto gguf = testing::run_cli("convert '" + dir_ + "' '" + out + ".gguf'");
+  EXPECT_EQ(gguf.exit_code, 2);
+  EXPECT_TRUE(contains(gguf.err, "writing it as GGUF is not supported")) << gguf.err;
+  EXPECT_FALSE(fs::exists(out + ".gguf"));
 }
 
 // The real model through the CLI: every linear quantized to int8 per row, then run and evaluated.
