@@ -25,6 +25,7 @@ Runner add_run_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
+Runner add_quantize_command(CLI::App& app);
 
 // "1,234,567"
 std::string with_thousands(long long value);

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add("run", cli::add_run_command, "generate text from a prompt (greedy or sampled)");
   add("bench", cli::add_bench_command, "prefill/decode speed against the memory-bandwidth roofline");
   add("eval", cli::add_eval_command, "perplexity (eval ppl) and KL divergence against a base model (eval kld)");
+  add("quantize", cli::add_quantize_command, "compress a model's weights (rtn, gptq, awq, awq+gptq) into a model folder");
   add("tokenize", cli::add_tokenize_command, "print the token ids of a text as the model's tokenizer gives them");
 
   try {
