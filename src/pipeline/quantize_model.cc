@@ -87,6 +87,7 @@ class SequentialQuantizer {
         model_.embed(calibration_[i], hidden_[i].data());
       }
     }
+    if (progress) progress(BlockProgress{0, model_.num_blocks(), 0, kNaN});  // validated; work starts
     for (int64_t b = 0; b < model_.num_blocks(); ++b) {
       const auto block_start = Clock::now();
       const size_t first_report = reports_.size();

@@ -135,10 +135,13 @@ Runner add_quantize_command(CLI::App& app) {
       }
     }
     const bool tty = ::isatty(STDERR_FILENO);
-    std::fprintf(stderr, "quantizing %s: %s, %s, %zu x %lld calibration tokens\n", o->model.c_str(),
-                 std::string(quant_method_name(recipe.method)).c_str(), recipe.scheme.to_string().c_str(),
-                 calibration.size(), calibration.empty() ? 0LL : (long long)calibration[0].size());
-    QuantizeResult result = quantize_model(files, recipe, calibration, [tty](const BlockProgress& p) {
+    QuantizeResult result = quantize_model(files, recipe, calibration, [&](const BlockProgress& p) {
+      if (p.block == 0) {
+        std::fprintf(stderr, "quantizing %s: %s, %s, %zu x %lld calibration tokens\n", o->model.c_str(),
+                     std::string(quant_method_name(recipe.method)).c_str(), recipe.scheme.to_string().c_str(),
+                     calibration.size(), calibration.empty() ? 0LL : (long long)calibration[0].size());
+        return;
+      }
       std::fprintf(stderr, "block %lld/%lld  %.1f s  mean relative output error %s%s", (long long)p.block,
                    (long long)p.blocks, p.seconds, error_cell(p.mean_relative_error).c_str(), tty ? "   \r" : "\n");
       if (tty && p.block == p.blocks) std::fprintf(stderr, "\n");

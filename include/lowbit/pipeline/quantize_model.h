@@ -42,7 +42,7 @@ struct LayerReport {
 };
 
 struct BlockProgress {
-  int64_t block = 0, blocks = 0;  // block just finished (1-based), of
+  int64_t block = 0, blocks = 0;  // block just finished (1-based), of; block 0: the recipe is valid, work starts
   double seconds = 0;             // this block, passes included
   double mean_relative_error = 0; // over its quantized layers (NaN without calibration)
 };

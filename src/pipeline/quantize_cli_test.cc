@@ -1,0 +1,83 @@
+// `lowbit quantize` end to end on the real stories260K model, and its refusals: one line on
+// stderr, exit code 2, and no output folder.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "testing/shared_data.h"
+
+namespace lowbit {
+namespace {
+
+using testing::contains;
+using testing::run_cli;
+
+TEST(QuantizeCli, GptqFolderRunsEvaluatesAndInspects) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const std::string out = testing::temp_dir() + "/gptq4";
+  const auto r = run_cli("quantize -m " + shared + "/models/stories260K/hf --method gptq --bits 4 --group 32 --calib " +
+                         shared + "/data/tinystories/tinystories_val.txt --nsamples 8 --seqlen 64 --keep '*.down_proj=8' -o " +
+                         out + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  ASSERT_EQ(report["layers"].size(), 37u);  // embeddings + 5 blocks x 7 + lm_head
+  EXPECT_EQ(report["calibration_tokens"], 8 * 64);
+  EXPECT_EQ(report["layers"][7]["name"], "model.layers.0.mlp.down_proj");
+  EXPECT_EQ(report["layers"][7]["plan"], "uint8 g32 (F16 scales, zero points)");
+  EXPECT_EQ(report["layers"][1]["plan"], "uint4 g32 (F16 scales, zero points)");
+  EXPECT_TRUE(report["layers"][1]["relative_error"].is_number());
+  EXPECT_TRUE(contains(r.err, "block 5/5"));  // progress per block on stderr
+  // 4-bit g32 with f16 scale and 4-bit zero per group: 4 + 16/32 + 4/32 = 4.625 bits (down_proj:
+  // 8 bits, 172 inputs in 6 groups of which the last is ragged).
+  EXPECT_GT(report["quantized_bits_per_weight"].get<double>(), 4.625);
+  EXPECT_LT(report["quantized_bits_per_weight"].get<double>(), 8.0);
+
+  const auto inspect = run_cli("inspect " + out + " --no-tensors");
+  EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_TRUE(contains(inspect.out, "quantized:    35 layers"));
+  const auto run = run_cli("run -m " + out + " -p 'Once upon a time' -n 8");
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+  const double perplexity = nlohmann::json::parse(ppl.out)["perplexity"];
+  EXPECT_GT(perplexity, 1.0);
+  EXPECT_LT(perplexity, 20.0);  // the fp32 model scores about 4 here; a broken layer scores hundreds
+}
+
+TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const std::string dir = testing::temp_dir();
+  const std::string model = " -m " + shared + "/models/stories260K/hf";
+  const std::string calib = " --calib " + shared + "/data/tinystories/tinystories_val.txt --nsamples 2 --seqlen 32";
+  testing::write_raw(dir + "/bad-recipe.json", R"({"method": "gptq", "bitz": 4})");
+  testing::write_raw(dir + "/short.txt", "Once upon a time");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {model + " --bits 9", "--bits: must be 1..8"},
+      {model + " --bits 0", "--bits: must be 1..8"},
+      {model + " --method gptq", "--calib: method gptq needs a calibration text"},
+      {model + " --method best" + calib, "method 'best' is not one of"},
+      {model + " --method rtn --group 100", "group"},
+      {model + " --method rtn --group -3", "--group"},
+      {model + " --method rtn --keep lm_head", "--keep lm_head: expected NAME="},
+      {model + " --method rtn --keep model.embed_tokens=4", "model.embed_tokens"},
+      {model + " --method rtn --format nf4 --bits 3", "--format"},
+      {model + " --method rtn --format int12", "int12"},
+      {model + " --recipe " + dir + "/bad-recipe.json" + calib, "unknown key 'bitz'"},
+      {model + " --method gptq --calib " + dir + "/short.txt --seqlen 64", "fewer than one sequence"},
+      {model + " --method gptq --static-groups --group 0" + calib, "static groups"},
+      {" -m " + dir + "/missing --method rtn", "missing"},
+  };
+  for (const auto& [args, expected] : cases) {
+    SCOPED_TRACE(args);
+    const std::string out = dir + "/out";
+    const auto r = run_cli("quantize" + args + " -o " + out);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_TRUE(contains(r.err, expected)) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out));
+  }
+}
+
+}  // namespace
+}  // namespace lowbit
