@@ -67,11 +67,12 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {model + " --method gptq --calib " + dir + "/short.txt --seqlen 64", "fewer than one sequence"},
       {model + " --method gptq --static-groups --group 0" + calib, "static groups"},
       {" -m " + dir + "/missing --method rtn", "missing"},
+      {model + " --method rtn -o " + dir, "already exists"},
   };
   for (const auto& [args, expected] : cases) {
     SCOPED_TRACE(args);
     const std::string out = dir + "/out";
-    const auto r = run_cli("quantize" + args + " -o " + out);
+    const auto r = run_cli("quantize" + args + (contains(args, " -o ") ? "" : " -o " + out));
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_TRUE(contains(r.err, expected)) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -122,6 +123,9 @@ Runner add_quantize_command(CLI::App& app) {
   CLI::App* self = &app;
   return [o, self] {
     const QuantRecipe recipe = build_recipe(*o, *self);
+    // Output problems are found now, not after the work.
+    if (std::filesystem::exists(o->output) && !o->force)
+      throw Error(o->output, "already exists (pass --force to replace it)");
     auto files = std::make_shared<ModelFiles>(open_model(o->model));
     std::vector<std::vector<int32_t>> calibration;
     if (needs_calibration(recipe.method) && o->calib.empty())
@@ -149,6 +153,9 @@ Runner add_quantize_command(CLI::App& app) {
     result.contents.quantization_config["calibration"] = {
         {"text", o->calib}, {"nsamples", calibration.size()},
         {"seqlen", calibration.empty() ? 0 : calibration[0].size()}, {"seed", o->calibration.seed}};
+    const std::filesystem::path parent = std::filesystem::absolute(o->output).parent_path();
+    std::error_code ignored;
+    std::filesystem::create_directories(parent, ignored);  // like mkdir -p; the writer reports failures
     const uint64_t bytes = write_quantized_model(o->output, *files, result.contents, o->force);
 
     // Sizes: quantized layers at their stored bits, the rest at their dtype width.
