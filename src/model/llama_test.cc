@@ -16,51 +16,14 @@
 #include "lowbit/eval/perplexity.h"
 #include "lowbit/io/tokenizer.h"
 #include "lowbit/model/generate.h"
+#include "testing/random_model.h"
 #include "testing/shared_data.h"
 
 namespace lowbit {
 namespace {
 
-// A small config with every feature switched on: GQA (6 query heads on 2 kv heads),
-// attention biases (Qwen2), an untied head, odd sizes, llama3 RoPE scaling.
-LlamaConfig awkward_config() {
-  LlamaConfig c;
-  c.model_type = "qwen2";
-  c.hidden_size = 48;
-  c.intermediate_size = 37;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 6;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 53;
-  c.max_position_embeddings = 64;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 500.0;
-  c.rope_scaling = RopeScaling{"llama3", 4.0, 1.0, 4.0, 16};
-  c.attention_bias = true;
-  c.tie_word_embeddings = false;
-  return c;
-}
-
-// Writes a random-weight model folder and returns its path.
-std::string write_random_model(const LlamaConfig& config, DType dtype) {
-  const std::string dir = testing::temp_dir() + "/model";
-  std::filesystem::create_directories(dir);
-  NamedTensors tensors;
-  uint64_t stream = 0;
-  for (const auto& [name, shape] : expected_llama_tensors(config)) {
-    Tensor t = Tensor::zeros(DType::kF32, shape);
-    const CounterRng rng(7, stream++);
-    const bool norm = name.find("norm") != std::string::npos;
-    auto values = t.mutable_values<float>();
-    for (size_t i = 0; i < values.size(); ++i)
-      values[i] = norm ? 0.8f + 0.4f * rng.uniform(i) : (rng.uniform(i) - 0.5f) * 0.5f;
-    tensors.emplace_back(name, dtype == DType::kF32 ? t : t.to(dtype));
-  }
-  write_safetensors(dir + "/model.safetensors", tensors);
-  write_file_atomically(dir + "/config.json", config.to_json().dump());
-  return dir;
-}
+using testing::awkward_config;
+using testing::write_random_model;
 
 // Plain-loop reference of the forward pass, all in double, every position's logits.
 std::vector<double> naive_logits(const ModelFiles& files, const std::vector<int32_t>& tokens) {
