@@ -25,6 +25,7 @@
 #include "lowbit/io/json_file.h"
 #include "lowbit/io/safetensors.h"
 #include "lowbit/io/tokenizer.h"
+#include "testing/random_model.h"
 #include "testing/shared_data.h"
 
 namespace lowbit {
@@ -53,24 +54,7 @@ LlamaConfig small_config() {
 }
 
 // Random f32 weights for every tensor the config needs.
-std::string write_random_model(const LlamaConfig& config) {
-  const std::string dir = testing::temp_dir() + "/dense";
-  fs::create_directories(dir);
-  NamedTensors tensors;
-  uint64_t stream = 0;
-  for (const auto& [name, shape] : expected_llama_tensors(config)) {
-    Tensor t = Tensor::zeros(DType::kF32, shape);
-    const CounterRng rng(3, stream++);
-    const bool norm = name.find("norm") != std::string::npos;
-    auto values = t.mutable_values<float>();
-    for (size_t i = 0; i < values.size(); ++i)
-      values[i] = norm ? 0.8f + 0.4f * rng.uniform(i) : (rng.uniform(i) - 0.5f) * 0.5f;
-    tensors.emplace_back(name, t);
-  }
-  write_safetensors(dir + "/model.safetensors", tensors);
-  write_file_atomically(dir + "/config.json", config.to_json().dump());
-  return dir;
-}
+std::string write_random_model(const LlamaConfig& config) { return testing::write_random_model(config, DType::kF32, 3); }
 
 struct LayerCase {
   std::string name;
