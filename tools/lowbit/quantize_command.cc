@@ -107,7 +107,7 @@ Runner add_quantize_command(CLI::App& app) {
                  "names (lm_head, model.embed_tokens, '*.down_proj', model.layers.0.*). Repeatable; later wins. "
                  "Default: embeddings and lm_head kept f16");
   app.add_option("--recipe", o->recipe, "JSON recipe (method, scheme, gptq options, per-layer rules); flags given override it");
-  app.add_flag("--act-order", o->act_order, "GPTQ: quantize columns in order of decreasing Hessian diagonal");
+  app.add_flag("--act-order", o->act_order, "GPTQ: quantize columns in order of decreasing Hessian diagonal (stores g_idx unless --static-groups; on SmolLM2 it turns GPTQ from worse than RTN off the calibration domain to better, see docs/BENCHMARKS.md)");
   app.add_flag("--static-groups", o->static_groups, "GPTQ: choose group scales up front (act-order without g_idx)");
   app.add_option("--percdamp", o->percdamp, "GPTQ: damping as a fraction of mean(diag H) (default 0.01)");
   app.add_flag("--clip-search", o->clip_search, "RTN/GPTQ: search each group's clipping range (MSE, weighted by diag H)");
