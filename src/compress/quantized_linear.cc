@@ -9,6 +9,7 @@
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/kernels/dense_gemv.h"
+#include "lowbit/kernels/packed_gemv.h"
 #include "lowbit/linalg/blas.h"
 
 namespace lowbit {
@@ -24,12 +25,29 @@ QuantizedLinear::QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, 
   require(weight_ != nullptr, "quantized linear", "no weight tensor");
   require(bias_.empty() || static_cast<int64_t>(bias_.size()) == weight_->rows(), "quantized linear",
           "bias has " + std::to_string(bias_.size()) + " values for " + std::to_string(weight_->rows()) + " outputs");
+  packed_ = packed_gemv_supported(*weight_);
   pin_blas_to_one_thread();
 }
 
 void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
-  const int64_t in = weight_->cols(), out = weight_->rows();
+  const int64_t out = weight_->rows();
   if (tokens <= 0 || out == 0) return;
+  const int64_t tiles = (out + kRowTile - 1) / kRowTile;
+  if (tokens == 1 && packed_) {
+    // Decode: straight from the packed codes; each row's sum does not depend on the tiling.
+    parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
+      packed_gemv_rows(*weight_, x, begin * kRowTile, std::min(out, end * kRowTile), y);
+    });
+  } else {
+    dequantized_forward(x, tokens, y);
+  }
+  if (bias_.empty()) return;
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t o = 0; o < out; ++o) y[t * out + o] += bias_[static_cast<size_t>(o)];
+}
+
+void QuantizedLinear::dequantized_forward(const float* x, int64_t tokens, float* y) const {
+  const int64_t in = weight_->cols(), out = weight_->rows();
   const int64_t tiles = (out + kRowTile - 1) / kRowTile;
   parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> tile_weights;
@@ -51,9 +69,6 @@ void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
       }
     }
   });
-  if (bias_.empty()) return;
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t o = 0; o < out; ++o) y[t * out + o] += bias_[static_cast<size_t>(o)];
 }
 
 }  // namespace lowbit

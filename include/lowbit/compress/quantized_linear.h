@@ -1,11 +1,17 @@
 // A linear layer whose weight is a QuantizedTensor: what quantized model files load into
 // (pipeline/quantized_model.h) and what calibration swaps in after quantizing a layer.
 //
-// The forward pass dequantizes fixed tiles of 64 output rows into a thread-local f32 buffer
-// and then does exactly what DenseLinear does for f32 weights over that tile: cblas_sgemm for
-// several tokens, the fused GEMV kernel for one. So its output equals a DenseLinear over the
-// dequantized matrix bit for bit, and — work being split over fixed row tiles — is the same for
-// any thread count. No whole-matrix f32 copy is ever made (a packed kernel is the kernels issue).
+// One token (decode), integer grids without g_idx (kernels/packed_gemv.h): the packed GEMV reads
+// the codes, scales and zero points as stored, over fixed tiles of 64 output rows. Its result is
+// within a few f32 ulps of Σ|W·x| of DenseLinear over the dequantized matrix, not bit-equal.
+//
+// Otherwise (several tokens, or other grids / g_idx) the forward pass dequantizes fixed tiles of
+// 64 output rows into a thread-local f32 buffer and then does exactly what DenseLinear does for
+// f32 weights over that tile: cblas_sgemm for several tokens, the fused GEMV kernel for one. So
+// that output equals a DenseLinear over the dequantized matrix bit for bit.
+//
+// Either way work is split over fixed row tiles and each row's sum is formed independently of
+// the split, so the output is the same for any thread count. No whole-matrix f32 copy is made.
 #pragma once
 
 #include <cstdint>
@@ -33,8 +39,12 @@ class QuantizedLinear final : public LinearLayer {
   const std::vector<float>& bias() const { return bias_; }
 
  private:
+  // Dequantized f32 tiles, then sgemm (several tokens) or the dense GEMV (one); no bias.
+  void dequantized_forward(const float* x, int64_t tokens, float* y) const;
+
   std::shared_ptr<const QuantizedTensor> weight_;
   std::vector<float> bias_;
+  bool packed_ = false;  // packed_gemv_supported(*weight_): the one-token path reads packed codes
 };
 
 }  // namespace lowbit

@@ -1,0 +1,43 @@
+// Decode (one token) matrix-vector product straight from a QuantizedTensor's packed layout:
+// y[r] = Σ_c W[r, c] · x[c] for rows [row_begin, row_end), the codes unpacked and scaled in
+// registers — no f32 copy of the weights, so a 4-bit matrix costs ~1/8 of the f32 bytes read.
+//
+// Handled layouts (packed_gemv_supported): integer grids without g_idx —
+//   asymmetric  Format::uint(b) with per-group zero points: W = (code − z) · s
+//   symmetric   two's complement integer grids (Format::int_symmetric(b), int_full(b), any
+//               fraction bits): W = sign_extend_b(code) · 2^-f · s — exactly Format::decode
+// for any bits 1..8 and any group size (per-row, ragged last group). 2-, 4- and 8-bit codes
+// with byte-aligned groups are unpacked in SIMD registers (Highway, chosen at run time); every
+// other width/grouping is unpacked one row at a time into a small byte buffer first.
+//
+// Arithmetic, per row and group g (columns c0..c1):
+//     acc_g = Σ_c value_c · x_c      (value_c = code_c, or the signed integer)
+//     y    += s_g · (acc_g − z_g · Σ_{c in g} x_c)     (z_g = 0 for symmetric grids)
+// with Σx per group formed once per call. The summation order of a row depends only on the row
+// and the instruction set, never on [row_begin, row_end), so any split of rows over threads
+// gives bit-identical results. The result is not bit-equal to dequantize-then-dot (different
+// rounding); it agrees within a few f32 ulps of Σ|W_rc · x_c|.
+//
+// Layouts not handled (lookup grids such as NF4, minifloats, g_idx) fall back inside
+// packed_gemv_rows to dequantizing each row to f32 and dense_gemv_rows.
+#pragma once
+
+#include <cstdint>
+
+#include "lowbit/compress/quantized_tensor.h"
+
+namespace lowbit {
+
+// Whether packed_gemv_rows reads this tensor's packed codes directly (see above).
+bool packed_gemv_supported(const QuantizedTensor& w);
+
+// y[r] for r in [row_begin, row_end) (y indexed by absolute row); x has w.cols() values.
+// Throws Error for a bad row range.
+void packed_gemv_rows(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end, float* y);
+
+// The same arithmetic in plain scalar C++, one column at a time (the test oracle). Supported
+// layouts only (throws Error otherwise).
+void packed_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end,
+                                float* y);
+
+}  // namespace lowbit

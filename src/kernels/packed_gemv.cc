@@ -1,0 +1,266 @@
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "src/kernels/packed_gemv.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cmath>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "lowbit/core/error.h"
+#include "lowbit/kernels/dense_gemv.h"
+#include "lowbit/kernels/packed_gemv.h"
+#include "lowbit/numerics/packing.h"
+
+// Parts shared by every target (this file is compiled once per Highway target).
+#ifndef LOWBIT_PACKED_GEMV_SHARED
+#define LOWBIT_PACKED_GEMV_SHARED
+namespace lowbit::packed_detail {
+
+// What one call needs, resolved from the QuantizedTensor once.
+struct Args {
+  const uint8_t* codes = nullptr;  // rows x row_bytes
+  size_t row_bytes = 0, cols = 0, group = 1, groups = 0;
+  int bits = 0;
+  bool is_signed = false;          // two's complement codes (symmetric grid)
+  const float* scales = nullptr;   // rows x groups
+  const uint8_t* zeros = nullptr;  // rows x groups, null for symmetric grids
+  const float* xsum = nullptr;     // groups: Σ x over each group (asymmetric only)
+  float factor = 1.0f;             // 2^-fraction_bits of the symmetric grid
+  const float* x = nullptr;
+};
+
+// Code c of a row packed LSB-first at `bits` (1..8) bits: a 16-bit window over two bytes.
+inline uint32_t code_at(const uint8_t* row, size_t row_bytes, size_t c, int bits) {
+  const size_t bit = c * static_cast<size_t>(bits), byte = bit >> 3;
+  uint32_t window = row[byte];
+  if (byte + 1 < row_bytes) window |= static_cast<uint32_t>(row[byte + 1]) << 8;
+  return (window >> (bit & 7)) & ((1u << bits) - 1);
+}
+
+// The integer a code stands for: itself (unsigned grid) or its `bits`-bit two's complement value.
+inline int32_t value_of(uint32_t code, int bits, bool is_signed) {
+  if (!is_signed) return static_cast<int32_t>(code);
+  const int32_t m = 1 << (bits - 1);
+  return (static_cast<int32_t>(code) ^ m) - m;
+}
+
+}  // namespace lowbit::packed_detail
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace lowbit {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using packed_detail::Args;
+using packed_detail::code_at;
+using packed_detail::value_of;
+
+// One row. `row` holds the codes packed at kBits (2, 4 or 8) bits per code, `row_bytes` long;
+// codes are `value_bits`-bit values (= kBits, except for a row unpacked to bytes first).
+// Groups must start on a byte boundary (checked by the caller). Within a group, whole steps of
+// up to 32 columns go through vectors, the rest column by column; the order depends only on the
+// row's shape, never on which other rows are computed in the same call.
+template <int kBits, bool kSigned, class D>
+HWY_INLINE float RowDot(D d, const Args& a, const uint8_t* row, size_t row_bytes, int value_bits, const float* scales,
+                        const uint8_t* zeros) {
+  const hn::Rebind<uint8_t, D> d8;
+  const hn::RebindToSigned<D> di;
+  const size_t lanes = hn::Lanes(d);
+  const auto mask = hn::Set(di, (1 << kBits) - 1);
+  const auto sign = hn::Set(di, 1 << (value_bits - 1));
+  const float* x = a.x;
+  // Two's complement b-bit → int32: (v ^ 2^(b-1)) − 2^(b-1).
+  const auto to_float = [&](hn::Vec<hn::RebindToSigned<D>> v) {
+    if constexpr (kSigned) v = hn::Sub(hn::Xor(v, sign), sign);
+    return hn::ConvertTo(d, v);
+  };
+  auto yv = hn::Zero(d);
+  float ys = 0.0f;
+  for (size_t g = 0; g < a.groups; ++g) {
+    const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
+    auto acc0 = hn::Zero(d), acc1 = hn::Zero(d), acc2 = hn::Zero(d), acc3 = hn::Zero(d);
+    size_t c = c0;
+    if constexpr (kBits == 8) {
+      for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+        const auto v0 = hn::PromoteTo(di, hn::LoadU(d8, row + c));
+        const auto v1 = hn::PromoteTo(di, hn::LoadU(d8, row + c + lanes));
+        acc0 = hn::MulAdd(to_float(v0), hn::LoadU(d, x + c), acc0);
+        acc1 = hn::MulAdd(to_float(v1), hn::LoadU(d, x + c + lanes), acc1);
+      }
+    } else if constexpr (kBits == 4) {
+      // `lanes` bytes = 2·lanes codes: low nibbles are the even columns, high nibbles the odd.
+      for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+        const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2));
+        hn::Vec<D> xe, xo;
+        hn::LoadInterleaved2(d, x + c, xe, xo);
+        acc0 = hn::MulAdd(to_float(hn::And(bytes, mask)), xe, acc0);
+        acc1 = hn::MulAdd(to_float(hn::ShiftRight<4>(bytes)), xo, acc1);
+      }
+    } else {
+      static_assert(kBits == 2, "2, 4 or 8 bits");
+      for (; c + 4 * lanes <= c1; c += 4 * lanes) {
+        const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 4));
+        hn::Vec<D> x0, x1, x2, x3;
+        hn::LoadInterleaved4(d, x + c, x0, x1, x2, x3);
+        acc0 = hn::MulAdd(to_float(hn::And(bytes, mask)), x0, acc0);
+        acc1 = hn::MulAdd(to_float(hn::And(hn::ShiftRight<2>(bytes), mask)), x1, acc1);
+        acc2 = hn::MulAdd(to_float(hn::And(hn::ShiftRight<4>(bytes), mask)), x2, acc2);
+        acc3 = hn::MulAdd(to_float(hn::ShiftRight<6>(bytes)), x3, acc3);
+      }
+    }
+    float tail = 0.0f;
+    for (; c < c1; ++c)
+      tail += static_cast<float>(value_of(code_at(row, row_bytes, c, kBits), value_bits, kSigned)) * x[c];
+    const float s = scales[g] * a.factor;
+    yv = hn::MulAdd(hn::Set(d, s), hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)), yv);
+    if (zeros != nullptr) tail -= static_cast<float>(zeros[g]) * a.xsum[g];
+    ys += s * tail;
+  }
+  return hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
+}
+
+template <bool kSigned>
+void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  // Vector widths capped so that one step (2·lanes, 2·lanes, 4·lanes columns) is at most 32
+  // columns: groups of 32 stay on the vector path on every target.
+  const hn::ScalableTag<float> d8bit;
+  const hn::CappedTag<float, 16> d4bit;
+  const hn::CappedTag<float, 8> d2bit;
+  const bool aligned = a.groups <= 1 || (a.group * static_cast<size_t>(a.bits)) % 8 == 0;
+  const bool direct = aligned && (a.bits == 8 || a.bits == 4 || a.bits == 2);
+  thread_local std::vector<uint8_t> unpacked;
+  if (!direct) unpacked.resize(a.cols);
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = a.codes + r * a.row_bytes;
+    const float* scales = a.scales + r * a.groups;
+    const uint8_t* zeros = a.zeros ? a.zeros + r * a.groups : nullptr;
+    float sum;
+    if (!direct) {
+      // 3, 5, 6, 7 bits (codes cross bytes) or groups not starting on a byte: one byte per code.
+      unpack_bits(std::span<const uint8_t>(row, a.row_bytes), a.bits, std::span<uint8_t>(unpacked));
+      sum = RowDot<8, kSigned>(d8bit, a, unpacked.data(), a.cols, a.bits, scales, zeros);
+    } else if (a.bits == 8) {
+      sum = RowDot<8, kSigned>(d8bit, a, row, a.row_bytes, 8, scales, zeros);
+    } else if (a.bits == 4) {
+      sum = RowDot<4, kSigned>(d4bit, a, row, a.row_bytes, 4, scales, zeros);
+    } else {
+      sum = RowDot<2, kSigned>(d2bit, a, row, a.row_bytes, 2, scales, zeros);
+    }
+    y[r] = sum;
+  }
+}
+
+void PackedRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  if (a.is_signed) {
+    RowsSigned<true>(a, row_begin, row_end, y);
+  } else {
+    RowsSigned<false>(a, row_begin, row_end, y);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lowbit
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lowbit {
+HWY_EXPORT(PackedRows);
+
+namespace {
+constexpr const char* kWhere = "packed GEMV";
+
+void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end) {
+  require(row_begin >= 0 && row_begin <= row_end && row_end <= w.rows(), kWhere,
+          "rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ") outside a tensor of " +
+              std::to_string(w.rows()) + " rows");
+}
+
+// Resolves the tensor into Args; Σx per group goes into `xsum` (asymmetric grids only), summed
+// left to right, so it is the same for every call with the same x.
+packed_detail::Args make_args(const QuantizedTensor& w, const float* x, std::vector<float>& xsum) {
+  packed_detail::Args a;
+  a.codes = w.packed_codes().data();
+  a.row_bytes = static_cast<size_t>(w.row_bytes());
+  a.cols = static_cast<size_t>(w.cols());
+  a.group = static_cast<size_t>(w.group_size());
+  a.groups = static_cast<size_t>(w.groups_per_row());
+  a.bits = w.bits();
+  a.is_signed = w.scheme().element.twos_complement();
+  a.scales = w.scales().data();
+  a.x = x;
+  if (a.is_signed) {
+    a.factor = static_cast<float>(std::ldexp(1.0, -w.scheme().element.fraction_bits()));
+  } else {
+    a.zeros = w.zero_points().data();
+    xsum.assign(a.groups, 0.0f);
+    for (size_t g = 0; g < a.groups; ++g) {
+      const size_t c1 = std::min(a.cols, (g + 1) * a.group);
+      float s = 0.0f;
+      for (size_t c = g * a.group; c < c1; ++c) s += x[c];
+      xsum[g] = s;
+    }
+    a.xsum = xsum.data();
+  }
+  return a;
+}
+}  // namespace
+
+bool packed_gemv_supported(const QuantizedTensor& w) {
+  const Format& f = w.scheme().element;
+  if (!w.g_idx().empty() || f.kind() != Format::Kind::kInt || w.bits() < 1 || w.bits() > 8) return false;
+  const size_t groups = static_cast<size_t>(w.rows() * w.groups_per_row());
+  // Symmetric grids decode through the two's complement value; unsigned ones carry zero points.
+  return f.twos_complement() ? w.zero_points().empty() : w.zero_points().size() == groups;
+}
+
+void packed_gemv_rows(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {
+  check_range(w, row_begin, row_end);
+  if (row_begin == row_end) return;
+  if (w.cols() == 0) {
+    std::fill(y + row_begin, y + row_end, 0.0f);
+    return;
+  }
+  if (!packed_gemv_supported(w)) {
+    // Dequantize a row at a time and use the dense kernel (grouping-invariant, like this one).
+    thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(w.cols()));
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      w.dequantize_row(r, row);
+      dense_gemv_rows(DType::kF32, row.data(), w.cols(), x, 0, 1, y + r);
+    }
+    return;
+  }
+  thread_local std::vector<float> xsum;
+  const packed_detail::Args a = make_args(w, x, xsum);
+  HWY_DYNAMIC_DISPATCH(PackedRows)(a, static_cast<size_t>(row_begin), static_cast<size_t>(row_end), y);
+}
+
+void packed_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end,
+                                float* y) {
+  check_range(w, row_begin, row_end);
+  require(packed_gemv_supported(w), kWhere, "no packed kernel for " + w.scheme().to_string());
+  std::vector<float> xsum;
+  const packed_detail::Args a = make_args(w, x, xsum);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = a.codes + static_cast<size_t>(r) * a.row_bytes;
+    float sum = 0.0f;
+    for (size_t g = 0; g < a.groups; ++g) {
+      const size_t c1 = std::min(a.cols, (g + 1) * a.group);
+      float acc = 0.0f;
+      for (size_t c = g * a.group; c < c1; ++c)
+        acc += static_cast<float>(packed_detail::value_of(packed_detail::code_at(row, a.row_bytes, c, a.bits), a.bits,
+                                                          a.is_signed)) *
+               x[c];
+      const float s = w.scale(r, static_cast<int64_t>(g)) * a.factor;
+      const float z = static_cast<float>(w.zero_point(r, static_cast<int64_t>(g)));
+      sum += s * (acc - z * (a.zeros ? a.xsum[g] : 0.0f));
+    }
+    y[r] = sum;
+  }
+}
+
+}  // namespace lowbit
+#endif
