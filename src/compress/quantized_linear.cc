@@ -20,12 +20,13 @@ namespace {
 constexpr int64_t kRowTile = 64;
 }  // namespace
 
-QuantizedLinear::QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, std::vector<float> bias)
+QuantizedLinear::QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, std::vector<float> bias,
+                                 bool packed_decode)
     : weight_(std::move(weight)), bias_(std::move(bias)) {
   require(weight_ != nullptr, "quantized linear", "no weight tensor");
   require(bias_.empty() || static_cast<int64_t>(bias_.size()) == weight_->rows(), "quantized linear",
           "bias has " + std::to_string(bias_.size()) + " values for " + std::to_string(weight_->rows()) + " outputs");
-  packed_ = packed_gemv_supported(*weight_);
+  packed_ = packed_decode && packed_gemv_supported(*weight_);
   pin_blas_to_one_thread();
 }
 
@@ -35,8 +36,12 @@ void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
   const int64_t tiles = (out + kRowTile - 1) / kRowTile;
   if (tokens == 1 && packed_) {
     // Decode: straight from the packed codes; each row's sum does not depend on the tiling.
+    // x is prepared once (group sums, permuted order) and shared by every tile.
+    thread_local PackedGemvInput input;
+    packed_gemv_prepare(*weight_, x, input);
+    const PackedGemvInput& shared = input;
     parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
-      packed_gemv_rows(*weight_, x, begin * kRowTile, std::min(out, end * kRowTile), y);
+      packed_gemv_rows(*weight_, shared, begin * kRowTile, std::min(out, end * kRowTile), y);
     });
   } else {
     dequantized_forward(x, tokens, y);

@@ -1,8 +1,7 @@
-// QuantizedLinear: the same output as a DenseLinear over the dequantized matrix — bit for bit on
-// the sgemm path (several tokens) and on the one-token path of layouts without a packed kernel
-// (it runs DenseLinear's f32 arithmetic on dequantized tiles); within 1e-5 of Σ|W||x| per row on
-// the packed one-token path (integer grids, kernels/packed_gemv.h); independent of the thread
-// count; bias added.
+// QuantizedLinear: the same output as a DenseLinear over the dequantized matrix — bit for bit by
+// default and on the sgemm path (several tokens), where it runs DenseLinear's f32 arithmetic on
+// dequantized tiles; within 1e-5 of Σ|W||x| per row on the opt-in packed one-token path (integer
+// grids, kernels/packed_gemv.h); independent of the thread count either way; bias added.
 #include "lowbit/compress/quantized_linear.h"
 
 #include <gtest/gtest.h>
@@ -70,16 +69,19 @@ TEST(QuantizedLinear, EqualsDenseLinearOverTheDequantizedMatrix) {
   for (const auto& scheme : schemes) {
     SCOPED_TRACE(scheme.to_string());
     const auto q = quantized_weight(scheme);
-    const QuantizedLinear layer(q);
     const DenseLinear dense = dense_over(*q);
-    EXPECT_EQ(layer.in_features(), kCols);
-    EXPECT_EQ(layer.out_features(), kRows);
-    for (const int64_t tokens : {1, 2, 7}) {
-      const auto x = normal_values(static_cast<size_t>(tokens * kCols), 5);
-      if (tokens == 1 && packed_gemv_supported(*q)) {
-        expect_close_to_dense(*q, x, run(layer, x, tokens), run(dense, x, tokens));
-      } else {
-        EXPECT_TRUE(bit_equal(run(layer, x, tokens), run(dense, x, tokens))) << tokens << " tokens";
+    for (const bool packed : {false, true}) {
+      const QuantizedLinear layer(q, {}, packed);
+      EXPECT_EQ(layer.in_features(), kCols);
+      EXPECT_EQ(layer.out_features(), kRows);
+      EXPECT_EQ(layer.packed_decode(), packed && packed_gemv_supported(*q));
+      for (const int64_t tokens : {1, 2, 7}) {
+        const auto x = normal_values(static_cast<size_t>(tokens * kCols), 5);
+        if (tokens == 1 && layer.packed_decode()) {
+          expect_close_to_dense(*q, x, run(layer, x, tokens), run(dense, x, tokens));
+        } else {
+          EXPECT_TRUE(bit_equal(run(layer, x, tokens), run(dense, x, tokens))) << tokens << " tokens, packed " << packed;
+        }
       }
     }
   }
@@ -90,7 +92,8 @@ TEST(QuantizedLinear, GidxPermutedGroupsMatchTheDequantizedMatrix) {
   std::vector<int32_t> g_idx(kCols);
   for (int64_t c = 0; c < kCols; ++c) g_idx[static_cast<size_t>(c)] = static_cast<int32_t>((c * 7) % 4);
   q->set_g_idx(g_idx);
-  const QuantizedLinear layer(q);
+  const QuantizedLinear layer(q, {}, /*packed_decode=*/true);  // g_idx: no packed kernel
+  EXPECT_FALSE(layer.packed_decode());
   const DenseLinear dense = dense_over(*q);
   const auto x = normal_values(static_cast<size_t>(3 * kCols), 8);
   EXPECT_TRUE(bit_equal(run(layer, x, 3), run(dense, x, 3)));
@@ -98,15 +101,17 @@ TEST(QuantizedLinear, GidxPermutedGroupsMatchTheDequantizedMatrix) {
 }
 
 TEST(QuantizedLinear, BitIdenticalForOneAndTwoThreads) {
-  const QuantizedLinear layer(quantized_weight(QuantScheme::integer(4, 32, true)));
-  for (const int64_t tokens : {1, 9}) {
-    const auto x = normal_values(static_cast<size_t>(tokens * kCols), 3);
-    set_num_threads(1);
-    const auto one = run(layer, x, tokens);
-    set_num_threads(2);
-    const auto two = run(layer, x, tokens);
-    set_num_threads(0);
-    EXPECT_TRUE(bit_equal(one, two)) << tokens << " tokens";
+  for (const bool packed : {false, true}) {
+    const QuantizedLinear layer(quantized_weight(QuantScheme::integer(4, 32, true)), {}, packed);
+    for (const int64_t tokens : {1, 9}) {
+      const auto x = normal_values(static_cast<size_t>(tokens * kCols), 3);
+      set_num_threads(1);
+      const auto one = run(layer, x, tokens);
+      set_num_threads(2);
+      const auto two = run(layer, x, tokens);
+      set_num_threads(0);
+      EXPECT_TRUE(bit_equal(one, two)) << tokens << " tokens, packed " << packed;
+    }
   }
 }
 
@@ -114,23 +119,25 @@ TEST(QuantizedLinear, AddsItsBias) {
   const auto q = quantized_weight(QuantScheme::integer(4, 32, true));
   std::vector<float> bias(kRows);
   for (int64_t o = 0; o < kRows; ++o) bias[static_cast<size_t>(o)] = 0.25f * static_cast<float>(o % 5) - 0.5f;
-  const QuantizedLinear plain(q), biased(q, bias);
   const DenseLinear dense = dense_over(*q, bias);
-  for (const int64_t tokens : {1, 4}) {
-    const auto x = normal_values(static_cast<size_t>(tokens * kCols), 4);
-    const auto without = run(plain, x, tokens), with = run(biased, x, tokens);
-    for (int64_t t = 0; t < tokens; ++t)
-      for (int64_t o = 0; o < kRows; ++o) {
-        const size_t i = static_cast<size_t>(t * kRows + o);
-        ASSERT_EQ(with[i], without[i] + bias[static_cast<size_t>(o)]) << t << ", " << o;
+  for (const bool packed : {false, true}) {
+    const QuantizedLinear plain(q, {}, packed), biased(q, bias, packed);
+    for (const int64_t tokens : {1, 4}) {
+      const auto x = normal_values(static_cast<size_t>(tokens * kCols), 4);
+      const auto without = run(plain, x, tokens), with = run(biased, x, tokens);
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t o = 0; o < kRows; ++o) {
+          const size_t i = static_cast<size_t>(t * kRows + o);
+          ASSERT_EQ(with[i], without[i] + bias[static_cast<size_t>(o)]) << t << ", " << o;
+        }
+      if (tokens == 1 && packed) {
+        expect_close_to_dense(*q, x, with, run(dense, x, tokens));
+      } else {
+        EXPECT_TRUE(bit_equal(with, run(dense, x, tokens))) << tokens << " tokens, packed " << packed;
       }
-    if (tokens == 1) {
-      expect_close_to_dense(*q, x, with, run(dense, x, tokens));
-    } else {
-      EXPECT_TRUE(bit_equal(with, run(dense, x, tokens)));
     }
+    EXPECT_EQ(biased.bias(), bias);
   }
-  EXPECT_EQ(biased.bias(), bias);
 }
 
 TEST(QuantizedLinear, WeightBytesAreTheStoredBytesAndBadBiasIsRefused) {

@@ -30,7 +30,32 @@ struct Args {
   const float* xsum = nullptr;     // groups: Σ x over each group (asymmetric only)
   float factor = 1.0f;             // 2^-fraction_bits of the symmetric grid
   const float* x = nullptr;
+  const float* xp = nullptr;       // x permuted for `xp_lanes`-wide 2-/4-bit steps, or null
+  size_t xp_lanes = 0;
 };
+
+// 2-, 4- and 8-bit codes whose groups start on a byte boundary are read in place; other layouts
+// are unpacked to one byte per code a row at a time.
+inline bool direct_layout(const Args& a) {
+  const bool aligned = a.groups <= 1 || (a.group * static_cast<size_t>(a.bits)) % 8 == 0;
+  return aligned && (a.bits == 8 || a.bits == 4 || a.bits == 2);
+}
+
+// x in the order the 2-/4-bit steps of `lanes`-wide vectors read it: within each whole step of
+// a group (per·lanes columns from the group's start, per = codes per byte), code j of byte i ↔
+// column c + i·per + j goes to out[c + j·lanes + i]; columns outside whole steps stay in place.
+// Only which x meets which code is rearranged: every product lands in the same lane as it would
+// with an interleaved load of x.
+inline void permute_x(const Args& a, size_t lanes, float* out) {
+  const size_t per = static_cast<size_t>(8 / a.bits), step = per * lanes;
+  std::copy(a.x, a.x + a.cols, out);
+  for (size_t g = 0; g < a.groups; ++g) {
+    const size_t c1 = std::min(a.cols, (g + 1) * a.group);
+    for (size_t c = g * a.group; c + step <= c1; c += step)
+      for (size_t i = 0; i < lanes; ++i)
+        for (size_t j = 0; j < per; ++j) out[c + j * lanes + i] = a.x[c + i * per + j];
+  }
+}
 
 // Code c of a row packed LSB-first at `bits` (1..8) bits: a 16-bit window over two bytes.
 inline uint32_t code_at(const uint8_t* row, size_t row_bytes, size_t c, int bits) {
@@ -59,13 +84,14 @@ using packed_detail::code_at;
 using packed_detail::value_of;
 
 // One row. `row` holds the codes packed at kBits (2, 4 or 8) bits per code, `row_bytes` long;
+// `xp` is x as the 2-/4-bit steps read it (permuted per step, see RowsSigned), x itself for 8;
 // codes are `value_bits`-bit values (= kBits, except for a row unpacked to bytes first).
 // Groups must start on a byte boundary (checked by the caller). Within a group, whole steps of
 // up to 32 columns go through vectors, the rest column by column; the order depends only on the
 // row's shape, never on which other rows are computed in the same call.
 template <int kBits, bool kSigned, class D>
-HWY_INLINE float RowDot(D d, const Args& a, const uint8_t* row, size_t row_bytes, int value_bits, const float* scales,
-                        const uint8_t* zeros) {
+HWY_INLINE float RowDot(D d, const Args& a, const float* xp, const uint8_t* row, size_t row_bytes, int value_bits,
+                        const float* scales, const uint8_t* zeros) {
   const hn::Rebind<uint8_t, D> d8;
   const hn::RebindToSigned<D> di;
   const size_t lanes = hn::Lanes(d);
@@ -83,7 +109,18 @@ HWY_INLINE float RowDot(D d, const Args& a, const uint8_t* row, size_t row_bytes
     const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
     auto acc0 = hn::Zero(d), acc1 = hn::Zero(d), acc2 = hn::Zero(d), acc3 = hn::Zero(d);
     size_t c = c0;
+    // 8 and 4 bits: steps of four vectors first (four independent FMA chains), then of two.
     if constexpr (kBits == 8) {
+      for (; c + 4 * lanes <= c1; c += 4 * lanes) {
+        const auto v0 = hn::PromoteTo(di, hn::LoadU(d8, row + c));
+        const auto v1 = hn::PromoteTo(di, hn::LoadU(d8, row + c + lanes));
+        const auto v2 = hn::PromoteTo(di, hn::LoadU(d8, row + c + 2 * lanes));
+        const auto v3 = hn::PromoteTo(di, hn::LoadU(d8, row + c + 3 * lanes));
+        acc0 = hn::MulAdd(to_float(v0), hn::LoadU(d, x + c), acc0);
+        acc1 = hn::MulAdd(to_float(v1), hn::LoadU(d, x + c + lanes), acc1);
+        acc2 = hn::MulAdd(to_float(v2), hn::LoadU(d, x + c + 2 * lanes), acc2);
+        acc3 = hn::MulAdd(to_float(v3), hn::LoadU(d, x + c + 3 * lanes), acc3);
+      }
       for (; c + 2 * lanes <= c1; c += 2 * lanes) {
         const auto v0 = hn::PromoteTo(di, hn::LoadU(d8, row + c));
         const auto v1 = hn::PromoteTo(di, hn::LoadU(d8, row + c + lanes));
@@ -91,24 +128,29 @@ HWY_INLINE float RowDot(D d, const Args& a, const uint8_t* row, size_t row_bytes
         acc1 = hn::MulAdd(to_float(v1), hn::LoadU(d, x + c + lanes), acc1);
       }
     } else if constexpr (kBits == 4) {
-      // `lanes` bytes = 2·lanes codes: low nibbles are the even columns, high nibbles the odd.
+      // `lanes` bytes = 2·lanes codes: low nibbles are the even columns, high nibbles the odd;
+      // xp holds each step's x already split that way (evens, then odds).
+      for (; c + 4 * lanes <= c1; c += 4 * lanes) {
+        const auto b0 = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2));
+        const auto b1 = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2 + lanes));
+        acc0 = hn::MulAdd(to_float(hn::And(b0, mask)), hn::LoadU(d, xp + c), acc0);
+        acc1 = hn::MulAdd(to_float(hn::ShiftRight<4>(b0)), hn::LoadU(d, xp + c + lanes), acc1);
+        acc2 = hn::MulAdd(to_float(hn::And(b1, mask)), hn::LoadU(d, xp + c + 2 * lanes), acc2);
+        acc3 = hn::MulAdd(to_float(hn::ShiftRight<4>(b1)), hn::LoadU(d, xp + c + 3 * lanes), acc3);
+      }
       for (; c + 2 * lanes <= c1; c += 2 * lanes) {
         const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2));
-        hn::Vec<D> xe, xo;
-        hn::LoadInterleaved2(d, x + c, xe, xo);
-        acc0 = hn::MulAdd(to_float(hn::And(bytes, mask)), xe, acc0);
-        acc1 = hn::MulAdd(to_float(hn::ShiftRight<4>(bytes)), xo, acc1);
+        acc0 = hn::MulAdd(to_float(hn::And(bytes, mask)), hn::LoadU(d, xp + c), acc0);
+        acc1 = hn::MulAdd(to_float(hn::ShiftRight<4>(bytes)), hn::LoadU(d, xp + c + lanes), acc1);
       }
     } else {
       static_assert(kBits == 2, "2, 4 or 8 bits");
       for (; c + 4 * lanes <= c1; c += 4 * lanes) {
         const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 4));
-        hn::Vec<D> x0, x1, x2, x3;
-        hn::LoadInterleaved4(d, x + c, x0, x1, x2, x3);
-        acc0 = hn::MulAdd(to_float(hn::And(bytes, mask)), x0, acc0);
-        acc1 = hn::MulAdd(to_float(hn::And(hn::ShiftRight<2>(bytes), mask)), x1, acc1);
-        acc2 = hn::MulAdd(to_float(hn::And(hn::ShiftRight<4>(bytes), mask)), x2, acc2);
-        acc3 = hn::MulAdd(to_float(hn::ShiftRight<6>(bytes)), x3, acc3);
+        acc0 = hn::MulAdd(to_float(hn::And(bytes, mask)), hn::LoadU(d, xp + c), acc0);
+        acc1 = hn::MulAdd(to_float(hn::And(hn::ShiftRight<2>(bytes), mask)), hn::LoadU(d, xp + c + lanes), acc1);
+        acc2 = hn::MulAdd(to_float(hn::And(hn::ShiftRight<4>(bytes), mask)), hn::LoadU(d, xp + c + 2 * lanes), acc2);
+        acc3 = hn::MulAdd(to_float(hn::ShiftRight<6>(bytes)), hn::LoadU(d, xp + c + 3 * lanes), acc3);
       }
     }
     float tail = 0.0f;
@@ -122,6 +164,13 @@ HWY_INLINE float RowDot(D d, const Args& a, const uint8_t* row, size_t row_bytes
   return hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
 }
 
+// Vector width of the 2-/4-bit steps on this target (the CappedTags of RowsSigned); 0 for 8 bits.
+size_t StepLanes(int bits) {
+  if (bits == 4) return hn::Lanes(hn::CappedTag<float, 16>());
+  if (bits == 2) return hn::Lanes(hn::CappedTag<float, 8>());
+  return 0;
+}
+
 template <bool kSigned>
 void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
   // Vector widths capped so that one step (2·lanes, 2·lanes, 4·lanes columns) is at most 32
@@ -129,10 +178,23 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
   const hn::ScalableTag<float> d8bit;
   const hn::CappedTag<float, 16> d4bit;
   const hn::CappedTag<float, 8> d2bit;
-  const bool aligned = a.groups <= 1 || (a.group * static_cast<size_t>(a.bits)) % 8 == 0;
-  const bool direct = aligned && (a.bits == 8 || a.bits == 4 || a.bits == 2);
+  const bool direct = packed_detail::direct_layout(a);
   thread_local std::vector<uint8_t> unpacked;
   if (!direct) unpacked.resize(a.cols);
+  // 2- and 4-bit steps read x permuted (packed_detail::permute_x): prepared once per token by
+  // the caller for this target's width, or here when it was prepared for another width.
+  thread_local std::vector<float> permuted;
+  const float* xp = a.x;
+  if (direct && a.bits < 8) {
+    const size_t lanes = StepLanes(a.bits);
+    if (a.xp != nullptr && a.xp_lanes == lanes) {
+      xp = a.xp;
+    } else {
+      permuted.resize(a.cols);
+      packed_detail::permute_x(a, lanes, permuted.data());
+      xp = permuted.data();
+    }
+  }
   for (size_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = a.codes + r * a.row_bytes;
     const float* scales = a.scales + r * a.groups;
@@ -141,13 +203,13 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
     if (!direct) {
       // 3, 5, 6, 7 bits (codes cross bytes) or groups not starting on a byte: one byte per code.
       unpack_bits(std::span<const uint8_t>(row, a.row_bytes), a.bits, std::span<uint8_t>(unpacked));
-      sum = RowDot<8, kSigned>(d8bit, a, unpacked.data(), a.cols, a.bits, scales, zeros);
+      sum = RowDot<8, kSigned>(d8bit, a, a.x, unpacked.data(), a.cols, a.bits, scales, zeros);
     } else if (a.bits == 8) {
-      sum = RowDot<8, kSigned>(d8bit, a, row, a.row_bytes, 8, scales, zeros);
+      sum = RowDot<8, kSigned>(d8bit, a, a.x, row, a.row_bytes, 8, scales, zeros);
     } else if (a.bits == 4) {
-      sum = RowDot<4, kSigned>(d4bit, a, row, a.row_bytes, 4, scales, zeros);
+      sum = RowDot<4, kSigned>(d4bit, a, xp, row, a.row_bytes, 4, scales, zeros);
     } else {
-      sum = RowDot<2, kSigned>(d2bit, a, row, a.row_bytes, 2, scales, zeros);
+      sum = RowDot<2, kSigned>(d2bit, a, xp, row, a.row_bytes, 2, scales, zeros);
     }
     y[r] = sum;
   }
@@ -168,6 +230,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace lowbit {
 HWY_EXPORT(PackedRows);
+HWY_EXPORT(StepLanes);
 
 namespace {
 constexpr const char* kWhere = "packed GEMV";
@@ -178,9 +241,8 @@ void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end) {
               std::to_string(w.rows()) + " rows");
 }
 
-// Resolves the tensor into Args; Σx per group goes into `xsum` (asymmetric grids only), summed
-// left to right, so it is the same for every call with the same x.
-packed_detail::Args make_args(const QuantizedTensor& w, const float* x, std::vector<float>& xsum) {
+// Resolves the tensor and the prepared x into Args.
+packed_detail::Args make_args(const QuantizedTensor& w, const PackedGemvInput& input) {
   packed_detail::Args a;
   a.codes = w.packed_codes().data();
   a.row_bytes = static_cast<size_t>(w.row_bytes());
@@ -190,21 +252,24 @@ packed_detail::Args make_args(const QuantizedTensor& w, const float* x, std::vec
   a.bits = w.bits();
   a.is_signed = w.scheme().element.twos_complement();
   a.scales = w.scales().data();
-  a.x = x;
+  a.x = input.x;
   if (a.is_signed) {
     a.factor = static_cast<float>(std::ldexp(1.0, -w.scheme().element.fraction_bits()));
   } else {
     a.zeros = w.zero_points().data();
-    xsum.assign(a.groups, 0.0f);
-    for (size_t g = 0; g < a.groups; ++g) {
-      const size_t c1 = std::min(a.cols, (g + 1) * a.group);
-      float s = 0.0f;
-      for (size_t c = g * a.group; c < c1; ++c) s += x[c];
-      xsum[g] = s;
-    }
-    a.xsum = xsum.data();
+    a.xsum = input.group_sums.data();
+  }
+  if (!input.permuted.empty()) {
+    a.xp = input.permuted.data();
+    a.xp_lanes = input.permuted_lanes;
   }
   return a;
+}
+
+void check_input(const QuantizedTensor& w, const PackedGemvInput& input) {
+  require(input.x != nullptr && input.cols == w.cols() && input.groups == w.groups_per_row() &&
+              input.group_size == w.group_size() && input.bits == w.bits(),
+          kWhere, "input was prepared for another tensor layout");
 }
 }  // namespace
 
@@ -216,8 +281,38 @@ bool packed_gemv_supported(const QuantizedTensor& w) {
   return f.twos_complement() ? w.zero_points().empty() : w.zero_points().size() == groups;
 }
 
-void packed_gemv_rows(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {
+void packed_gemv_prepare(const QuantizedTensor& w, const float* x, PackedGemvInput& input) {
+  input.x = x;
+  input.cols = w.cols();
+  input.groups = w.groups_per_row();
+  input.group_size = w.group_size();
+  input.bits = w.bits();
+  input.group_sums.clear();
+  input.permuted.clear();
+  input.permuted_lanes = 0;
+  if (!packed_gemv_supported(w) || w.cols() == 0) return;
+  const packed_detail::Args a = make_args(w, input);
+  if (!a.is_signed) {
+    // Σx per group, left to right: the same for every call with the same x.
+    input.group_sums.assign(a.groups, 0.0f);
+    for (size_t g = 0; g < a.groups; ++g) {
+      const size_t c1 = std::min(a.cols, (g + 1) * a.group);
+      float s = 0.0f;
+      for (size_t c = g * a.group; c < c1; ++c) s += x[c];
+      input.group_sums[g] = s;
+    }
+  }
+  if (packed_detail::direct_layout(a) && a.bits < 8) {
+    input.permuted_lanes = HWY_DYNAMIC_DISPATCH(StepLanes)(a.bits);
+    input.permuted.resize(a.cols);
+    packed_detail::permute_x(a, input.permuted_lanes, input.permuted.data());
+  }
+}
+
+void packed_gemv_rows(const QuantizedTensor& w, const PackedGemvInput& input, int64_t row_begin, int64_t row_end,
+                      float* y) {
   check_range(w, row_begin, row_end);
+  check_input(w, input);
   if (row_begin == row_end) return;
   if (w.cols() == 0) {
     std::fill(y + row_begin, y + row_end, 0.0f);
@@ -229,21 +324,28 @@ void packed_gemv_rows(const QuantizedTensor& w, const float* x, int64_t row_begi
     row.resize(static_cast<size_t>(w.cols()));
     for (int64_t r = row_begin; r < row_end; ++r) {
       w.dequantize_row(r, row);
-      dense_gemv_rows(DType::kF32, row.data(), w.cols(), x, 0, 1, y + r);
+      dense_gemv_rows(DType::kF32, row.data(), w.cols(), input.x, 0, 1, y + r);
     }
     return;
   }
-  thread_local std::vector<float> xsum;
-  const packed_detail::Args a = make_args(w, x, xsum);
+  const packed_detail::Args a = make_args(w, input);
   HWY_DYNAMIC_DISPATCH(PackedRows)(a, static_cast<size_t>(row_begin), static_cast<size_t>(row_end), y);
+}
+
+void packed_gemv_rows(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {
+  check_range(w, row_begin, row_end);
+  thread_local PackedGemvInput input;
+  packed_gemv_prepare(w, x, input);
+  packed_gemv_rows(w, input, row_begin, row_end, y);
 }
 
 void packed_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end,
                                 float* y) {
   check_range(w, row_begin, row_end);
   require(packed_gemv_supported(w), kWhere, "no packed kernel for " + w.scheme().to_string());
-  std::vector<float> xsum;
-  const packed_detail::Args a = make_args(w, x, xsum);
+  PackedGemvInput input;
+  packed_gemv_prepare(w, x, input);
+  const packed_detail::Args a = make_args(w, input);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = a.codes + static_cast<size_t>(r) * a.row_bytes;
     float sum = 0.0f;

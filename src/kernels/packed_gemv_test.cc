@@ -156,6 +156,36 @@ TEST(PackedGemv, UnsupportedLayoutsFallBackToTheDensePathExactly) {
   }
 }
 
+TEST(PackedGemv, PreparedInputIsSharedAcrossCallsAndTargets) {
+  // Prepared once under the best target, used under every target: a width mismatch of the
+  // permuted x is detected and redone, so results equal the one-shot call on that target.
+  for (const auto& scheme : {QuantScheme::integer(4, 64, false), QuantScheme::integer(2, 32, true),
+                             QuantScheme::integer(8, 0, false)}) {
+    SCOPED_TRACE(scheme.to_string());
+    const auto t = random_tensor(70, 256, scheme, 21);
+    const auto x = testing::normal_values(256, 4);
+    PackedGemvInput input;
+    packed_gemv_prepare(t, x.data(), input);
+    for (uint64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      SCOPED_TRACE(hwy::TargetName(target));
+      std::vector<float> prepared(70), one_shot(70);
+      packed_gemv_rows(t, input, 0, 33, prepared.data());
+      packed_gemv_rows(t, input, 33, 70, prepared.data());
+      packed_gemv_rows(t, x.data(), 0, 70, one_shot.data());
+      EXPECT_EQ(std::memcmp(prepared.data(), one_shot.data(), prepared.size() * sizeof(float)), 0);
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+  const auto other = random_tensor(4, 128, QuantScheme::integer(4, 32, false), 2);
+  const auto x = testing::normal_values(256, 4);
+  PackedGemvInput input;
+  packed_gemv_prepare(random_tensor(4, 256, QuantScheme::integer(4, 32, false), 1), x.data(), input);
+  std::vector<float> y(4);
+  const std::string message = testing::error_from([&] { packed_gemv_rows(other, input, 0, 4, y.data()); });
+  EXPECT_TRUE(testing::contains(message, "prepared for another tensor layout")) << message;
+}
+
 TEST(PackedGemv, RefusesRowsOutsideTheTensor) {
   const auto t = random_tensor(4, 64, QuantScheme::integer(4, 32, true), 3);
   const auto x = testing::normal_values(64, 1);
@@ -170,7 +200,8 @@ TEST(PackedGemv, QuantizedLinearDecodeIsBitIdenticalForOneAndTwoThreads) {
                              QuantScheme::integer(8, 0, true), QuantScheme::integer(2, 32, false)}) {
     SCOPED_TRACE(scheme.to_string());
     const auto t = std::make_shared<const QuantizedTensor>(random_tensor(300, 1024, scheme, 12));
-    const QuantizedLinear layer(t);
+    const QuantizedLinear layer(t, {}, /*packed_decode=*/true);
+    ASSERT_TRUE(layer.packed_decode());
     const auto x = testing::normal_values(1024, 2);
     std::vector<float> one(300), two(300), direct(300);
     set_num_threads(1);

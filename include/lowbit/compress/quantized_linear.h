@@ -1,14 +1,17 @@
 // A linear layer whose weight is a QuantizedTensor: what quantized model files load into
 // (pipeline/quantized_model.h) and what calibration swaps in after quantizing a layer.
 //
-// One token (decode), integer grids without g_idx (kernels/packed_gemv.h): the packed GEMV reads
-// the codes, scales and zero points as stored, over fixed tiles of 64 output rows. Its result is
-// within a few f32 ulps of Σ|W·x| of DenseLinear over the dequantized matrix, not bit-equal.
+// By default the forward pass dequantizes fixed tiles of 64 output rows into a thread-local f32
+// buffer and then does exactly what DenseLinear does for f32 weights over that tile: cblas_sgemm
+// for several tokens, the fused GEMV kernel for one. So its output equals a DenseLinear over the
+// dequantized matrix bit for bit.
 //
-// Otherwise (several tokens, or other grids / g_idx) the forward pass dequantizes fixed tiles of
-// 64 output rows into a thread-local f32 buffer and then does exactly what DenseLinear does for
-// f32 weights over that tile: cblas_sgemm for several tokens, the fused GEMV kernel for one. So
-// that output equals a DenseLinear over the dequantized matrix bit for bit.
+// With packed_decode (opt-in, constructor), one token (decode) on integer grids without g_idx
+// (kernels/packed_gemv.h) instead runs the packed GEMV: codes, scales and zero points read as
+// stored, over the same fixed tiles of 64 output rows. That result is within a few f32 ulps of
+// Σ|W·x| of DenseLinear over the dequantized matrix, not bit-equal (which is why it is not the
+// default yet: model-level tests compare decode logits bit for bit). Several tokens, and layouts
+// the kernel does not handle, take the dequantized path either way.
 //
 // Either way work is split over fixed row tiles and each row's sum is formed independently of
 // the split, so the output is the same for any thread count. No whole-matrix f32 copy is made.
@@ -25,8 +28,10 @@ namespace lowbit {
 
 class QuantizedLinear final : public LinearLayer {
  public:
-  // bias: empty, or one value per output row (else Error).
-  explicit QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, std::vector<float> bias = {});
+  // bias: empty, or one value per output row (else Error). packed_decode: one token uses the
+  // packed GEMV where the layout allows (see above).
+  explicit QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, std::vector<float> bias = {},
+                           bool packed_decode = false);
 
   int64_t in_features() const override { return weight_->cols(); }
   int64_t out_features() const override { return weight_->rows(); }
@@ -37,6 +42,8 @@ class QuantizedLinear final : public LinearLayer {
   const QuantizedTensor& tensor() const { return *weight_; }
   const std::shared_ptr<const QuantizedTensor>& shared_tensor() const { return weight_; }
   const std::vector<float>& bias() const { return bias_; }
+  // Whether one token runs the packed GEMV: requested and packed_gemv_supported(tensor()).
+  bool packed_decode() const { return packed_; }
 
  private:
   // Dequantized f32 tiles, then sgemm (several tokens) or the dense GEMV (one); no bias.
@@ -44,7 +51,7 @@ class QuantizedLinear final : public LinearLayer {
 
   std::shared_ptr<const QuantizedTensor> weight_;
   std::vector<float> bias_;
-  bool packed_ = false;  // packed_gemv_supported(*weight_): the one-token path reads packed codes
+  bool packed_ = false;  // one token reads the packed codes (requested and supported)
 };
 
 }  // namespace lowbit

@@ -13,7 +13,7 @@
 // Arithmetic, per row and group g (columns c0..c1):
 //     acc_g = Σ_c value_c · x_c      (value_c = code_c, or the signed integer)
 //     y    += s_g · (acc_g − z_g · Σ_{c in g} x_c)     (z_g = 0 for symmetric grids)
-// with Σx per group formed once per call. The summation order of a row depends only on the row
+// with Σx per group formed once per token (packed_gemv_prepare). The summation order of a row depends only on the row
 // and the instruction set, never on [row_begin, row_end), so any split of rows over threads
 // gives bit-identical results. The result is not bit-equal to dequantize-then-dot (different
 // rounding); it agrees within a few f32 ulps of Σ|W_rc · x_c|.
@@ -22,7 +22,9 @@
 // packed_gemv_rows to dequantizing each row to f32 and dense_gemv_rows.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "lowbit/compress/quantized_tensor.h"
 
@@ -31,8 +33,25 @@ namespace lowbit {
 // Whether packed_gemv_rows reads this tensor's packed codes directly (see above).
 bool packed_gemv_supported(const QuantizedTensor& w);
 
-// y[r] for r in [row_begin, row_end) (y indexed by absolute row); x has w.cols() values.
-// Throws Error for a bad row range.
+// x prepared for one tensor layout: Σx per group (asymmetric grids) and x in the order the 2-/4-bit
+// SIMD steps read it. Built once per token by packed_gemv_prepare and then shared, read-only, by
+// every thread's packed_gemv_rows, so a row tile does not redo O(cols) work. Points at x: x
+// must outlive it and stay unchanged.
+struct PackedGemvInput {
+  const float* x = nullptr;
+  int64_t cols = 0, groups = 0, group_size = 0;
+  int bits = 0;
+  std::vector<float> group_sums;  // [groups], asymmetric grids only
+  std::vector<float> permuted;    // [cols], 2-/4-bit byte-aligned layouts only
+  size_t permuted_lanes = 0;      // the vector width `permuted` was made for
+};
+void packed_gemv_prepare(const QuantizedTensor& w, const float* x, PackedGemvInput& input);
+// y[r] for r in [row_begin, row_end) from a prepared x (Error when prepared for another layout).
+void packed_gemv_rows(const QuantizedTensor& w, const PackedGemvInput& input, int64_t row_begin, int64_t row_end,
+                      float* y);
+
+// The same, preparing x itself (O(cols) per call). y indexed by absolute row; x has w.cols()
+// values. Throws Error for a bad row range.
 void packed_gemv_rows(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end, float* y);
 
 // The same arithmetic in plain scalar C++, one column at a time (the test oracle). Supported
