@@ -83,6 +83,87 @@ using packed_detail::Args;
 using packed_detail::code_at;
 using packed_detail::value_of;
 
+// One row. `row` holds the codes packed at kBits (2, 4 or 8) bits per code, `row_bytes` long;
+// `xp` is x as the 2-/4-bit steps read it (permuted per step, see RowsSigned), x itself for 8;
+// codes are `value_bits`-bit values (= kBits, except for a row unpacked to bytes first).
+// Groups must start on a byte boundary (checked by the caller). The same operations, in the same
+// order, as RowsDot<1> below, in one loop per group: measured faster for one row at a time
+// (uint4 g128 11008 x 4096, one thread: 3.1 ms against 6.3 ms through segments).
+template <int kBits, bool kSigned, class D>
+HWY_INLINE float RowDot(D d, const Args& a, const float* xp, const uint8_t* row, size_t row_bytes, int value_bits,
+                        const float* scales, const uint8_t* zeros) {
+  const hn::Rebind<uint8_t, D> d8;
+  const hn::RebindToSigned<D> di;
+  const size_t lanes = hn::Lanes(d);
+  const auto mask = hn::Set(di, (1 << kBits) - 1);
+  const auto sign = hn::Set(di, 1 << (value_bits - 1));
+  const float* x = a.x;
+  // Two's complement b-bit → int32: (v ^ 2^(b-1)) − 2^(b-1).
+  const auto to_float = [&](hn::Vec<hn::RebindToSigned<D>> v) {
+    if constexpr (kSigned) v = hn::Sub(hn::Xor(v, sign), sign);
+    return hn::ConvertTo(d, v);
+  };
+  auto yv = hn::Zero(d);
+  float ys = 0.0f;
+  for (size_t g = 0; g < a.groups; ++g) {
+    const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
+    auto acc0 = hn::Zero(d), acc1 = hn::Zero(d), acc2 = hn::Zero(d), acc3 = hn::Zero(d);
+    size_t c = c0;
+    // 8 and 4 bits: steps of four vectors first (four independent FMA chains), then of two.
+    if constexpr (kBits == 8) {
+      for (; c + 4 * lanes <= c1; c += 4 * lanes) {
+        const auto v0 = hn::PromoteTo(di, hn::LoadU(d8, row + c));
+        const auto v1 = hn::PromoteTo(di, hn::LoadU(d8, row + c + lanes));
+        const auto v2 = hn::PromoteTo(di, hn::LoadU(d8, row + c + 2 * lanes));
+        const auto v3 = hn::PromoteTo(di, hn::LoadU(d8, row + c + 3 * lanes));
+        acc0 = hn::MulAdd(to_float(v0), hn::LoadU(d, x + c), acc0);
+        acc1 = hn::MulAdd(to_float(v1), hn::LoadU(d, x + c + lanes), acc1);
+        acc2 = hn::MulAdd(to_float(v2), hn::LoadU(d, x + c + 2 * lanes), acc2);
+        acc3 = hn::MulAdd(to_float(v3), hn::LoadU(d, x + c + 3 * lanes), acc3);
+      }
+      for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+        const auto v0 = hn::PromoteTo(di, hn::LoadU(d8, row + c));
+        const auto v1 = hn::PromoteTo(di, hn::LoadU(d8, row + c + lanes));
+        acc0 = hn::MulAdd(to_float(v0), hn::LoadU(d, x + c), acc0);
+        acc1 = hn::MulAdd(to_float(v1), hn::LoadU(d, x + c + lanes), acc1);
+      }
+    } else if constexpr (kBits == 4) {
+      // `lanes` bytes = 2·lanes codes: low nibbles are the even columns, high nibbles the odd;
+      // xp holds each step's x already split that way (evens, then odds).
+      for (; c + 4 * lanes <= c1; c += 4 * lanes) {
+        const auto b0 = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2));
+        const auto b1 = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2 + lanes));
+        acc0 = hn::MulAdd(to_float(hn::And(b0, mask)), hn::LoadU(d, xp + c), acc0);
+        acc1 = hn::MulAdd(to_float(hn::ShiftRight<4>(b0)), hn::LoadU(d, xp + c + lanes), acc1);
+        acc2 = hn::MulAdd(to_float(hn::And(b1, mask)), hn::LoadU(d, xp + c + 2 * lanes), acc2);
+        acc3 = hn::MulAdd(to_float(hn::ShiftRight<4>(b1)), hn::LoadU(d, xp + c + 3 * lanes), acc3);
+      }
+      for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+        const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2));
+        acc0 = hn::MulAdd(to_float(hn::And(bytes, mask)), hn::LoadU(d, xp + c), acc0);
+        acc1 = hn::MulAdd(to_float(hn::ShiftRight<4>(bytes)), hn::LoadU(d, xp + c + lanes), acc1);
+      }
+    } else {
+      static_assert(kBits == 2, "2, 4 or 8 bits");
+      for (; c + 4 * lanes <= c1; c += 4 * lanes) {
+        const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 4));
+        acc0 = hn::MulAdd(to_float(hn::And(bytes, mask)), hn::LoadU(d, xp + c), acc0);
+        acc1 = hn::MulAdd(to_float(hn::And(hn::ShiftRight<2>(bytes), mask)), hn::LoadU(d, xp + c + lanes), acc1);
+        acc2 = hn::MulAdd(to_float(hn::And(hn::ShiftRight<4>(bytes), mask)), hn::LoadU(d, xp + c + 2 * lanes), acc2);
+        acc3 = hn::MulAdd(to_float(hn::ShiftRight<6>(bytes)), hn::LoadU(d, xp + c + 3 * lanes), acc3);
+      }
+    }
+    float tail = 0.0f;
+    for (; c < c1; ++c)
+      tail += static_cast<float>(value_of(code_at(row, row_bytes, c, kBits), value_bits, kSigned)) * x[c];
+    const float s = scales[g] * a.factor;
+    yv = hn::MulAdd(hn::Set(d, s), hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)), yv);
+    if (zeros != nullptr) tail -= static_cast<float>(zeros[g]) * a.xsum[g];
+    ys += s * tail;
+  }
+  return hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
+}
+
 // Columns [c, e) of one group of one row, into the row's four accumulators. `row` holds codes
 // packed at kBits (2, 4 or 8) bits, `row_bytes` long, with `value_bits`-bit values (= kBits,
 // except for a row unpacked to one byte per code first); `xp` is x as the 2-/4-bit steps read it
@@ -210,6 +291,13 @@ void DirectRows(D d, const Args& a, const float* xp, size_t row_begin, size_t ro
     zeros[k] = a.zeros ? a.zeros + r * a.groups : nullptr;
   };
   size_t r = row_begin;
+  if constexpr (kBlock == 1) {
+    for (; r < row_end; ++r) {
+      point(0, r);
+      y[r] = RowDot<kBits, kSigned>(d, a, xp, rows[0], a.row_bytes, kBits, scales[0], zeros[0]);
+    }
+    return;
+  }
   for (; r + kBlock <= row_end; r += kBlock) {
     for (size_t k = 0; k < kBlock; ++k) point(k, r + k);
     RowsDot<kBlock, kBits, kSigned>(d, a, xp, rows, a.row_bytes, kBits, scales, zeros, y + r);
@@ -264,7 +352,7 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
     const uint8_t* row = unpacked.data();
     const float* scales = a.scales + r * a.groups;
     const uint8_t* zeros = a.zeros ? a.zeros + r * a.groups : nullptr;
-    RowsDot<1, 8, kSigned>(d8bit, a, a.x, &row, a.cols, a.bits, &scales, &zeros, y + r);
+    y[r] = RowDot<8, kSigned>(d8bit, a, a.x, row, a.cols, a.bits, scales, zeros);
   }
 }
 
