@@ -52,7 +52,7 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
   const std::string calib = " --calib " + shared + "/data/tinystories/tinystories_val.txt --nsamples 2 --seqlen 32";
   testing::write_raw(dir + "/bad-recipe.json", R"({"method": "gptq", "bitz": 4})");
   testing::write_raw(dir + "/short.txt", "Once upon a time");
-  const std::vector<std::pair<std::string, std::string>> cases = {
+  std::vector<std::pair<std::string, std::string>> cases = {
       {model + " --bits 9", "--bits: must be 1..8"},
       {model + " --bits 0", "--bits: must be 1..8"},
       {model + " --method gptq", "--calib: method gptq needs a calibration text"},
@@ -69,6 +69,10 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {" -m " + dir + "/missing --method rtn", "missing"},
       {model + " --method rtn -o " + dir, "already exists"},
   };
+  // A quantized folder as input: refused by name rather than as a missing .weight tensor.
+  const std::string quantized = dir + "/quantized";
+  ASSERT_EQ(run_cli("quantize" + model + " --method rtn --group 32 -o " + quantized).exit_code, 0);
+  cases.push_back({" -m " + quantized + " --method rtn --group 32", "is already quantized"});
   for (const auto& [args, expected] : cases) {
     SCOPED_TRACE(args);
     const std::string out = dir + "/out";

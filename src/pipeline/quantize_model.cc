@@ -311,6 +311,8 @@ class SequentialQuantizer {
 QuantizeResult quantize_model(std::shared_ptr<const ModelFiles> files, const QuantRecipe& recipe,
                               const std::vector<std::vector<int32_t>>& calibration,
                               const std::function<void(const BlockProgress&)>& progress) {
+  if (files->quantized())
+    throw Error(files->path, "is already quantized; quantize the unquantized original instead");
   SequentialQuantizer quantizer(std::move(files), recipe, calibration);
   return quantizer.run(progress);
 }
