@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "compress/group_quantizer.h"
+#include "lowbit/compress/statistics.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/linalg/blas.h"
@@ -49,14 +50,6 @@ void check_divisors(std::span<const float> s, size_t n, const char* where) {
   for (size_t j = 0; j < s.size(); ++j)
     require(std::isfinite(s[j]) && s[j] != 0.0f, where,
             "s[" + std::to_string(j) + "] = " + std::to_string(s[j]) + " is not finite and nonzero");
-}
-
-// Σ_r δ_r H δ_rᵀ for m rows of δ (m x cols): one sgemm P = δ·H, then Σ δ ∘ P in double.
-double tile_error(const float* delta, int64_t m, int64_t cols, const float* h, float* product) {
-  gemm_f32(false, false, m, cols, cols, 1.0f, delta, cols, h, cols, 0.0f, product, cols);
-  double sum = 0;
-  for (size_t i = 0; i < area(m, cols); ++i) sum += static_cast<double>(delta[i]) * product[i];
-  return sum;
 }
 
 // ---- scale search -------------------------------------------------------------------------------
@@ -151,7 +144,7 @@ AwqScaleResult awq_search_scales(std::span<const AwqLinear> group, int64_t cols,
           scaled_rounding_error(quantizer, w + r * cols, scales[k].data(), cols, group_size, scaled.data(),
                                 delta.data() + r * cols);
         partial[static_cast<size_t>(t) * grid + k] =
-            tile_error(delta.data(), tile.rows, cols, h.data(), product.data());
+            quadratic_form_rows(delta.data(), tile.rows, cols, h.data(), product.data());
       }
     }
   });

@@ -105,4 +105,11 @@ double hessian_weighted_error(std::span<const float> w, std::span<const float> w
   return total;
 }
 
+double quadratic_form_rows(const float* a, int64_t m, int64_t cols, const float* h, float* product) {
+  gemm_f32(false, false, m, cols, cols, 1.0f, a, cols, h, cols, 0.0f, product, cols);
+  double sum = 0;
+  for (int64_t i = 0; i < m * cols; ++i) sum += static_cast<double>(a[i]) * product[i];
+  return sum;
+}
+
 }  // namespace lowbit

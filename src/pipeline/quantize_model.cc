@@ -51,13 +51,8 @@ double relative_output_error(std::span<const float> w, std::span<const float> w_
       delta.resize(static_cast<size_t>(n * cols));
       product.resize(delta.size());
       for (int64_t i = 0; i < n * cols; ++i) delta[i] = w[r0 * cols + i] - w_hat[r0 * cols + i];
-      for (int pass = 0; pass < 2; ++pass) {
-        const float* a = pass == 0 ? delta.data() : w.data() + r0 * cols;
-        gemm_f32(false, false, n, cols, cols, 1.0f, a, cols, h.data(), cols, 0.0f, product.data(), cols);
-        double sum = 0;
-        for (int64_t i = 0; i < n * cols; ++i) sum += static_cast<double>(a[i]) * product[i];
-        (pass == 0 ? error : reference)[static_cast<size_t>(tile)] = sum;
-      }
+      error[static_cast<size_t>(tile)] = quadratic_form_rows(delta.data(), n, cols, h.data(), product.data());
+      reference[static_cast<size_t>(tile)] = quadratic_form_rows(w.data() + r0 * cols, n, cols, h.data(), product.data());
     }
   });
   double e = 0, r = 0;

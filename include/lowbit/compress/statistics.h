@@ -51,4 +51,10 @@ class ChannelStatistics {
 double hessian_weighted_error(std::span<const float> w, std::span<const float> w_hat, int64_t rows, int64_t cols,
                               std::span<const double> hessian);
 
+// Σ_r a_r H a_rᵀ for the m rows of a [m x cols], with H given in f32 [cols x cols]: one sgemm
+// P = a·H into `product` (m x cols of scratch), then Σ a ∘ P in double. The fast form of
+// hessian_weighted_error (a = W − Ŵ) for code that scores many candidates or large layers;
+// single-threaded, so callers split rows over fixed tiles and add the tiles in order (determinism).
+double quadratic_form_rows(const float* a, int64_t m, int64_t cols, const float* h, float* product);
+
 }  // namespace lowbit
