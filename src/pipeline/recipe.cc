@@ -6,6 +6,7 @@
 #include <set>
 
 #include "lowbit/core/error.h"
+#include "lowbit/io/quantized_layout.h"
 
 namespace lowbit {
 
@@ -13,15 +14,10 @@ namespace {
 
 using json = nlohmann::json;
 
+// Kept layers and scales share one vocabulary of float dtypes (io/quantized_layout.h).
 DType parse_keep_dtype(std::string_view text, const std::string& where) {
-  if (text == "f32") return DType::kF32;
-  if (text == "f16") return DType::kF16;
-  if (text == "bf16") return DType::kBF16;
+  if (const auto dtype = parse_scale_dtype(text)) return *dtype;
   throw Error(where, "keep '" + std::string(text) + "' is not f32, f16 or bf16");
-}
-
-std::string_view keep_name(DType dtype) {
-  return dtype == DType::kF32 ? "f32" : dtype == DType::kBF16 ? "bf16" : "f16";
 }
 
 void refuse_unknown_keys(const json& object, const std::set<std::string>& known, const std::string& where) {
@@ -38,13 +34,6 @@ T get(const json& object, const char* key, const std::string& where) {
   }
 }
 
-DType parse_scale_dtype(const std::string& text, const std::string& where) {
-  if (text == "f16") return DType::kF16;
-  if (text == "bf16") return DType::kBF16;
-  if (text == "f32") return DType::kF32;
-  throw Error(where, "scale_dtype '" + text + "' is not f16, bf16 or f32");
-}
-
 // {"format", "group_size", "scale_dtype"} over a base scheme (missing keys keep the base's).
 QuantScheme scheme_from_json(const json& object, QuantScheme base, const std::string& where) {
   try {
@@ -53,7 +42,12 @@ QuantScheme scheme_from_json(const json& object, QuantScheme base, const std::st
     throw Error(where, e.what());
   }
   if (object.contains("group_size")) base.group_size = get<int64_t>(object, "group_size", where);
-  if (object.contains("scale_dtype")) base.scale_dtype = parse_scale_dtype(get<std::string>(object, "scale_dtype", where), where);
+  if (object.contains("scale_dtype")) {
+    const std::string text = get<std::string>(object, "scale_dtype", where);
+    const auto dtype = parse_scale_dtype(text);
+    if (!dtype) throw Error(where, "scale_dtype '" + text + "' is not f16, bf16 or f32");
+    base.scale_dtype = *dtype;
+  }
   if (base.bits() < 1 || base.bits() > 8)
     throw Error(where, "format " + base.element.to_string() + " has " + std::to_string(base.bits()) + " bits; weights take 1..8");
   if (base.group_size < 0) throw Error(where, "group_size must be >= 0 (0 = per row), found " + std::to_string(base.group_size));
@@ -61,7 +55,7 @@ QuantScheme scheme_from_json(const json& object, QuantScheme base, const std::st
 }
 
 json scheme_to_json(const QuantScheme& s) {
-  return {{"format", s.element.to_string()}, {"group_size", s.group_size}, {"scale_dtype", std::string(keep_name(s.scale_dtype))}};
+  return {{"format", s.element.to_string()}, {"group_size", s.group_size}, {"scale_dtype", scale_dtype_name(s.scale_dtype)}};
 }
 
 }  // namespace
@@ -85,7 +79,7 @@ QuantMethod parse_quant_method(std::string_view name) {
 bool needs_calibration(QuantMethod method) { return method != QuantMethod::kRtn; }
 
 std::string LayerPlan::to_string() const {
-  return quantize ? scheme.to_string() : "kept " + std::string(keep_name(keep_dtype));
+  return quantize ? scheme.to_string() : "kept " + scale_dtype_name(keep_dtype);
 }
 
 LayerPlan QuantRecipe::plan_for(const std::string& name) const {
@@ -153,7 +147,7 @@ QuantRecipe QuantRecipe::from_json(const json& j, const std::string& where) {
 json QuantRecipe::to_json() const {
   json layers = json::array();
   for (const QuantRule& rule : rules) {
-    json entry = rule.plan.quantize ? scheme_to_json(rule.plan.scheme) : json{{"keep", std::string(keep_name(rule.plan.keep_dtype))}};
+    json entry = rule.plan.quantize ? scheme_to_json(rule.plan.scheme) : json{{"keep", scale_dtype_name(rule.plan.keep_dtype)}};
     entry["match"] = rule.pattern;
     layers.push_back(entry);
   }

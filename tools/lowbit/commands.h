@@ -30,4 +30,7 @@ Runner add_quantize_command(CLI::App& app);
 // "1,234,567"
 std::string with_thousands(long long value);
 
+// The whole file as bytes (Error naming the path when it cannot be read).
+std::string read_text_file(const std::string& path);
+
 }  // namespace lowbit::cli

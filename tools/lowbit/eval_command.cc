@@ -27,13 +27,8 @@ struct EvalOptions {
   bool json = false;
 };
 
-std::string read_text(const std::string& path) {
-  const auto file = MappedFile::open(path);
-  return std::string(reinterpret_cast<const char*>(file->data()), file->size());
-}
-
 std::vector<int32_t> read_ids(const std::string& path) {
-  std::istringstream in(read_text(path));
+  std::istringstream in(read_text_file(path));
   std::vector<int32_t> ids;
   std::string word;
   while (in >> word) {
@@ -125,7 +120,7 @@ Runner add_eval_command(CLI::App& app) {
       if (!o->ids.empty()) {
         result = evaluate_sequence(*model, read_ids(o->ids));
       } else {
-        const auto tokens = tokenizer->encode(read_text(o->text), tokenizer->adds_bos());
+        const auto tokens = tokenizer->encode(read_text_file(o->text), tokenizer->adds_bos());
         if (tokenizer->adds_bos()) options.bos_id = tokenizer->bos_id();
         result = evaluate_perplexity(*model, tokens, options);
       }
@@ -151,7 +146,7 @@ Runner add_eval_command(CLI::App& app) {
     if (model_tokenizer->vocab_size() != tokenizer->vocab_size())
       throw Error(o->model, "tokenizer has " + std::to_string(model_tokenizer->vocab_size()) + " tokens, the base's has " +
                                 std::to_string(tokenizer->vocab_size()));
-    const auto tokens = tokenizer->encode(read_text(o->text), tokenizer->adds_bos());
+    const auto tokens = tokenizer->encode(read_text_file(o->text), tokenizer->adds_bos());
     if (tokenizer->adds_bos()) options.bos_id = tokenizer->bos_id();
     const KldResult r = evaluate_kld(*base, *model, tokens, options);
     if (o->json) {

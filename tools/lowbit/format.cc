@@ -1,6 +1,7 @@
 #include <string>
 
 #include "commands.h"
+#include "lowbit/core/mapped_file.h"
 
 namespace lowbit::cli {
 
@@ -12,6 +13,11 @@ std::string with_thousands(long long value) {
     out += digits[i];
   }
   return value < 0 ? "-" + out : out;
+}
+
+std::string read_text_file(const std::string& path) {
+  const auto file = MappedFile::open(path);
+  return std::string(reinterpret_cast<const char*>(file->data()), file->size());
 }
 
 }  // namespace lowbit::cli

@@ -13,6 +13,7 @@
 #include "lowbit/core/error.h"
 #include "lowbit/core/mapped_file.h"
 #include "lowbit/io/json_file.h"
+#include "lowbit/io/quantized_layout.h"
 #include "lowbit/io/tokenizer.h"
 #include "lowbit/pipeline/calibration.h"
 #include "lowbit/pipeline/quantize_model.h"
@@ -32,15 +33,8 @@ struct QuantizeCliOptions {
   CalibrationOptions calibration;
 };
 
-std::string read_text(const std::string& path) {
-  const auto file = MappedFile::open(path);
-  return std::string(reinterpret_cast<const char*>(file->data()), file->size());
-}
-
-DType parse_scale_dtype(const std::string& text) {
-  if (text == "f16") return DType::kF16;
-  if (text == "bf16") return DType::kBF16;
-  if (text == "f32") return DType::kF32;
+DType scale_dtype_option(const std::string& text) {
+  if (const auto dtype = parse_scale_dtype(text)) return *dtype;
   throw Error("--scale-dtype", "expected f16, bf16 or f32, found '" + text + "'");
 }
 
@@ -59,7 +53,7 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
     recipe.scheme.element = o.sym ? Format::int_symmetric(o.bits) : Format::uint(o.bits);
   }
   if (given("--group") || o.recipe.empty()) recipe.scheme.group_size = o.group;
-  if (given("--scale-dtype") || o.recipe.empty()) recipe.scheme.scale_dtype = parse_scale_dtype(o.scale_dtype);
+  if (given("--scale-dtype") || o.recipe.empty()) recipe.scheme.scale_dtype = scale_dtype_option(o.scale_dtype);
   if (recipe.scheme.group_size < 0) throw Error("--group", "must be >= 0 (0 = one scale per row), found " + std::to_string(recipe.scheme.group_size));
   if (given("--act-order")) recipe.gptq.act_order = true;
   if (given("--static-groups")) recipe.gptq.static_groups = true;
@@ -133,7 +127,7 @@ Runner add_quantize_command(CLI::App& app) {
     if (!o->calib.empty()) {
       const auto tokenizer = load_tokenizer(*files);
       try {
-        calibration = sample_calibration(tokenizer->encode(read_text(o->calib), false), o->calibration);
+        calibration = sample_calibration(tokenizer->encode(read_text_file(o->calib), false), o->calibration);
       } catch (const Error& e) {
         throw Error(o->calib, e.what());
       }

@@ -43,8 +43,7 @@ Runner add_tokenize_command(CLI::App& app) {
     std::string input;
     std::string where = "--prompt";
     if (text->count() > 0) {
-      const auto file = MappedFile::open(o->text_file);
-      input.assign(reinterpret_cast<const char*>(file->data()), file->size());
+      input = read_text_file(o->text_file);
       where = o->text_file;
     } else {
       input = o->prompt;
