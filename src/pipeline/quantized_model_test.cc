@@ -36,20 +36,12 @@ using nlohmann::json;
 using testing::contains;
 using testing::error_from;
 
+// The shared awkward test config (GQA, attention biases, untied head; intermediate 37, so uint3
+// rows of 37 codes leave a pad bit) with plain RoPE.
 LlamaConfig small_config() {
-  LlamaConfig c;
-  c.model_type = "qwen2";
-  c.hidden_size = 48;
-  c.intermediate_size = 37;  // odd: uint3 rows of 37 codes leave a pad bit
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 6;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 53;
-  c.max_position_embeddings = 64;
-  c.rms_norm_eps = 1e-5;
-  c.attention_bias = true;
-  c.tie_word_embeddings = false;
+  LlamaConfig c = testing::awkward_config();
+  c.rope_scaling.reset();
+  c.rope_theta = LlamaConfig{}.rope_theta;
   return c;
 }
 
