@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "compress/group_quantizer.h"
+#include "compress/mask_select.h"
+#include "lowbit/compress/sparsegpt.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/linalg/blas.h"
@@ -102,13 +105,33 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
   return quantize_gptq(weight, rows, cols, prepared, options);
 }
 
-GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t cols, const GptqHessian& hessian,
-                         const GptqOptions& options) {
-  QuantizedTensor out;
-  try {
-    out = QuantizedTensor(rows, cols, options.scheme);
-  } catch (const Error& e) {
-    throw e.with_context(kWhere);
+namespace {
+
+// What the OBS sweep does besides GPTQ's rounding: prune (SparseGPT), and whether to round at all.
+struct SweepPlan {
+  bool quantize = true;
+  const SparsityPattern* pattern = nullptr;  // null: no pruning (GPTQ)
+  std::span<const uint8_t> fixed_mask;       // rows x cols, or empty (masks chosen adaptively)
+};
+
+struct SweepResult {
+  std::optional<QuantizedTensor> tensor;  // with plan.quantize
+  std::vector<float> values;              // with a pattern: rows x cols, the weights as they end up
+  std::vector<uint8_t> mask;              // with a pattern: rows x cols, 1 = kept
+  GptqStats stats;
+};
+
+// The column sweep shared by GPTQ and SparseGPT (gptq.h, sparsegpt.h): one algorithm, where a
+// column's "rounding" is the grid (GPTQ), the mask (SparseGPT without a grid) or both.
+SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols, const GptqHessian& hessian,
+                      const GptqOptions& options, const SweepPlan& plan) {
+  SweepResult result;
+  if (plan.quantize) {
+    try {
+      result.tensor.emplace(rows, cols, options.scheme);
+    } catch (const Error& e) {
+      throw e.with_context(kWhere);
+    }
   }
   require(options.block_size >= 1, kWhere, "block size must be >= 1, found " + str(options.block_size));
   require(!options.static_groups || options.scheme.group_size > 0, kWhere,
@@ -122,9 +145,16 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
   compress_detail::check_weight(weight, rows, cols, kWhere);
   pin_blas_to_one_thread();
 
+  const SparsityPattern* pattern = plan.pattern;
+  const bool fixed = !plan.fixed_mask.empty();
+  const bool nm = pattern && !fixed && pattern->nm();
+  const bool adaptive_unstructured = pattern && !fixed && !pattern->nm() && !pattern->none();
   const compress_detail::GroupQuantizer quantizer(options.scheme, options.scale);
-  const int64_t group = out.group_size(), groups = out.groups_per_row();
-  const int64_t block = std::min<int64_t>(options.block_size, std::max<int64_t>(cols, 1));
+  const int64_t group = result.tensor ? result.tensor->group_size() : std::max<int64_t>(cols, 1);
+  const int64_t groups = result.tensor ? result.tensor->groups_per_row() : 1;
+  int64_t block = std::min<int64_t>(options.block_size, std::max<int64_t>(cols, 1));
+  // N:M groups must not straddle a block: their scores are read from the block's columns.
+  if (nm) block = std::max<int64_t>(pattern->m, block - block % pattern->m);
   // Per-row schemes and static groups choose every scale before any compensation; otherwise a
   // group's scale is chosen when its first column (in processing order) comes up.
   const bool upfront = options.static_groups || options.scheme.group_size == 0;
@@ -138,6 +168,10 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
   }
   // The group (scale index) of the column processed k-th.
   auto group_at = [&](int64_t k) { return upfront ? order[static_cast<size_t>(k)] / group : k / group; };
+  if (pattern) {
+    result.values.resize(static_cast<size_t>(rows * cols));
+    result.mask.resize(static_cast<size_t>(rows * cols));
+  }
 
   std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
   const int64_t tiles = (rows + kRowTile - 1) / kRowTile;
@@ -147,6 +181,9 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
     // update of the block's later columns run over contiguous rows; the block's errors
     // (err[column][row]) then feed the lazy update of the rest of the tile as one sgemm.
     std::vector<float> w_tile, w_block, err, original, scratch, scales_now, values(static_cast<size_t>(kRowTile));
+    std::vector<float> values_processing, scores;   // pruning: final values [column][row]; mask scores
+    std::vector<uint8_t> mask_tile, segment_mask;   // pruning: [row][column] in processing order, 1 = kept
+    std::vector<int64_t> select_order;
     std::vector<int32_t> zeros_now;
     std::vector<uint8_t> codes_processing, codes(static_cast<size_t>(cols)), zeros;
     std::vector<compress_detail::GroupParams> params;
@@ -163,12 +200,23 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
           dst[k] = hessian.dead(c) ? 0.0f : src[c];
         }
       }
+      if (pattern) {
+        mask_tile.assign(static_cast<size_t>(m * cols), 1);
+        if (fixed)
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t k = 0; k < cols; ++k)
+              mask_tile[static_cast<size_t>(r * cols + k)] = plan.fixed_mask[static_cast<size_t>((r0 + r) * cols + order[static_cast<size_t>(k)])] != 0;
+        values_processing.resize(static_cast<size_t>(cols * m));
+      }
+      // Whether the weight of tile row r processed k-th is pruned (as far as known now).
+      auto pruned = [&](int64_t r, int64_t k) { return pattern && mask_tile[static_cast<size_t>(r * cols + k)] == 0; };
       params.assign(static_cast<size_t>(m * groups), {});
-      if (upfront) {
+      if (result.tensor && upfront) {
         original.resize(static_cast<size_t>(cols));
         for (int64_t r = 0; r < m; ++r) {
           const float* src = weight.data() + (r0 + r) * cols;
-          for (int64_t c = 0; c < cols; ++c) original[static_cast<size_t>(c)] = hessian.dead(c) ? 0.0f : src[c];
+          for (int64_t c = 0; c < cols; ++c)
+            original[static_cast<size_t>(c)] = hessian.dead(c) || (fixed && !plan.fixed_mask[static_cast<size_t>((r0 + r) * cols + c)]) ? 0.0f : src[c];
           for (int64_t g = 0; g < groups; ++g) {
             const int64_t c0 = g * group;
             const size_t n = static_cast<size_t>(std::min(cols, c0 + group) - c0);
@@ -178,22 +226,40 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
           }
         }
       }
-      codes_processing.resize(static_cast<size_t>(cols * m));  // [column][row]
+      codes_processing.resize(result.tensor ? static_cast<size_t>(cols * m) : 0);  // [column][row]
       w_block.resize(static_cast<size_t>(block * m));
       err.assign(static_cast<size_t>(block * m), 0.0f);
       scales_now.resize(static_cast<size_t>(m));
       zeros_now.resize(static_cast<size_t>(m));
       loss.assign(static_cast<size_t>(m), 0.0);
+      // Keeps, in tile row r, all but the `prune` columns of [k0, k1) with the least w²/U_kk²
+      // (the OBS cost of zeroing one weight), on the weights as compensated now.
+      auto select = [&](int64_t r, int64_t k0, int64_t k1, int64_t prune, int64_t i1) {
+        scores.resize(static_cast<size_t>(k1 - k0));
+        for (int64_t k = k0; k < k1; ++k) {
+          const float w = w_block[static_cast<size_t>((k - i1) * m + r)], d = u[static_cast<size_t>(k * cols + k)];
+          scores[static_cast<size_t>(k - k0)] = (w * w) / (d * d);
+        }
+        segment_mask.resize(scores.size());
+        compress_detail::keep_largest(scores.data(), k1 - k0, prune, segment_mask.data(), select_order);
+        std::copy(segment_mask.begin(), segment_mask.end(), mask_tile.begin() + r * cols + k0);
+      };
       for (int64_t i1 = 0; i1 < cols; i1 += block) {
         const int64_t i2 = std::min(cols, i1 + block);
         for (int64_t r = 0; r < m; ++r)
           for (int64_t i = i1; i < i2; ++i) w_block[static_cast<size_t>((i - i1) * m + r)] = w_tile[static_cast<size_t>(r * cols + i)];
+        if (adaptive_unstructured)
+          for (int64_t r = 0; r < m; ++r) select(r, i1, i2, pattern->pruned_before(i2) - pattern->pruned_before(i1), i1);
         for (int64_t i = i1; i < i2; ++i) {
           float* x = w_block.data() + (i - i1) * m;
-          if (!upfront && i % group == 0) {
+          if (nm && i % pattern->m == 0) {
+            const int64_t size = std::min<int64_t>(pattern->m, cols - i);
+            for (int64_t r = 0; r < m; ++r) select(r, i, i + size, size - pattern->kept_in_group(size), i1);
+          }
+          if (result.tensor && !upfront && i % group == 0) {
             // A new group: its scale from the compensated weights of its columns. Those inside this
             // block are current; those beyond it still lack the updates from this block's columns
-            // i1 .. i-1, which are applied to a copy here.
+            // i1 .. i-1, which are applied to a copy here. Weights known to be pruned count as 0.
             const int64_t end = std::min(cols, i + group);
             scratch.resize(static_cast<size_t>(end - i));
             for (int64_t r = 0; r < m; ++r) {
@@ -203,19 +269,33 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
                 for (int64_t k = i1; k < i; ++k) v -= err[static_cast<size_t>((k - i1) * m + r)] * u[static_cast<size_t>(k * cols + c)];
                 scratch[static_cast<size_t>(c - i)] = v;
               }
+              if (pattern)
+                for (int64_t c = i; c < end; ++c)
+                  if (pruned(r, c)) scratch[static_cast<size_t>(c - i)] = 0.0f;
               const auto importance = options.weighted_scale_search
                                           ? std::span<const float>(importance_processing).subspan(static_cast<size_t>(i), scratch.size())
                                           : std::span<const float>();
               params[static_cast<size_t>(r * groups + i / group)] = quantizer.choose(scratch, importance);
             }
           }
-          const int64_t g = group_at(i);
-          for (int64_t r = 0; r < m; ++r) {
-            scales_now[static_cast<size_t>(r)] = params[static_cast<size_t>(r * groups + g)].scale;
-            zeros_now[static_cast<size_t>(r)] = params[static_cast<size_t>(r * groups + g)].zero;
+          if (result.tensor) {
+            const int64_t g = group_at(i);
+            for (int64_t r = 0; r < m; ++r) {
+              scales_now[static_cast<size_t>(r)] = params[static_cast<size_t>(r * groups + g)].scale;
+              zeros_now[static_cast<size_t>(r)] = params[static_cast<size_t>(r * groups + g)].zero;
+            }
+            uint8_t* column_codes = codes_processing.data() + i * m;
+            quantizer.round(x, scales_now.data(), zeros_now.data(), m, column_codes, values.data());
+            if (pattern)
+              for (int64_t r = 0; r < m; ++r)
+                if (pruned(r, i)) {
+                  column_codes[r] = quantizer.zero_code(params[static_cast<size_t>(r * groups + g)]);
+                  values[static_cast<size_t>(r)] = 0.0f;
+                }
+          } else {
+            for (int64_t r = 0; r < m; ++r) values[static_cast<size_t>(r)] = pruned(r, i) ? 0.0f : x[r];
           }
-          uint8_t* column_codes = codes_processing.data() + i * m;
-          quantizer.round(x, scales_now.data(), zeros_now.data(), m, column_codes, values.data());
+          if (pattern) std::copy(values.begin(), values.begin() + m, values_processing.begin() + i * m);
           const float* ui = u.data() + i * cols;
           const float d = ui[i];
           const double d2 = static_cast<double>(d) * d;
@@ -239,6 +319,14 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
       }
       zeros.resize(quantizer.asymmetric() ? static_cast<size_t>(groups) : 0);
       for (int64_t r = 0; r < m; ++r) {
+        if (pattern)
+          for (int64_t k = 0; k < cols; ++k) {
+            const size_t at = static_cast<size_t>((r0 + r) * cols + order[static_cast<size_t>(k)]);
+            result.values[at] = values_processing[static_cast<size_t>(k * m + r)];
+            result.mask[at] = mask_tile[static_cast<size_t>(r * cols + k)];
+          }
+        row_loss[static_cast<size_t>(r0 + r)] = loss[static_cast<size_t>(r)];
+        if (!result.tensor) continue;
         for (int64_t k = 0; k < cols; ++k)
           codes[static_cast<size_t>(order[static_cast<size_t>(k)])] = codes_processing[static_cast<size_t>(k * m + r)];
         for (int64_t g = 0; g < groups; ++g) {
@@ -246,13 +334,12 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
           scales[static_cast<size_t>(g)] = p.scale;
           if (!zeros.empty()) zeros[static_cast<size_t>(g)] = static_cast<uint8_t>(p.zero);
         }
-        out.set_row(r0 + r, codes, scales, zeros);
-        row_loss[static_cast<size_t>(r0 + r)] = loss[static_cast<size_t>(r)];
+        result.tensor->set_row(r0 + r, codes, scales, zeros);
       }
     }
   });
 
-  if (!upfront && options.act_order) {
+  if (result.tensor && !upfront && options.act_order) {
     // Groups are runs of the processing order; record each column's group where that differs from c / group.
     std::vector<int32_t> g_idx(static_cast<size_t>(cols));
     bool trivial = true;
@@ -261,13 +348,46 @@ GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t co
       g_idx[static_cast<size_t>(c)] = static_cast<int32_t>(k / group);
       trivial = trivial && k / group == c / group;
     }
-    if (!trivial) out.set_g_idx(std::move(g_idx));
+    if (!trivial) result.tensor->set_g_idx(std::move(g_idx));
   }
 
-  GptqResult result{std::move(out), {}};
   for (double l : row_loss) result.stats.loss += l;
   result.stats.damping = hessian.damping();
   result.stats.dead_columns = hessian.dead_columns();
+  return result;
+}
+
+}  // namespace
+
+GptqResult quantize_gptq(std::span<const float> weight, int64_t rows, int64_t cols, const GptqHessian& hessian,
+                         const GptqOptions& options) {
+  SweepResult sweep = obs_sweep(weight, rows, cols, hessian, options, SweepPlan{});
+  return GptqResult{std::move(*sweep.tensor), sweep.stats};
+}
+
+SparseGptResult sparsegpt(std::span<const float> weight, int64_t rows, int64_t cols, const GptqHessian& hessian,
+                          const SparseGptOptions& options, std::span<const uint8_t> fixed_mask) {
+  constexpr const char* where = "sparsegpt";
+  options.pattern.validate();
+  require(!options.gptq.act_order, where, "act-order is not supported: masks and groups follow the column order");
+  require(!options.gptq.static_groups, where, "static groups are not supported with pruning");
+  require(fixed_mask.empty() || fixed_mask.size() == static_cast<size_t>(rows) * static_cast<size_t>(std::max<int64_t>(cols, 0)),
+          where, "the fixed mask has " + std::to_string(fixed_mask.size()) + " entries, expected " + str(rows) + "x" + str(cols));
+  SweepPlan plan;
+  plan.quantize = options.quantize;
+  plan.pattern = &options.pattern;
+  plan.fixed_mask = fixed_mask;
+  SweepResult sweep;
+  try {
+    sweep = obs_sweep(weight, rows, cols, hessian, options.gptq, plan);
+  } catch (const Error& e) {
+    throw Error(where, std::string(e.what()).starts_with("gptq: ") ? std::string(e.what()).substr(6) : e.what());
+  }
+  SparseGptResult result;
+  result.weight = std::move(sweep.values);
+  result.mask = std::move(sweep.mask);
+  result.tensor = std::move(sweep.tensor);
+  result.stats = sweep.stats;
   return result;
 }
 
