@@ -38,11 +38,7 @@ std::string_view tokenizer_kind_name(TokenizerKind kind) {
 namespace {
 
 // The quantized layer a tensor name is a part of ("<layer>.qweight" -> "<layer>"), or "".
-std::string part_layer(const std::string& name) {
-  for (const char* suffix : {kQweightSuffix, kScalesSuffix, kQzerosSuffix, kGidxSuffix})
-    if (name.ends_with(suffix)) return name.substr(0, name.size() - std::string_view(suffix).size());
-  return "";
-}
+std::string part_layer(const std::string& name) { return quantized_part_layer(name); }
 
 }  // namespace
 
@@ -153,9 +149,10 @@ void check_against_config(const ModelFiles& model, const std::string& where) {
     if (tensor->dtype() != part.dtype)
       throw Error(where, "tensor '" + part.name + "' has dtype " + std::string(dtype_name(tensor->dtype())) +
                              ", the quantization_config implies " + std::string(dtype_name(part.dtype)));
-    if (tensor->shape() != part.shape)
+    if (part.any_length ? tensor->shape().size() != 1 : tensor->shape() != part.shape)
       throw Error(where, "tensor '" + part.name + "' has shape " + shape_to_string(tensor->shape()) +
-                             ", the quantization_config implies " + shape_to_string(part.shape));
+                             ", the quantization_config implies " +
+                             (part.any_length ? std::string("one dimension") : shape_to_string(part.shape)));
   }
   for (const auto& [name, tensor] : model.tensors) {
     bool known = false;

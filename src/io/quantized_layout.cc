@@ -1,5 +1,6 @@
 #include "lowbit/io/quantized_layout.h"
 
+#include <algorithm>
 #include <string>
 
 #include "lowbit/core/error.h"
@@ -22,8 +23,51 @@ int64_t QuantizedLayerSpec::zero_row_bytes() const {
   return static_cast<int64_t>(packed_bytes(static_cast<size_t>(groups()), bits()));
 }
 
+int SparseLayoutSpec::index_bits() const {
+  int bits = 1;
+  while ((1 << bits) < m) ++bits;
+  return bits;
+}
+
+int64_t SparseLayoutSpec::slots(int64_t in_features) const {
+  if (bitmap()) return 0;
+  return (in_features / m) * n + std::min<int64_t>(n, in_features % m);
+}
+
+std::string SparseLayoutSpec::to_string() const {
+  return bitmap() ? "bitmap" : std::to_string(n) + ":" + std::to_string(m);
+}
+
+std::string quantized_part_layer(const std::string& name) {
+  for (const char* suffix : {kQweightSuffix, kScalesSuffix, kQzerosSuffix, kGidxSuffix, kValuesSuffix,
+                             kSparseIndexSuffix, kSparseBitmapSuffix})
+    if (name.ends_with(suffix)) return name.substr(0, name.size() - std::string_view(suffix).size());
+  return "";
+}
+
 std::vector<QuantizedPart> quantized_parts(const std::string& layer, const QuantizedLayerSpec& spec) {
   std::vector<QuantizedPart> parts;
+  if (spec.sparse) {
+    const SparseLayoutSpec& sparse = *spec.sparse;
+    const int64_t slots = sparse.slots(spec.in_features);
+    if (sparse.bitmap())
+      parts.push_back({layer + kSparseBitmapSuffix, DType::kU8, {spec.out_features, (spec.in_features + 7) / 8}, true});
+    else
+      parts.push_back({layer + kSparseIndexSuffix, DType::kU8,
+                       {spec.out_features, static_cast<int64_t>(packed_bytes(static_cast<size_t>(slots), sparse.index_bits()))}, true});
+    if (!spec.quantized) {
+      if (sparse.bitmap()) parts.push_back({layer + kValuesSuffix, spec.value_dtype, {0}, true, true});
+      else parts.push_back({layer + kValuesSuffix, spec.value_dtype, {spec.out_features, slots}, true});
+      return parts;
+    }
+    if (sparse.bitmap()) parts.push_back({layer + kQweightSuffix, DType::kU8, {0}, true, true});
+    else
+      parts.push_back({layer + kQweightSuffix, DType::kU8,
+                       {spec.out_features, static_cast<int64_t>(packed_bytes(static_cast<size_t>(slots), spec.bits()))}, true});
+    parts.push_back({layer + kScalesSuffix, spec.scale_dtype, {spec.out_features, spec.groups()}, true});
+    if (spec.asymmetric()) parts.push_back({layer + kQzerosSuffix, DType::kU8, {spec.out_features, spec.zero_row_bytes()}, true});
+    return parts;
+  }
   parts.push_back({layer + kQweightSuffix, DType::kU8, {spec.out_features, spec.row_bytes()}, true});
   parts.push_back({layer + kScalesSuffix, spec.scale_dtype, {spec.out_features, spec.groups()}, true});
   if (spec.asymmetric()) parts.push_back({layer + kQzerosSuffix, DType::kU8, {spec.out_features, spec.zero_row_bytes()}, true});
@@ -63,9 +107,46 @@ std::string layer_string(const json& entry, const char* key, const std::string& 
   return value.get<std::string>();
 }
 
+std::optional<SparseLayoutSpec> parse_sparsity(const json& entry, const std::string& where) {
+  if (!entry.contains("sparsity")) return std::nullopt;
+  const std::string here = where + ": \"sparsity\"";
+  const json& sparsity = entry["sparsity"];
+  if (!sparsity.is_object()) throw Error(here, "must be an object, found " + sparsity.dump());
+  const std::string layout = layer_string(sparsity, "layout", here);
+  SparseLayoutSpec spec;
+  if (layout == "bitmap") return spec;
+  if (layout != "n:m") throw Error(here, "\"layout\" must be \"n:m\" or \"bitmap\", found \"" + layout + "\"");
+  const int64_t n = layer_int(sparsity, "n", here), m = layer_int(sparsity, "m", here);
+  if (!(n >= 1 && n < m && m <= 64))
+    throw Error(here, "N:M needs 1 <= n < m <= 64, found " + std::to_string(n) + ":" + std::to_string(m));
+  spec.n = static_cast<int>(n);
+  spec.m = static_cast<int>(m);
+  return spec;
+}
+
+void parse_features(const json& entry, const std::string& where, QuantizedLayerSpec& spec) {
+  spec.in_features = layer_int(entry, "in_features", where);
+  spec.out_features = layer_int(entry, "out_features", where);
+  if (spec.in_features <= 0 || spec.out_features <= 0)
+    throw Error(where, "in_features and out_features must be positive, found " + std::to_string(spec.in_features) +
+                           " and " + std::to_string(spec.out_features));
+}
+
 QuantizedLayerSpec parse_layer(const json& entry, const std::string& where) {
   if (!entry.is_object()) throw Error(where, "must be an object, found " + entry.dump());
   QuantizedLayerSpec spec;
+  spec.sparse = parse_sparsity(entry, where);
+  if (entry.contains("dtype")) {
+    // A sparse layer with float values: no grid, no scales.
+    if (!spec.sparse) throw Error(where, "\"dtype\" (float values) is only for sparse layers; this one has no \"sparsity\"");
+    const std::string dtype = layer_string(entry, "dtype", where);
+    const auto value_dtype = parse_scale_dtype(dtype);
+    if (!value_dtype) throw Error(where, "\"dtype\" must be f16, bf16 or f32, found \"" + dtype + "\"");
+    spec.quantized = false;
+    spec.value_dtype = *value_dtype;
+    parse_features(entry, where, spec);
+    return spec;
+  }
   const std::string format = layer_string(entry, "format", where);
   try {
     spec.format = Format::parse(format);
@@ -116,11 +197,23 @@ std::map<std::string, QuantizedLayerSpec> parse_quantization_config(const json& 
 }
 
 json quantized_layer_json(const QuantizedLayerSpec& spec) {
-  return {{"format", spec.format.to_string()},
+  json sparsity;
+  if (spec.sparse) {
+    sparsity = spec.sparse->bitmap() ? json{{"layout", "bitmap"}}
+                                     : json{{"layout", "n:m"}, {"n", spec.sparse->n}, {"m", spec.sparse->m}};
+  }
+  if (!spec.quantized)
+    return {{"dtype", scale_dtype_name(spec.value_dtype)},
+            {"sparsity", sparsity},
+            {"in_features", spec.in_features},
+            {"out_features", spec.out_features}};
+  json out = {{"format", spec.format.to_string()},
           {"group_size", spec.group_size},
           {"scale_dtype", scale_dtype_name(spec.scale_dtype)},
           {"in_features", spec.in_features},
           {"out_features", spec.out_features}};
+  if (spec.sparse) out["sparsity"] = sparsity;
+  return out;
 }
 
 }  // namespace lowbit

@@ -25,13 +25,33 @@ namespace lowbit {
 inline constexpr const char* kLowbitQuantMethod = "lowbit";
 inline constexpr int kLowbitQuantFormatVersion = 1;
 
-// One quantized linear layer as config.json records it.
+// How a sparse layer's kept weights are located (docs/FORMATS.md, "sparse layers").
+//   N:M     every aligned group of m input columns stores min(n, group width) slots, each with its
+//           position in the group (index_bits() bits, packed per row like codes): .sparse_index
+//           U8 [out, ceil(slots · index_bits / 8)]; the values are [out, slots].
+//   bitmap  one bit per weight (LSB-first per row, rows padded to a byte): .sparse_bitmap
+//           U8 [out, ceil(in / 8)]; the values of all rows follow one another, 1-D.
+struct SparseLayoutSpec {
+  int n = 0, m = 0;  // N:M with m > 0; bitmap when m == 0
+
+  bool bitmap() const { return m == 0; }
+  int index_bits() const;                 // ceil(log2 m), at least 1
+  int64_t slots(int64_t in_features) const;  // N:M: stored values per row
+  std::string to_string() const;          // "2:4" or "bitmap"
+};
+
+// One quantized (or sparse) linear layer as config.json records it.
 struct QuantizedLayerSpec {
   Format format = Format::int_symmetric(4);  // the code grid (Format::to_string() in the file)
   int64_t group_size = 0;                    // input columns per scale; 0 = one scale per row
   DType scale_dtype = DType::kF16;           // kF16, kBF16 or kF32
   int64_t in_features = 0;                   // cols
   int64_t out_features = 0;                  // rows
+  // Sparse layers: the layout, and whether the kept values are codes of `format` (with scales and
+  // zero points as above, over the original columns) or plain floats of `value_dtype`.
+  std::optional<SparseLayoutSpec> sparse;
+  bool quantized = true;                     // false only for sparse layers with float values
+  DType value_dtype = DType::kF16;           // kF32, kF16 or kBF16 (float values)
 
   int bits() const { return format.bits(); }
   // Unsigned integer grids (uintB) carry a zero point per group (the .qzeros tensor).
@@ -42,19 +62,27 @@ struct QuantizedLayerSpec {
 };
 
 // The part tensors of a quantized layer and their suffixes.
+// The layer a part tensor belongs to ("lm_head" for "lm_head.qweight"), or "" for other names.
+std::string quantized_part_layer(const std::string& name);
 inline constexpr const char* kQweightSuffix = ".qweight";
 inline constexpr const char* kScalesSuffix = ".scales";
 inline constexpr const char* kQzerosSuffix = ".qzeros";
 inline constexpr const char* kGidxSuffix = ".g_idx";
+inline constexpr const char* kValuesSuffix = ".values";               // sparse float values
+inline constexpr const char* kSparseIndexSuffix = ".sparse_index";    // N:M slot positions
+inline constexpr const char* kSparseBitmapSuffix = ".sparse_bitmap";  // unstructured bitmap
 
 struct QuantizedPart {
   std::string name;  // full tensor name, e.g. "lm_head.qweight"
   DType dtype;
   Shape shape;
-  bool required = true;  // g_idx is optional
+  bool required = true;     // g_idx is optional
+  bool any_length = false;  // 1-D of a length only the data tells (bitmap layouts' values)
 };
 // qweight U8 [out, row_bytes], scales <scale_dtype> [out, groups], qzeros U8 [out, zero_row_bytes]
-// (asymmetric only), g_idx I32 [in] (optional).
+// (asymmetric only), g_idx I32 [in] (optional). Sparse layers: the index or bitmap, then the
+// values — qweight (codes of the kept weights, N:M [out, ceil(slots · bits / 8)], bitmap each row
+// packed on its own, 1-D) with scales and qzeros as above, or .values of value_dtype — and no g_idx.
 std::vector<QuantizedPart> quantized_parts(const std::string& layer, const QuantizedLayerSpec& spec);
 
 // "f16" | "bf16" | "f32" (the spelling config.json uses) and back; parse returns nullopt otherwise.
