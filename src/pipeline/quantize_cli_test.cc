@@ -35,7 +35,7 @@ TEST(QuantizeCli, GptqFolderRunsEvaluatesAndInspects) {
 
   const auto inspect = run_cli("inspect " + out + " --no-tensors");
   EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
-  EXPECT_TRUE(contains(inspect.out, "quantized:    35 layers"));
+  EXPECT_TRUE(contains(inspect.out, "compressed:   35 layers"));
   const auto run = run_cli("run -m " + out + " -p 'Once upon a time' -n 8");
   EXPECT_EQ(run.exit_code, 0) << run.err;
   const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");

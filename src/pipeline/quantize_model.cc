@@ -10,6 +10,8 @@
 #include "lowbit/compress/gptq.h"
 #include "lowbit/compress/quantized_linear.h"
 #include "lowbit/compress/rtn.h"
+#include "lowbit/compress/sparse_tensor.h"
+#include "lowbit/compress/sparsegpt.h"
 #include "lowbit/compress/statistics.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
@@ -91,7 +93,7 @@ class SequentialQuantizer {
       for (const std::vector<int>& stage : kStages) {
         std::vector<std::string> members;
         for (int index : stage)
-          if (recipe_.plan_for(names[index]).quantize) members.push_back(names[index]);
+          if (handled(recipe_.plan_for(names[index]))) members.push_back(names[index]);
         if (members.empty()) continue;
         InputStatistics stats;
         if (calibrated())
@@ -109,7 +111,7 @@ class SequentialQuantizer {
         progress(p);
       }
     }
-    if (recipe_.plan_for("lm_head").quantize) quantize_head();
+    if (handled(recipe_.plan_for("lm_head"))) quantize_head();
 
     QuantizeResult result;
     result.contents = contents();
@@ -121,13 +123,24 @@ class SequentialQuantizer {
 
  private:
   bool calibrated() const { return !calibration_.empty(); }
+  // Whether the pipeline changes the layer (quantizes or prunes it).
+  static bool handled(const LayerPlan& plan) { return plan.quantize || plan.sparse; }
+  bool prunes_with_sparsegpt() const { return recipe_.sparsity.method == PruneMethod::kSparseGpt; }
   bool awq() const { return recipe_.method == QuantMethod::kAwq || recipe_.method == QuantMethod::kAwqGptq; }
   bool gptq() const { return recipe_.method == QuantMethod::kGptq || recipe_.method == QuantMethod::kAwqGptq; }
 
   // Everything a recipe can get wrong, found before hours of work start.
   void validate() const {
-    if (needs_calibration(recipe_.method) && calibration_.empty())
+    if (needs_calibration(recipe_.method) && recipe_.quantize && calibration_.empty())
       throw Error("method " + std::string(quant_method_name(recipe_.method)) + " needs calibration data (--calib)");
+    if (recipe_.sparsity.needs_calibration() && calibration_.empty())
+      throw Error("pruning method " + std::string(prune_method_name(recipe_.sparsity.method)) +
+                  " needs calibration data (--calib)");
+    if (recipe_.sparsity.enabled()) {
+      recipe_.sparsity.pattern.validate();
+      if (recipe_.gptq.act_order || recipe_.gptq.static_groups)
+        throw Error("act-order and static groups are not supported with pruning (masks and groups follow the column order)");
+    }
     for (size_t i = 1; i < calibration_.size(); ++i)
       if (calibration_[i].size() != calibration_[0].size()) throw Error("calibration sequences differ in length");
     if (!calibration_.empty() && calibration_[0].empty()) throw Error("calibration sequences are empty");
@@ -147,10 +160,12 @@ class SequentialQuantizer {
     }
   }
 
-  // Quantizes layers sharing one input (stats: that input's statistics, or null without calibration).
+  // Quantizes (and prunes) layers sharing one input (stats: that input's statistics, or null
+  // without calibration).
   void quantize_stage(const std::vector<std::string>& members, const InputStatistics* stats) {
     std::optional<GptqHessian> prepared;
-    if (gptq()) prepared.emplace(stats->hessian, stats->cols, recipe_.gptq.percdamp, recipe_.gptq.act_order);
+    if (stats && (gptq() || prunes_with_sparsegpt()))
+      prepared.emplace(stats->hessian, stats->cols, recipe_.gptq.percdamp, recipe_.gptq.act_order);
     for (const std::string& name : members) {
       const auto start = Clock::now();
       const LayerPlan plan = recipe_.plan_for(name);
@@ -158,15 +173,87 @@ class SequentialQuantizer {
       const int64_t rows = layer.out_features(), cols = layer.in_features();
       const std::vector<float> weight = dense_weight(model_, name);
       std::vector<float> bias = dense_bias(model_, name);
-      auto tensor = std::make_shared<QuantizedTensor>(quantize_one(name, plan.scheme, weight, rows, cols, stats,
-                                                                   prepared ? &*prepared : nullptr));
-      LayerReport report{name, plan.to_string(), rows, cols, tensor->bits_per_weight(), kNaN, 0, -1};
+      LayerReport report{name, plan.to_string(), rows, cols, 0, kNaN, 0, -1};
+      std::vector<float> result;  // the layer's weights as they now are, for the error report
+      if (plan.sparse) {
+        auto tensor = std::make_shared<SparseTensor>(sparsify_one(name, plan, weight, rows, cols, stats,
+                                                                  prepared ? &*prepared : nullptr));
+        result = tensor->dense();
+        report.bits_per_weight = tensor->bits_per_weight();
+        report.sparsity = tensor->sparsity();
+        if (tensor->quantized())
+          model_.replace_linear(name, std::make_unique<QuantizedLinear>(
+                                          std::make_shared<QuantizedTensor>(tensor->quantized_tensor()), std::move(bias)));
+        else
+          model_.replace_linear(name, dense_linear(result, rows, cols, bias));
+        sparse_[name] = tensor;
+      } else {
+        auto tensor = std::make_shared<QuantizedTensor>(quantize_one(name, plan.scheme, weight, rows, cols, stats,
+                                                                     prepared ? &*prepared : nullptr));
+        result = tensor->dequantize();
+        report.bits_per_weight = tensor->bits_per_weight();
+        model_.replace_linear(name, std::make_unique<QuantizedLinear>(tensor, std::move(bias)));
+        quantized_[name] = tensor;
+      }
       if (auto it = alpha_.find(name); it != alpha_.end()) report.awq_alpha = it->second;
-      if (stats) report.relative_error = relative_output_error(weight, tensor->dequantize(), rows, cols, stats->hessian);
-      model_.replace_linear(name, std::make_unique<QuantizedLinear>(tensor, std::move(bias)));
-      quantized_[name] = tensor;
+      if (stats) report.relative_error = relative_output_error(weight, result, rows, cols, stats->hessian);
       report.seconds = seconds_since(start);
       reports_.push_back(std::move(report));
+    }
+  }
+
+  static std::unique_ptr<LinearLayer> dense_linear(const std::vector<float>& w, int64_t rows, int64_t cols,
+                                                   const std::vector<float>& bias) {
+    std::optional<Tensor> b;
+    if (!bias.empty()) b = Tensor::copy_of(DType::kF32, {rows}, bias.data(), bias.size() * sizeof(float));
+    return std::make_unique<DenseLinear>(Tensor::copy_of(DType::kF32, {rows, cols}, w.data(), w.size() * sizeof(float)), b);
+  }
+
+  // Prunes one layer (and quantizes it when the plan says so); see recipe.h for how methods combine.
+  SparseTensor sparsify_one(const std::string& name, const LayerPlan& plan, std::vector<float> weight, int64_t rows,
+                            int64_t cols, const InputStatistics* stats, const GptqHessian* prepared) {
+    try {
+      const SparsityRecipe& sparsity = recipe_.sparsity;
+      if (sparsity.method == PruneMethod::kSparseGpt) {
+        SparseGptOptions options;
+        options.pattern = sparsity.pattern;
+        options.quantize = plan.quantize;
+        options.gptq = recipe_.gptq;
+        options.gptq.scheme = plan.scheme;
+        if (recipe_.clip_search) {
+          options.gptq.scale.search = ScaleSearch::kMse;
+          options.gptq.weighted_scale_search = true;
+        }
+        SparseGptResult r = lowbit::sparsegpt(weight, rows, cols, *prepared, options);
+        if (plan.quantize) return SparseTensor::from_quantized(std::move(*r.tensor), std::move(r.mask), sparsity.pattern);
+        return SparseTensor::from_float(r.weight, std::move(r.mask), rows, cols, sparsity.pattern, plan.keep_dtype);
+      }
+      std::vector<uint8_t> mask =
+          sparsity.method == PruneMethod::kWanda
+              ? wanda_mask(weight, rows, cols, sparsity.pattern, input_norms_from_hessian(stats->hessian, cols))
+              : magnitude_mask(weight, rows, cols, sparsity.pattern, sparsity.scope);
+      if (!plan.quantize) return SparseTensor::from_float(weight, std::move(mask), rows, cols, sparsity.pattern, plan.keep_dtype);
+      if (prepared) {
+        // Prune, then GPTQ that keeps the pruned weights at zero while it compensates.
+        SparseGptOptions options;
+        options.pattern = sparsity.pattern;
+        options.quantize = true;
+        options.gptq = recipe_.gptq;
+        options.gptq.scheme = plan.scheme;
+        if (recipe_.clip_search) {
+          options.gptq.scale.search = ScaleSearch::kMse;
+          options.gptq.weighted_scale_search = true;
+        }
+        SparseGptResult r = lowbit::sparsegpt(weight, rows, cols, *prepared, options, mask);
+        return SparseTensor::from_quantized(std::move(*r.tensor), std::move(mask), sparsity.pattern);
+      }
+      // RTN / AWQ: zeros round to the grid's zero, so the pruned weights stay exactly 0.
+      apply_mask(weight, mask);
+      return SparseTensor::from_quantized(quantize_one(name, plan.scheme, weight, rows, cols, stats, nullptr),
+                                          std::move(mask), sparsity.pattern);
+    } catch (const Error& e) {
+      if (std::string(e.what()).starts_with("layer '")) throw;
+      throw e.with_context("layer '" + name + "'");
     }
   }
 
@@ -236,7 +323,7 @@ class SequentialQuantizer {
       const size_t dot = name.rfind('.');
       const std::string base = name.substr(0, dot), suffix = name.substr(dot + 1);
       if (linears.count(base) && suffix == "weight") {
-        if (quantized_.count(base)) continue;
+        if (quantized_.count(base) || sparse_.count(base)) continue;
         const LinearLayer& layer = model_.linear(base);
         out.dense.emplace_back(name, f32_tensor(dense_weight(model_, base), {layer.out_features(), layer.in_features()})
                                          .to(recipe_.plan_for(base).keep_dtype));
@@ -244,7 +331,7 @@ class SequentialQuantizer {
         const LinearLayer& layer = model_.linear(base);
         const auto* q = dynamic_cast<const QuantizedLinear*>(&layer);
         const std::vector<float> bias = q ? q->bias() : dense_bias(model_, base);
-        if (quantized_.count(base)) out.biases[base] = bias;
+        if (quantized_.count(base) || sparse_.count(base)) out.biases[base] = bias;
         else out.dense.emplace_back(name, f32_tensor(bias, {static_cast<int64_t>(bias.size())}));
       } else if (name == "model.embed_tokens.weight") {
         out.dense.emplace_back(name, tensor.to(recipe_.plan_for("model.embed_tokens").keep_dtype));
@@ -259,12 +346,21 @@ class SequentialQuantizer {
       }
     }
     for (const auto& [name, tensor] : quantized_) out.quantized.emplace(name, *tensor);
+    for (const auto& [name, tensor] : sparse_) out.sparse.emplace(name, *tensor);
     out.quantization_config = {{"method", std::string(quant_method_name(recipe_.method))},
                                {"bits", recipe_.scheme.bits()},
                                {"group_size", recipe_.scheme.group_size},
                                {"sym", !recipe_.scheme.asymmetric()},
                                {"format", recipe_.scheme.element.to_string()},
                                {"recipe", recipe_.to_json()}};
+    if (recipe_.sparsity.enabled()) {
+      out.quantization_config["sparsity"] = recipe_.sparsity.pattern.to_string();
+      out.quantization_config["pruning_method"] = std::string(prune_method_name(recipe_.sparsity.method));
+      if (!recipe_.quantize) {
+        for (const char* key : {"bits", "group_size", "sym", "format"}) out.quantization_config.erase(key);
+        out.quantization_config["method"] = std::string(prune_method_name(recipe_.sparsity.method));
+      }
+    }
     return out;
   }
 
@@ -297,6 +393,7 @@ class SequentialQuantizer {
   int64_t seqlen_ = 0;
   std::vector<std::vector<float>> hidden_;  // per calibration sequence: [seqlen, hidden], the next block's input
   std::map<std::string, std::shared_ptr<const QuantizedTensor>> quantized_;
+  std::map<std::string, std::shared_ptr<const SparseTensor>> sparse_;
   std::map<std::string, double> alpha_;
   std::vector<LayerReport> reports_;
 };

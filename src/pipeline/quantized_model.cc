@@ -6,6 +6,7 @@
 #include <set>
 
 #include "lowbit/compress/quantized_linear.h"
+#include "lowbit/compress/sparse_linear.h"
 #include "lowbit/core/atomic_file.h"
 #include "lowbit/core/error.h"
 #include "lowbit/io/convert.h"
@@ -26,14 +27,16 @@ const Tensor& part(const ModelFiles& files, const std::string& name) {
   return *tensor;
 }
 
-QuantizedTensor read_layer(const ModelFiles& files, const std::string& name, const QuantizedLayerSpec& spec) {
-  const int64_t rows = spec.out_features, cols = spec.in_features, groups = spec.groups();
-  const Tensor& qweight = part(files, name + kQweightSuffix);
-  const auto* code_bytes = static_cast<const uint8_t*>(qweight.data());
-  std::vector<uint8_t> codes(code_bytes, code_bytes + qweight.nbytes());
+std::span<const uint8_t> bytes_of(const Tensor& tensor) {
+  return {static_cast<const uint8_t*>(tensor.data()), tensor.nbytes()};
+}
 
+// Scales (finite) and unpacked zero points (asymmetric grids) of a quantized layer.
+void read_scales_and_zeros(const ModelFiles& files, const std::string& name, const QuantizedLayerSpec& spec,
+                           std::vector<float>& scales, std::vector<uint8_t>& zeros) {
+  const int64_t rows = spec.out_features, groups = spec.groups();
   const std::string scales_name = name + kScalesSuffix;
-  std::vector<float> scales = part(files, scales_name).to_f32_vector();
+  scales = part(files, scales_name).to_f32_vector();
   // Every finite value of the scale dtype is representable in it; only Inf/NaN can be wrong here.
   for (size_t i = 0; i < scales.size(); ++i)
     if (!std::isfinite(scales[i]))
@@ -41,7 +44,7 @@ QuantizedTensor read_layer(const ModelFiles& files, const std::string& name, con
                                                       std::to_string(i % static_cast<size_t>(groups)) + "] is " +
                                                       std::to_string(scales[i]));
 
-  std::vector<uint8_t> zeros;
+  zeros.clear();
   if (spec.asymmetric()) {
     const std::string zeros_name = name + kQzerosSuffix;
     const Tensor& qzeros = part(files, zeros_name);
@@ -57,7 +60,15 @@ QuantizedTensor read_layer(const ModelFiles& files, const std::string& name, con
       }
     }
   }
+}
 
+QuantizedTensor read_layer(const ModelFiles& files, const std::string& name, const QuantizedLayerSpec& spec) {
+  const int64_t rows = spec.out_features, cols = spec.in_features;
+  const auto code_bytes = bytes_of(part(files, name + kQweightSuffix));
+  std::vector<uint8_t> codes(code_bytes.begin(), code_bytes.end());
+  std::vector<float> scales;
+  std::vector<uint8_t> zeros;
+  read_scales_and_zeros(files, name, spec, scales, zeros);
   std::vector<int32_t> g_idx;
   if (const Tensor* stored = files.find(name + kGidxSuffix)) {
     const auto values = stored->values<int32_t>();
@@ -65,6 +76,16 @@ QuantizedTensor read_layer(const ModelFiles& files, const std::string& name, con
   }
   return QuantizedTensor::from_parts(rows, cols, QuantScheme::with_format(spec.format, spec.group_size, spec.scale_dtype),
                                      std::move(codes), std::move(scales), std::move(zeros), std::move(g_idx));
+}
+
+SparseTensor read_sparse_layer(const ModelFiles& files, const std::string& name, const QuantizedLayerSpec& spec) {
+  const auto index = bytes_of(part(files, name + (spec.sparse->bitmap() ? kSparseBitmapSuffix : kSparseIndexSuffix)));
+  if (!spec.quantized) return SparseTensor::from_stored(spec, index, bytes_of(part(files, name + kValuesSuffix)));
+  std::vector<float> scales;
+  std::vector<uint8_t> zeros;
+  read_scales_and_zeros(files, name, spec, scales, zeros);
+  return SparseTensor::from_stored(spec, index, bytes_of(part(files, name + kQweightSuffix)), std::move(scales),
+                                   std::move(zeros));
 }
 
 QuantizedLayerSpec spec_of(const QuantizedTensor& tensor) {
@@ -95,15 +116,37 @@ NamedTensors folder_tensors(const QuantizedModelContents& contents, const std::s
       tensors.emplace_back(name + kGidxSuffix, Tensor::copy_of(DType::kI32, {tensor.cols()}, tensor.g_idx().data(),
                                                                 tensor.g_idx().size_bytes()));
   }
+  for (const auto& [name, tensor] : contents.sparse) {
+    const QuantizedLayerSpec spec = tensor.spec();
+    const std::vector<uint8_t> index = tensor.stored_index(), values = tensor.stored_values();
+    const int64_t index_row = tensor.rows() ? static_cast<int64_t>(index.size()) / tensor.rows() : 0;
+    tensors.emplace_back(name + (spec.sparse->bitmap() ? kSparseBitmapSuffix : kSparseIndexSuffix),
+                         Tensor::copy_of(DType::kU8, {tensor.rows(), index_row}, index.data(), index.size()));
+    const DType value_dtype = tensor.quantized() ? DType::kU8 : tensor.value_dtype();
+    const int64_t count = static_cast<int64_t>(values.size() / dtype_size(value_dtype));
+    const Shape value_shape = spec.sparse->bitmap() ? Shape{count} : Shape{tensor.rows(), tensor.rows() ? count / tensor.rows() : 0};
+    tensors.emplace_back(name + (tensor.quantized() ? kQweightSuffix : kValuesSuffix),
+                         Tensor::copy_of(value_dtype, value_shape, values.data(), values.size()));
+    if (tensor.quantized()) {
+      const QuantizedTensor& q = tensor.quantized_tensor();
+      tensors.emplace_back(name + kScalesSuffix, q.scales_tensor());
+      if (q.scheme().asymmetric()) {
+        const auto zeros = q.packed_zero_points();
+        tensors.emplace_back(name + kQzerosSuffix, Tensor::copy_of(DType::kU8, {q.rows(), spec.zero_row_bytes()},
+                                                                    zeros.data(), zeros.size()));
+      }
+    }
+  }
   for (const auto& [name, bias] : contents.biases) {
-    const auto layer = contents.quantized.find(name);
-    if (layer == contents.quantized.end())
-      throw Error(where, "bias for '" + name + "', which is not a quantized layer (dense biases go with the dense tensors)");
-    if (static_cast<int64_t>(bias.size()) != layer->second.rows())
+    int64_t rows = -1;
+    if (const auto layer = contents.quantized.find(name); layer != contents.quantized.end()) rows = layer->second.rows();
+    if (const auto layer = contents.sparse.find(name); layer != contents.sparse.end()) rows = layer->second.rows();
+    if (rows < 0)
+      throw Error(where, "bias for '" + name + "', which is not a quantized or sparse layer (dense biases go with the dense tensors)");
+    if (static_cast<int64_t>(bias.size()) != rows)
       throw Error(where, "bias of '" + name + "' has " + std::to_string(bias.size()) + " values for " +
-                             std::to_string(layer->second.rows()) + " outputs");
-    tensors.emplace_back(name + ".bias", Tensor::copy_of(DType::kF32, {layer->second.rows()}, bias.data(),
-                                                         bias.size() * sizeof(float)));
+                             std::to_string(rows) + " outputs");
+    tensors.emplace_back(name + ".bias", Tensor::copy_of(DType::kF32, {rows}, bias.data(), bias.size() * sizeof(float)));
   }
   std::set<std::string> seen;
   for (const auto& [name, tensor] : tensors)
@@ -116,6 +159,7 @@ NamedTensors folder_tensors(const QuantizedModelContents& contents, const std::s
 std::map<std::string, std::shared_ptr<const QuantizedTensor>> read_quantized_layers(const ModelFiles& files) {
   std::map<std::string, std::shared_ptr<const QuantizedTensor>> layers;
   for (const auto& [name, spec] : files.quantized_layers) {
+    if (spec.sparse) continue;
     try {
       layers.emplace(name, std::make_shared<const QuantizedTensor>(read_layer(files, name, spec)));
     } catch (const Error& e) {
@@ -125,15 +169,30 @@ std::map<std::string, std::shared_ptr<const QuantizedTensor>> read_quantized_lay
   return layers;
 }
 
+std::map<std::string, std::shared_ptr<const SparseTensor>> read_sparse_layers(const ModelFiles& files) {
+  std::map<std::string, std::shared_ptr<const SparseTensor>> layers;
+  for (const auto& [name, spec] : files.quantized_layers) {
+    if (!spec.sparse) continue;
+    try {
+      layers.emplace(name, std::make_shared<const SparseTensor>(read_sparse_layer(files, name, spec)));
+    } catch (const Error& e) {
+      throw e.with_context(files.path + ": sparse layer '" + name + "'");
+    }
+  }
+  return layers;
+}
+
 std::shared_ptr<LlamaModel> load_llama_model(std::shared_ptr<const ModelFiles> files) {
   const auto layers = read_quantized_layers(*files);
+  const auto sparse = read_sparse_layers(*files);
   const ModelFiles& model_files = *files;
   const LlamaModel::LinearFactory factory = [&](const std::string& name) -> std::unique_ptr<LinearLayer> {
-    const auto layer = layers.find(name);
-    if (layer == layers.end()) return nullptr;
     std::vector<float> bias;
     if (const Tensor* stored = model_files.find(name + ".bias")) bias = stored->to_f32_vector();
-    return std::make_unique<QuantizedLinear>(layer->second, std::move(bias));
+    if (const auto layer = layers.find(name); layer != layers.end())
+      return std::make_unique<QuantizedLinear>(layer->second, std::move(bias));
+    if (const auto layer = sparse.find(name); layer != sparse.end()) return make_sparse_linear(layer->second, std::move(bias));
+    return nullptr;
   };
   return std::make_shared<LlamaModel>(std::move(files), factory);
 }
@@ -148,12 +207,16 @@ uint64_t write_quantized_model(const std::string& output_dir, const ModelFiles& 
 
   LlamaConfig config = contents.config;
   // A quantized head is stored as its own parts; tied, the reader would take the embedding instead.
-  if (contents.quantized.contains("lm_head")) config.tie_word_embeddings = false;
+  if (contents.quantized.contains("lm_head") || contents.sparse.contains("lm_head")) config.tie_word_embeddings = false;
   nlohmann::json quantization = contents.quantization_config;
   quantization["quant_method"] = kLowbitQuantMethod;
   quantization["format_version"] = kLowbitQuantFormatVersion;
   quantization["layers"] = nlohmann::json::object();
   for (const auto& [name, tensor] : contents.quantized) quantization["layers"][name] = quantized_layer_json(spec_of(tensor));
+  for (const auto& [name, tensor] : contents.sparse) {
+    if (contents.quantized.contains(name)) throw Error(output_dir, "layer '" + name + "' given both quantized and sparse");
+    quantization["layers"][name] = quantized_layer_json(tensor.spec());
+  }
   nlohmann::json config_json = config.to_json();
   config_json["quantization_config"] = quantization;
 

@@ -416,7 +416,7 @@ TEST_F(QuantizedModelFiles, QuantizedHeadUntiesATiedConfig) {
 TEST_F(QuantizedModelFiles, InspectReportsSchemesAndTrueBitsPerWeight) {
   const auto text = testing::run_cli("inspect '" + dir_ + "'");
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  EXPECT_TRUE(contains(text.out, "quantized:    5 layers")) << text.out;
+  EXPECT_TRUE(contains(text.out, "compressed:   5 layers")) << text.out;
   // lm_head: uint4 g16 on 48 columns = 24 code bytes + 3 f16 scales + 2 zero-point bytes per row:
   // 8 * 32 / 48 = 5.3333 bits per weight.
   EXPECT_TRUE(contains(text.out, "uint4 g16 (F16 scales, zero points)")) << text.out;

@@ -78,22 +78,60 @@ QuantMethod parse_quant_method(std::string_view name) {
 
 bool needs_calibration(QuantMethod method) { return method != QuantMethod::kRtn; }
 
+std::string_view prune_method_name(PruneMethod method) {
+  switch (method) {
+    case PruneMethod::kNone: return "none";
+    case PruneMethod::kMagnitude: return "magnitude";
+    case PruneMethod::kWanda: return "wanda";
+    case PruneMethod::kSparseGpt: return "sparsegpt";
+  }
+  return "?";
+}
+
+PruneMethod parse_prune_method(std::string_view name) {
+  for (PruneMethod m : {PruneMethod::kNone, PruneMethod::kMagnitude, PruneMethod::kWanda, PruneMethod::kSparseGpt})
+    if (prune_method_name(m) == name) return m;
+  throw Error("pruning method '" + std::string(name) + "' is not one of magnitude, wanda, sparsegpt");
+}
+
+std::string SparsityRecipe::to_string() const {
+  std::string s = pattern.to_string() + " " + std::string(prune_method_name(method));
+  if (method == PruneMethod::kMagnitude && scope == MaskScope::kLayer && !pattern.nm()) s += " (per layer)";
+  return s;
+}
+
 std::string LayerPlan::to_string() const {
+  if (sparse) return sparsity + ", " + (quantize ? scheme.to_string() : scale_dtype_name(keep_dtype));
   return quantize ? scheme.to_string() : "kept " + scale_dtype_name(keep_dtype);
 }
 
 LayerPlan QuantRecipe::plan_for(const std::string& name) const {
   LayerPlan plan;
   plan.scheme = scheme;
-  if (name == "lm_head" || name == "model.embed_tokens") plan.quantize = false;
+  const bool head_or_embedding = name == "lm_head" || name == "model.embed_tokens";
+  if (head_or_embedding) plan.quantize = false;
+  bool kept_by_rule = false, scheme_by_rule = false;
   for (const QuantRule& rule : rules)
-    if (::fnmatch(rule.pattern.c_str(), name.c_str(), 0) == 0) plan = rule.plan;
+    if (::fnmatch(rule.pattern.c_str(), name.c_str(), 0) == 0) {
+      plan = rule.plan;
+      kept_by_rule = !rule.plan.quantize;
+      scheme_by_rule = rule.plan.quantize;
+    }
+  if (sparsity.enabled() && !head_or_embedding && !kept_by_rule) {
+    plan.sparse = true;
+    plan.sparsity = sparsity.to_string();
+    if (!quantize && !scheme_by_rule) {
+      // Prune only: the layer keeps float values (a rule may still give it a grid of its own).
+      plan.quantize = false;
+      plan.keep_dtype = sparse_dtype;
+    }
+  }
   return plan;
 }
 
 QuantRecipe QuantRecipe::from_json(const json& j, const std::string& where) {
   if (!j.is_object()) throw Error(where, "a recipe is a JSON object");
-  refuse_unknown_keys(j, {"method", "scheme", "gptq", "clip_search", "layers"}, where);
+  refuse_unknown_keys(j, {"method", "scheme", "gptq", "clip_search", "layers", "sparsity", "quantize", "sparse_dtype"}, where);
   QuantRecipe r;
   if (j.contains("method")) {
     try {
@@ -121,6 +159,27 @@ QuantRecipe QuantRecipe::from_json(const json& j, const std::string& where) {
     if (r.gptq.block_size < 1) throw Error(at, "block_size must be >= 1");
   }
   if (j.contains("clip_search")) r.clip_search = get<bool>(j, "clip_search", where);
+  if (j.contains("quantize")) r.quantize = get<bool>(j, "quantize", where);
+  if (j.contains("sparse_dtype")) r.sparse_dtype = parse_keep_dtype(get<std::string>(j, "sparse_dtype", where), where + ": sparse_dtype");
+  if (j.contains("sparsity")) {
+    const std::string at = where + ": sparsity";
+    const json& sp = j["sparsity"];
+    if (!sp.is_object()) throw Error(at, "must be an object");
+    refuse_unknown_keys(sp, {"method", "pattern", "scope"}, at);
+    try {
+      if (sp.contains("method")) r.sparsity.method = parse_prune_method(get<std::string>(sp, "method", at));
+      if (sp.contains("pattern")) r.sparsity.pattern = SparsityPattern::parse(get<std::string>(sp, "pattern", at));
+    } catch (const Error& e) {
+      throw Error(at, e.what());
+    }
+    if (sp.contains("scope")) {
+      const std::string scope = get<std::string>(sp, "scope", at);
+      if (scope != "row" && scope != "layer") throw Error(at, "scope must be \"row\" or \"layer\", found \"" + scope + "\"");
+      r.sparsity.scope = scope == "layer" ? MaskScope::kLayer : MaskScope::kRow;
+    }
+  }
+  if (!r.quantize && !r.sparsity.enabled())
+    throw Error(where, "\"quantize\": false needs a pruning method in \"sparsity\" (otherwise nothing would change)");
   if (j.contains("layers")) {
     if (!j["layers"].is_array()) throw Error(where, "'layers' must be an array of rules");
     for (size_t i = 0; i < j["layers"].size(); ++i) {
@@ -151,12 +210,20 @@ json QuantRecipe::to_json() const {
     entry["match"] = rule.pattern;
     layers.push_back(entry);
   }
-  return {{"method", std::string(quant_method_name(method))},
-          {"scheme", scheme_to_json(scheme)},
-          {"gptq", {{"percdamp", gptq.percdamp}, {"block_size", gptq.block_size}, {"act_order", gptq.act_order},
-                    {"static_groups", gptq.static_groups}}},
-          {"clip_search", clip_search},
-          {"layers", layers}};
+  json out = {{"method", std::string(quant_method_name(method))},
+              {"scheme", scheme_to_json(scheme)},
+              {"gptq", {{"percdamp", gptq.percdamp}, {"block_size", gptq.block_size}, {"act_order", gptq.act_order},
+                        {"static_groups", gptq.static_groups}}},
+              {"clip_search", clip_search},
+              {"layers", layers}};
+  if (sparsity.enabled()) {
+    out["sparsity"] = {{"method", std::string(prune_method_name(sparsity.method))},
+                       {"pattern", sparsity.pattern.to_string()},
+                       {"scope", sparsity.scope == MaskScope::kLayer ? "layer" : "row"}};
+    out["quantize"] = quantize;
+    out["sparse_dtype"] = scale_dtype_name(sparse_dtype);
+  }
+  return out;
 }
 
 QuantRule parse_keep_rule(std::string_view text, const QuantScheme& base) {

@@ -26,6 +26,7 @@ Runner add_eval_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
 Runner add_quantize_command(CLI::App& app);
+Runner add_sparsify_command(CLI::App& app);
 
 // "1,234,567"
 std::string with_thousands(long long value);

@@ -58,23 +58,50 @@ std::string stored_type(const ModelFiles& model, const std::string& name) {
   return info ? std::string(ggml_traits(info->type).name) : "";
 }
 
-// A lowbit quantized folder: each quantized layer's scheme and true bits per weight (codes, scales,
-// zero points and g_idx over its out x in weights), and the whole model's bits per weight with every
-// other tensor counted at its stored dtype width.
+// A lowbit quantized (or sparse) folder: each layer's scheme, sparsity and true bits per weight
+// (codes or values, scales, zero points, g_idx and sparse index over its out x in weights), and the
+// whole model's bits per weight with every other tensor counted at its stored dtype width.
+struct CompressedLayer {
+  std::string name, scheme, format, scale_dtype, sparse_layout;  // sparse_layout "" for dense layers
+  int64_t group_size = 0, rows = 0, cols = 0, storage_bytes = 0;
+  bool g_idx = false;
+  double sparsity = 0;
+  double bits_per_weight() const { return rows * cols > 0 ? 8.0 * static_cast<double>(storage_bytes) / static_cast<double>(rows * cols) : 0; }
+};
+
 struct QuantizedSummary {
-  std::map<std::string, std::shared_ptr<const QuantizedTensor>> layers;
+  std::map<std::string, CompressedLayer> layers;
   uint64_t quantized_bytes = 0, quantized_weights = 0;
   uint64_t model_bytes = 0, model_parameters = 0;
   double quantized_bits_per_weight() const { return quantized_weights ? 8.0 * quantized_bytes / quantized_weights : 0; }
   double model_bits_per_weight() const { return model_parameters ? 8.0 * model_bytes / model_parameters : 0; }
 };
 
+CompressedLayer describe(const std::string& name, const QuantizedTensor& q) {
+  return {name, q.scheme().to_string(), q.scheme().element.to_string(), std::string(dtype_name(q.scheme().scale_dtype)), "",
+          q.scheme().group_size, q.rows(), q.cols(), q.storage_bytes(), !q.g_idx().empty(), 0};
+}
+
 QuantizedSummary summarize_quantized(const ModelFiles& model) {
   QuantizedSummary summary;
-  summary.layers = read_quantized_layers(model);
+  for (const auto& [name, layer] : read_quantized_layers(model)) summary.layers[name] = describe(name, *layer);
+  for (const auto& [name, layer] : read_sparse_layers(model)) {
+    CompressedLayer row;
+    if (layer->quantized()) {
+      row = describe(name, layer->quantized_tensor());
+    } else {
+      row = {name, std::string(dtype_name(layer->value_dtype())), std::string(dtype_name(layer->value_dtype())), "", "",
+             0, layer->rows(), layer->cols(), 0, false, 0};
+    }
+    row.sparse_layout = layer->layout().to_string();
+    row.scheme = row.sparse_layout + " sparse, " + row.scheme;
+    row.sparsity = layer->sparsity();
+    row.storage_bytes = layer->storage_bytes();
+    summary.layers[name] = row;
+  }
   for (const auto& [name, layer] : summary.layers) {
-    summary.quantized_bytes += static_cast<uint64_t>(layer->storage_bytes());
-    summary.quantized_weights += static_cast<uint64_t>(layer->rows() * layer->cols());
+    summary.quantized_bytes += static_cast<uint64_t>(layer.storage_bytes);
+    summary.quantized_weights += static_cast<uint64_t>(layer.rows * layer.cols);
   }
   summary.model_bytes = summary.quantized_bytes;
   for (const auto& [name, tensor] : model.tensors) {
@@ -88,16 +115,20 @@ QuantizedSummary summarize_quantized(const ModelFiles& model) {
 
 nlohmann::json to_json(const QuantizedSummary& summary, const ModelFiles& model) {
   nlohmann::json layers = nlohmann::json::array();
-  for (const auto& [name, layer] : summary.layers)
-    layers.push_back({{"name", name},
-                      {"scheme", layer->scheme().to_string()},
-                      {"format", layer->scheme().element.to_string()},
-                      {"group_size", layer->scheme().group_size},
-                      {"scale_dtype", dtype_name(layer->scheme().scale_dtype)},
-                      {"g_idx", !layer->g_idx().empty()},
-                      {"shape", Shape{layer->rows(), layer->cols()}},
-                      {"storage_bytes", layer->storage_bytes()},
-                      {"bits_per_weight", layer->bits_per_weight()}});
+  for (const auto& [name, layer] : summary.layers) {
+    nlohmann::json entry = {{"name", name},
+                            {"scheme", layer.scheme},
+                            {"format", layer.format},
+                            {"group_size", layer.group_size},
+                            {"scale_dtype", layer.scale_dtype},
+                            {"g_idx", layer.g_idx},
+                            {"shape", Shape{layer.rows, layer.cols}},
+                            {"storage_bytes", layer.storage_bytes},
+                            {"bits_per_weight", layer.bits_per_weight()},
+                            {"sparsity", layer.sparsity}};
+    if (!layer.sparse_layout.empty()) entry["sparse_layout"] = layer.sparse_layout;
+    layers.push_back(entry);
+  }
   return {{"config", model.quantization_config},
           {"quantized_layers", summary.layers.size()},
           {"quantized_weights", summary.quantized_weights},
@@ -107,18 +138,21 @@ nlohmann::json to_json(const QuantizedSummary& summary, const ModelFiles& model)
 }
 
 void print_quantized(const QuantizedSummary& summary) {
-  std::printf("quantized:    %zu layers, %.4f bits/weight over their %s weights (scales, zero points, g_idx included)\n",
+  std::printf("compressed:   %zu layers, %.4f bits/weight over their %s weights (scales, zero points, g_idx, sparse index included)\n",
               summary.layers.size(), summary.quantized_bits_per_weight(),
               with_thousands(static_cast<long long>(summary.quantized_weights)).c_str());
   std::printf("bits/weight:  %.4f over all %s parameters (other tensors at their stored width)\n",
               summary.model_bits_per_weight(), with_thousands(static_cast<long long>(summary.model_parameters)).c_str());
   size_t width = 5;
   for (const auto& [name, layer] : summary.layers) width = std::max(width, name.size());
-  std::printf("\n  %-*s  %-36s  %-14s  %11s\n", (int)width, "layer", "scheme", "shape", "bits/weight");
-  for (const auto& [name, layer] : summary.layers)
-    std::printf("  %-*s  %-36s  %-14s  %11.4f\n", (int)width, name.c_str(),
-                (layer->scheme().to_string() + (layer->g_idx().empty() ? "" : " g_idx")).c_str(),
-                shape_to_string(Shape{layer->rows(), layer->cols()}).c_str(), layer->bits_per_weight());
+  std::printf("\n  %-*s  %-40s  %-14s  %8s  %11s\n", (int)width, "layer", "scheme", "shape", "sparsity", "bits/weight");
+  for (const auto& [name, layer] : summary.layers) {
+    char sparsity[16] = "-";
+    if (!layer.sparse_layout.empty()) std::snprintf(sparsity, sizeof sparsity, "%.2f%%", 100 * layer.sparsity);
+    std::printf("  %-*s  %-40s  %-14s  %8s  %11.4f\n", (int)width, name.c_str(),
+                (layer.scheme + (layer.g_idx ? " g_idx" : "")).c_str(), shape_to_string(Shape{layer.rows, layer.cols}).c_str(),
+                sparsity, layer.bits_per_weight());
+  }
 }
 
 nlohmann::json to_json(const ModelFiles& model) {

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   add("bench", cli::add_bench_command, "prefill/decode speed against the memory-bandwidth roofline");
   add("eval", cli::add_eval_command, "perplexity (eval ppl) and KL divergence against a base model (eval kld)");
   add("quantize", cli::add_quantize_command, "compress a model's weights (rtn, gptq, awq, awq+gptq) into a model folder");
+  add("sparsify", cli::add_sparsify_command,
+      "prune a model's weights (magnitude, wanda, sparsegpt; unstructured or N:M), optionally quantizing too");
   add("tokenize", cli::add_tokenize_command, "print the token ids of a text as the model's tokenizer gives them");
 
   try {

@@ -1,6 +1,12 @@
 // lowbit quantize --model M --method rtn|gptq|awq|awq+gptq --bits B [--group G] [--sym] [--format F]
 //                 --calib FILE [--nsamples N --seqlen L --seed S] [--keep NAME=f16|8 ...] [--recipe FILE]
-//                 [--act-order] [--static-groups] [--percdamp P] [--clip-search] -o OUT [--force] [--json]
+//                 [--act-order] [--static-groups] [--percdamp P] [--clip-search]
+//                 [--prune magnitude|wanda|sparsegpt (--sparsity R | --nm N:M)] -o OUT [--force] [--json]
+// lowbit sparsify --model M --method magnitude|wanda|sparsegpt (--sparsity R | --nm N:M)
+//                 [--bits B --group G ... --quant-method rtn|gptq|awq|awq+gptq] [--dtype f16|bf16|f32]
+//                 --calib FILE -o OUT
+// One command body: sparsify is quantize whose --method names the pruning method and whose
+// quantization is optional (--bits or --format turns it on).
 #include <unistd.h>
 
 #include <cmath>
@@ -14,6 +20,7 @@
 #include "lowbit/core/mapped_file.h"
 #include "lowbit/io/json_file.h"
 #include "lowbit/io/quantized_layout.h"
+#include "lowbit/pipeline/recipe.h"
 #include "lowbit/io/tokenizer.h"
 #include "lowbit/pipeline/calibration.h"
 #include "lowbit/pipeline/quantize_model.h"
@@ -24,6 +31,8 @@ namespace lowbit::cli {
 namespace {
 
 struct QuantizeCliOptions {
+  bool sparsify = false;  // which command: sparsify (prune first, quantize optionally) or quantize
+  std::string prune, sparsity, nm, scope = "row", quant_method, dtype = "f16";
   std::string model, method = "gptq", format, calib, recipe, output, scale_dtype = "f16";
   int bits = 4;
   int64_t group = 128;
@@ -40,11 +49,56 @@ DType scale_dtype_option(const std::string& text) {
 
 // Flags given on the command line override the recipe file; a recipe's layer rules come first,
 // then every --keep, so the command line has the last word.
+// The pruning half: --sparsity / --nm and the method (quantize: --prune, default sparsegpt;
+// sparsify: --method). Returns whether the weights are quantized too.
+void build_sparsity(const QuantizeCliOptions& o, const CLI::App& app, QuantRecipe& recipe) {
+  auto given = [&](const char* flag) {
+    const CLI::Option* option = app.get_option_no_throw(flag);  // sparsify and quantize differ in flags
+    return option && option->count() > 0;
+  };
+  if (given("--sparsity") && given("--nm")) throw Error("--nm", "give either --sparsity R or --nm N:M, not both");
+  const bool pattern = given("--sparsity") || given("--nm");
+  if (o.sparsify) {
+    if (!pattern && !recipe.sparsity.enabled()) throw Error("--sparsity", "sparsify needs --sparsity R (e.g. 50%) or --nm N:M (e.g. 2:4)");
+    if (given("--method") || o.recipe.empty()) recipe.sparsity.method = parse_prune_method(o.method);
+    if (recipe.sparsity.method == PruneMethod::kNone) throw Error("--method", "sparsify needs magnitude, wanda or sparsegpt");
+    const bool quantize = given("--bits") || given("--format") || given("--sym");
+    if (o.recipe.empty() || quantize) recipe.quantize = quantize;
+    if (!o.quant_method.empty()) recipe.method = parse_quant_method(o.quant_method);
+    else if (o.recipe.empty()) recipe.method = o.calib.empty() ? QuantMethod::kRtn : QuantMethod::kGptq;
+  } else if (pattern || given("--prune")) {
+    recipe.sparsity.method = parse_prune_method(o.prune.empty() ? "sparsegpt" : o.prune);
+    if (recipe.sparsity.method == PruneMethod::kNone) recipe.sparsity = {};
+    else if (!pattern) throw Error("--prune", "needs --sparsity R (e.g. 50%) or --nm N:M (e.g. 2:4)");
+  }
+  try {
+    if (given("--sparsity")) recipe.sparsity.pattern = SparsityPattern::parse(o.sparsity);
+    if (given("--nm")) {
+      recipe.sparsity.pattern = SparsityPattern::parse(o.nm);
+      if (!recipe.sparsity.pattern.nm()) throw Error("expected N:M, e.g. 2:4");
+    }
+  } catch (const Error& e) {
+    throw Error(given("--nm") ? "--nm" : "--sparsity", e.what());
+  }
+  if (given("--scope")) {
+    if (o.scope != "row" && o.scope != "layer") throw Error("--scope", "expected row or layer, found '" + o.scope + "'");
+    recipe.sparsity.scope = o.scope == "layer" ? MaskScope::kLayer : MaskScope::kRow;
+  }
+  if (given("--dtype")) {
+    const auto dtype = parse_scale_dtype(o.dtype);
+    if (!dtype) throw Error("--dtype", "expected f16, bf16 or f32, found '" + o.dtype + "'");
+    recipe.sparse_dtype = *dtype;
+  }
+}
+
 QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
   QuantRecipe recipe;
   if (!o.recipe.empty()) recipe = QuantRecipe::from_json(read_json_file(o.recipe), o.recipe);
-  auto given = [&](const char* flag) { return app.count(flag) > 0; };
-  if (given("--method") || o.recipe.empty()) recipe.method = parse_quant_method(o.method);
+  auto given = [&](const char* flag) {
+    const CLI::Option* option = app.get_option_no_throw(flag);  // sparsify and quantize differ in flags
+    return option && option->count() > 0;
+  };
+  if (!o.sparsify && (given("--method") || o.recipe.empty())) recipe.method = parse_quant_method(o.method);
   if (!o.format.empty()) {
     if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
     recipe.scheme.element = Format::parse(o.format);
@@ -61,6 +115,7 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
   if (!(recipe.gptq.percdamp >= 0)) throw Error("--percdamp", "must be >= 0");
   if (given("--clip-search")) recipe.clip_search = true;
   for (const std::string& keep : o.keep) recipe.rules.push_back(parse_keep_rule(keep, recipe.scheme));
+  build_sparsity(o, app, recipe);
   return recipe;
 }
 
@@ -76,18 +131,34 @@ nlohmann::json report_json(const LayerReport& r) {
                       {"bits_per_weight", r.bits_per_weight}, {"seconds", r.seconds}};
   j["relative_error"] = std::isnan(r.relative_error) ? nlohmann::json(nullptr) : nlohmann::json(r.relative_error);
   if (r.awq_alpha >= 0) j["awq_alpha"] = r.awq_alpha;
+  if (r.sparsity > 0) j["sparsity"] = r.sparsity;
   return j;
 }
 
-}  // namespace
-
-Runner add_quantize_command(CLI::App& app) {
+Runner add_compress_command(CLI::App& app, bool sparsify) {
   auto o = std::make_shared<QuantizeCliOptions>();
+  o->sparsify = sparsify;
+  const char* verb = sparsify ? "sparsifying" : "quantizing";
   app.add_option("--model,-m", o->model, "model folder or file (HF folder, .safetensors, llama2.c .bin, .gguf)")->required();
-  app.add_option("--method", o->method,
-                 "rtn (round to nearest, no calibration), gptq (Hessian error feedback; default), awq (activation-aware "
-                 "scales + weight clipping, then rtn) or awq+gptq (AWQ scales, then GPTQ rounding)");
-  app.add_option("--bits,-b", o->bits, "bits per weight code, 1..8 (default 4)");
+  if (sparsify) {
+    app.add_option("--method", o->method,
+                   "magnitude (|W|, no calibration), wanda (|W|·‖x‖ per output row) or sparsegpt (OBS pruning with "
+                   "weight reconstruction; with --bits, pruning and quantization in one pass)")->required();
+    app.add_option("--quant-method", o->quant_method,
+                   "with --bits: how magnitude/wanda masks are quantized: rtn, gptq (keeps pruned weights at zero while "
+                   "compensating; default with --calib), awq, awq+gptq");
+    app.add_option("--dtype", o->dtype, "without --bits: dtype of the kept values, f16 (default), bf16 or f32");
+    app.add_option("--bits,-b", o->bits, "also quantize the kept weights to B bits, 1..8 (joint sparsity + quantization)");
+  } else {
+    app.add_option("--method", o->method,
+                   "rtn (round to nearest, no calibration), gptq (Hessian error feedback; default), awq (activation-aware "
+                   "scales + weight clipping, then rtn) or awq+gptq (AWQ scales, then GPTQ rounding)");
+    app.add_option("--prune", o->prune, "also prune: magnitude, wanda or sparsegpt (default with --sparsity/--nm)");
+    app.add_option("--bits,-b", o->bits, "bits per weight code, 1..8 (default 4)");
+  }
+  app.add_option("--sparsity", o->sparsity, "unstructured: fraction of each row's weights pruned, e.g. 50% or 0.5 (0..99%)");
+  app.add_option("--nm", o->nm, "semi-structured: keep N of every M consecutive inputs, e.g. 2:4 (runs on the 2:4 kernel) or 4:8");
+  app.add_option("--scope", o->scope, "magnitude with --sparsity: rank weights per row (default) or over the whole layer");
   app.add_option("--group,-g", o->group, "input columns per scale; 0 = one scale per output row (default 128)");
   app.add_flag("--sym", o->sym, "symmetric integer grid ±(2^(b-1)-1), no zero points (default: asymmetric uintB with a zero point per group, as GPTQ/AWQ)");
   app.add_option("--format", o->format, "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats)");
@@ -114,16 +185,27 @@ Runner add_quantize_command(CLI::App& app) {
       "      --calib ../shared/data/tinystories/tinystories_val.txt -o out/stories-gptq4\n"
       "  lowbit quantize -m model.gguf --method awq --bits 3 --calib text.txt --keep '*.down_proj=4' -o out/q3\n"
       "The output loads in lowbit run / eval / inspect; its layout is in docs/FORMATS.md.");
+  if (sparsify)
+    app.footer(
+        "Examples:\n"
+        "  lowbit sparsify -m ../shared/models/stories260K/hf --method sparsegpt --nm 2:4 \\\n"
+        "      --calib ../shared/data/tinystories/tinystories_val.txt -o out/stories-2of4\n"
+        "  lowbit sparsify -m model --method wanda --sparsity 50% --bits 4 --calib text.txt -o out/w50-q4\n"
+        "Kept values are stored compressed (N:M slots with their positions, or a bitmap; docs/FORMATS.md);\n"
+        "2:4 layers with f16/bf16/f32 or 8-bit values run on the sparse kernel, others densified.");
   CLI::App* self = &app;
-  return [o, self] {
+  return [o, self, verb] {
     const QuantRecipe recipe = build_recipe(*o, *self);
     // Output problems are found now, not after the work.
     if (std::filesystem::exists(o->output) && !o->force)
       throw Error(o->output, "already exists (pass --force to replace it)");
     auto files = std::make_shared<ModelFiles>(open_model(o->model));
     std::vector<std::vector<int32_t>> calibration;
-    if (needs_calibration(recipe.method) && o->calib.empty())
+    if (needs_calibration(recipe.method) && recipe.quantize && o->calib.empty())
       throw Error("--calib", "method " + std::string(quant_method_name(recipe.method)) + " needs a calibration text");
+    if (recipe.sparsity.needs_calibration() && o->calib.empty())
+      throw Error("--calib", "pruning method " + std::string(prune_method_name(recipe.sparsity.method)) +
+                                 " needs a calibration text");
     if (!o->calib.empty()) {
       const auto tokenizer = load_tokenizer(*files);
       try {
@@ -135,8 +217,10 @@ Runner add_quantize_command(CLI::App& app) {
     const bool tty = ::isatty(STDERR_FILENO);
     QuantizeResult result = quantize_model(files, recipe, calibration, [&](const BlockProgress& p) {
       if (p.block == 0) {
-        std::fprintf(stderr, "quantizing %s: %s, %s, %zu x %lld calibration tokens\n", o->model.c_str(),
-                     std::string(quant_method_name(recipe.method)).c_str(), recipe.scheme.to_string().c_str(),
+        std::string what = recipe.quantize ? std::string(quant_method_name(recipe.method)) + ", " + recipe.scheme.to_string()
+                                           : "float " + scale_dtype_name(recipe.sparse_dtype);
+        if (recipe.sparsity.enabled()) what = recipe.sparsity.to_string() + ", " + what;
+        std::fprintf(stderr, "%s %s: %s, %zu x %lld calibration tokens\n", verb, o->model.c_str(), what.c_str(),
                      calibration.size(), calibration.empty() ? 0LL : (long long)calibration[0].size());
         return;
       }
@@ -155,6 +239,10 @@ Runner add_quantize_command(CLI::App& app) {
     // Sizes: quantized layers at their stored bits, the rest at their dtype width.
     double quantized_bits = 0, quantized_weights = 0, model_bits = 0, parameters = 0;
     for (const auto& [name, tensor] : result.contents.quantized) {
+      quantized_bits += 8.0 * static_cast<double>(tensor.storage_bytes());
+      quantized_weights += static_cast<double>(tensor.rows() * tensor.cols());
+    }
+    for (const auto& [name, tensor] : result.contents.sparse) {
       quantized_bits += 8.0 * static_cast<double>(tensor.storage_bytes());
       quantized_weights += static_cast<double>(tensor.rows() * tensor.cols());
     }
@@ -188,7 +276,7 @@ Runner add_quantize_command(CLI::App& app) {
                 << "\n";
       return 0;
     }
-    std::printf("%-36s %-28s %13s %7s %11s %7s\n", "layer", "scheme", "shape", "bpw", "rel. error", "sec");
+    std::printf("%-36s %-28s %13s %7s %8s %11s %7s\n", "layer", "scheme", "shape", "bpw", "sparsity", "rel. error", "sec");
     for (const LayerReport& r : result.layers) {
       const std::string shape = std::to_string(r.rows) + "x" + std::to_string(r.cols);
       std::string plan = r.plan;
@@ -197,10 +285,13 @@ Runner add_quantize_command(CLI::App& app) {
         std::snprintf(alpha, sizeof alpha, " a=%.2f", r.awq_alpha);
         plan += alpha;
       }
-      std::printf("%-36s %-28s %13s %7.3f %11s %7.2f\n", r.name.c_str(), plan.c_str(), shape.c_str(), r.bits_per_weight,
-                  error_cell(r.relative_error).c_str(), r.seconds);
+      char sparsity[16] = "-";
+      if (r.sparsity > 0) std::snprintf(sparsity, sizeof sparsity, "%.2f%%", 100 * r.sparsity);
+      std::printf("%-36s %-28s %13s %7.3f %8s %11s %7.2f\n", r.name.c_str(), plan.c_str(), shape.c_str(), r.bits_per_weight,
+                  sparsity, error_cell(r.relative_error).c_str(), r.seconds);
     }
-    std::printf("\nquantized layers: %.4f bits per weight (codes + scales + zero points + g_idx)\n", quantized_bpw);
+    std::printf("\n%s layers: %.4f bits per weight (values + scales + zero points + g_idx + sparse index)\n",
+                recipe.sparsity.enabled() ? "compressed" : "quantized", quantized_bpw);
     std::printf("whole model:      %.4f bits per weight over %s parameters\n", model_bpw,
                 with_thousands(static_cast<long long>(parameters)).c_str());
     std::printf("written:          %s (%s bytes) in %.1f s\n", o->output.c_str(),
@@ -208,5 +299,10 @@ Runner add_quantize_command(CLI::App& app) {
     return 0;
   };
 }
+
+}  // namespace
+
+Runner add_quantize_command(CLI::App& app) { return add_compress_command(app, false); }
+Runner add_sparsify_command(CLI::App& app) { return add_compress_command(app, true); }
 
 }  // namespace lowbit::cli

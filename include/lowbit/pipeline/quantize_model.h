@@ -39,6 +39,7 @@ struct LayerReport {
   double relative_error = 0;
   double seconds = 0;          // quantizing this layer (excluding the calibration passes)
   double awq_alpha = -1;       // the α AWQ chose for this layer's input group (-1: no AWQ)
+  double sparsity = 0;         // fraction of weights pruned (0 for dense layers)
 };
 
 struct BlockProgress {

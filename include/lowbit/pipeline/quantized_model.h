@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lowbit/compress/quantized_tensor.h"
+#include "lowbit/compress/sparse_tensor.h"
 #include "lowbit/io/model_files.h"
 #include "lowbit/model/llama.h"
 
@@ -22,11 +23,15 @@ namespace lowbit {
 // Every layer listed in files.quantized_layers, by linear name ("model.layers.3.mlp.down_proj",
 // "lm_head"). Throws Error "<model path>: quantized layer '<name>': ..." for values the layout
 // forbids (pad bits set, codes or zero points out of range, scales not finite in their dtype,
-// g_idx out of range). Empty for models that are not quantized.
+// g_idx out of range). Empty for models that are not quantized. Sparse layers are not included.
 std::map<std::string, std::shared_ptr<const QuantizedTensor>> read_quantized_layers(const ModelFiles& files);
+// Every sparse layer (those whose quantization_config entry has "sparsity"), validated the same way.
+std::map<std::string, std::shared_ptr<const SparseTensor>> read_sparse_layers(const ModelFiles& files);
 
 // A LlamaModel over `files`: QuantizedLinear for the quantized layers (with "<name>.bias" when
-// the folder has one), DenseLinear for the rest. For dense models the same as LlamaModel(files).
+// the folder has one), DenseLinear for the rest. Sparse layers: the 2:4 kernel where it applies
+// (compress/sparse_linear.h), otherwise densified (QuantizedLinear over the codes with zeros, or
+// DenseLinear over the f32 values). For dense models the same as LlamaModel(files).
 std::shared_ptr<LlamaModel> load_llama_model(std::shared_ptr<const ModelFiles> files);
 
 // What a quantized folder holds.
@@ -36,7 +41,9 @@ struct QuantizedModelContents {
   NamedTensors dense;
   // Quantized linear layers by linear name (no ".weight"), e.g. "model.layers.0.self_attn.q_proj".
   std::map<std::string, QuantizedTensor> quantized;
-  // Biases of quantized layers, by linear name; written as "<name>.bias" (F32).
+  // Sparse (pruned; float or quantized values) linear layers by linear name.
+  std::map<std::string, SparseTensor> sparse;
+  // Biases of quantized and sparse layers, by linear name; written as "<name>.bias" (F32).
   std::map<std::string, std::vector<float>> biases;
   // Extra keys for config.json's quantization_config (method, bits, statistics, ...): kept as
   // given. The writer sets quant_method, format_version and layers itself.
