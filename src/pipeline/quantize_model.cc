@@ -214,16 +214,12 @@ class SequentialQuantizer {
                             int64_t cols, const InputStatistics* stats, const GptqHessian* prepared) {
     try {
       const SparsityRecipe& sparsity = recipe_.sparsity;
+      // SparseGPT's options: the recipe's pattern, GPTQ settings and the layer's grid.
+      SparseGptOptions options;
+      options.pattern = sparsity.pattern;
+      options.quantize = plan.quantize;
+      options.gptq = gptq_options(plan.scheme);
       if (sparsity.method == PruneMethod::kSparseGpt) {
-        SparseGptOptions options;
-        options.pattern = sparsity.pattern;
-        options.quantize = plan.quantize;
-        options.gptq = recipe_.gptq;
-        options.gptq.scheme = plan.scheme;
-        if (recipe_.clip_search) {
-          options.gptq.scale.search = ScaleSearch::kMse;
-          options.gptq.weighted_scale_search = true;
-        }
         SparseGptResult r = lowbit::sparsegpt(weight, rows, cols, *prepared, options);
         if (plan.quantize) return SparseTensor::from_quantized(std::move(*r.tensor), std::move(r.mask), sparsity.pattern);
         return SparseTensor::from_float(r.weight, std::move(r.mask), rows, cols, sparsity.pattern, plan.keep_dtype);
@@ -235,15 +231,6 @@ class SequentialQuantizer {
       if (!plan.quantize) return SparseTensor::from_float(weight, std::move(mask), rows, cols, sparsity.pattern, plan.keep_dtype);
       if (prepared) {
         // Prune, then GPTQ that keeps the pruned weights at zero while it compensates.
-        SparseGptOptions options;
-        options.pattern = sparsity.pattern;
-        options.quantize = true;
-        options.gptq = recipe_.gptq;
-        options.gptq.scheme = plan.scheme;
-        if (recipe_.clip_search) {
-          options.gptq.scale.search = ScaleSearch::kMse;
-          options.gptq.weighted_scale_search = true;
-        }
         SparseGptResult r = lowbit::sparsegpt(weight, rows, cols, *prepared, options, mask);
         return SparseTensor::from_quantized(std::move(*r.tensor), std::move(mask), sparsity.pattern);
       }
@@ -257,18 +244,21 @@ class SequentialQuantizer {
     }
   }
 
+  // The recipe's GPTQ settings for one layer's grid (--clip-search: MSE clipping weighted by diag H).
+  GptqOptions gptq_options(const QuantScheme& scheme) const {
+    GptqOptions options = recipe_.gptq;
+    options.scheme = scheme;
+    if (recipe_.clip_search) {
+      options.scale.search = ScaleSearch::kMse;
+      options.weighted_scale_search = true;
+    }
+    return options;
+  }
+
   QuantizedTensor quantize_one(const std::string& name, const QuantScheme& scheme, std::vector<float> weight,
                                int64_t rows, int64_t cols, const InputStatistics* stats, const GptqHessian* prepared) {
     try {
-      if (prepared) {
-        GptqOptions options = recipe_.gptq;
-        options.scheme = scheme;
-        if (recipe_.clip_search) {
-          options.scale.search = ScaleSearch::kMse;
-          options.weighted_scale_search = true;
-        }
-        return quantize_gptq(weight, rows, cols, *prepared, options).tensor;
-      }
+      if (prepared) return quantize_gptq(weight, rows, cols, *prepared, gptq_options(scheme)).tensor;
       RtnOptions options;
       options.scheme = scheme;
       std::vector<float> importance;
