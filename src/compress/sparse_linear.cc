@@ -3,12 +3,10 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <cstring>
 #include <optional>
 
 #include "lowbit/compress/quantized_linear.h"
 #include "lowbit/core/error.h"
-#include "lowbit/core/half.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/kernels/sparse24_gemv.h"
 #include "lowbit/linalg/blas.h"
@@ -57,7 +55,7 @@ class Sparse24Linear final : public LinearLayer {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t row0 = t * kRowTile, rows = std::min(kRowTile, out - row0);
         tile.resize(static_cast<size_t>(rows * in));
-        widen_rows(row0, rows, tile.data());
+        w_.to_dense_rows(row0, row0 + rows, tile.data());
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(tokens), static_cast<int>(rows),
                     static_cast<int>(in), 1.0f, x, static_cast<int>(in), tile.data(), static_cast<int>(in), 0.0f,
                     y + row0, static_cast<int>(out));
@@ -69,34 +67,6 @@ class Sparse24Linear final : public LinearLayer {
   }
 
  private:
-  // Rows [row0, row0 + rows) as f32 (kernels/sparse24_gemv.h layout: slot s of a row sits at
-  // column 4·(s/2) + its 2-bit position; an empty slot holds 0).
-  void widen_rows(int64_t row0, int64_t rows, float* out) const {
-    const int64_t in = w_.cols(), slots = w_.slots_per_row(), meta_bytes = w_.metadata_row_bytes();
-    const DType dtype = w_.value_dtype();
-    std::fill(out, out + rows * in, 0.0f);
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t row = row0 + r;
-      const uint8_t* meta = w_.metadata() + row * meta_bytes;
-      for (int64_t s = 0; s < slots; ++s) {
-        const int64_t col = 4 * (s / 2) + ((meta[s / 4] >> (2 * (s % 4))) & 3);
-        const int64_t at = row * slots + s;
-        float v;
-        if (dtype == DType::kF32) {
-          std::memcpy(&v, w_.values() + 4 * at, 4);
-        } else if (dtype == DType::kF16 || dtype == DType::kBF16) {
-          uint16_t bits;
-          std::memcpy(&bits, w_.values() + 2 * at, 2);
-          v = dtype == DType::kF16 ? f16_bits_to_f32(bits) : bf16_bits_to_f32(bits);
-        } else {
-          const float scale = w_.scales()[row * w_.scale_groups_per_row() + col / w_.scale_group_size()];
-          v = static_cast<float>(static_cast<int8_t>(w_.values()[at])) * scale;
-        }
-        if (v != 0.0f) out[r * in + col] = v;
-      }
-    }
-  }
-
   Sparse24Matrix w_;
   std::vector<float> bias_;
 };

@@ -455,11 +455,20 @@ uint64_t Sparse24Matrix::storage_bytes() const {
 }
 
 std::vector<float> Sparse24Matrix::to_dense() const {
-  std::vector<float> dense(static_cast<size_t>(rows_ * cols_), 0.0f);
+  std::vector<float> dense(static_cast<size_t>(rows_ * cols_));
+  to_dense_rows(0, rows_, dense.data());
+  return dense;
+}
+
+void Sparse24Matrix::to_dense_rows(int64_t row_begin, int64_t row_end, float* out) const {
+  require(0 <= row_begin && row_begin <= row_end && row_end <= rows_, kWhere,
+          "rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ") outside 0.." + std::to_string(rows_));
+  std::fill(out, out + (row_end - row_begin) * cols_, 0.0f);
   const size_t slots = static_cast<size_t>(slots_per_row()), meta_bytes = static_cast<size_t>(metadata_row_bytes());
-  for (size_t r = 0; r < static_cast<size_t>(rows_); ++r) {
+  for (size_t r = static_cast<size_t>(row_begin); r < static_cast<size_t>(row_end); ++r) {
     const uint8_t* meta = meta_.data() + r * meta_bytes;
     const uint8_t* row = values_.data() + r * slots * dtype_size(dtype_);
+    float* dense = out + (r - static_cast<size_t>(row_begin)) * static_cast<size_t>(cols_);
     for (size_t s = 0; s < slots; ++s) {
       const size_t c = sparse24_detail::slot_column(meta, s);
       float v;
@@ -472,10 +481,9 @@ std::vector<float> Sparse24Matrix::to_dense() const {
       if (v == 0.0f) continue;  // an empty slot (a stored value is never zero)
       if (dtype_ == DType::kI8)
         v *= scales_[r * static_cast<size_t>(scale_groups_) + c / static_cast<size_t>(scale_group_)];
-      dense[r * static_cast<size_t>(cols_) + c] = v;
+      dense[c] = v;
     }
   }
-  return dense;
 }
 
 void sparse24_gemv_rows(const Sparse24Matrix& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {

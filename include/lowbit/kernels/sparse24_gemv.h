@@ -74,6 +74,9 @@ class Sparse24Matrix {
   // The f32 matrix it stands for, [rows x cols] row-major (int8: float(code) · scale, as
   // QuantizedTensor::dequantize computes it).
   std::vector<float> to_dense() const;
+  // Rows [row_begin, row_end) of that matrix into out ((row_end − row_begin) x cols): what a
+  // several-token product widens one tile at a time. Throws Error for a bad range.
+  void to_dense_rows(int64_t row_begin, int64_t row_end, float* out) const;
 
  private:
   // Storage starting on a cache line, so the kernel's vector loads of a row rarely split lines.
