@@ -1,7 +1,8 @@
-// QuantizedLinear: the same output as a DenseLinear over the dequantized matrix — bit for bit by
-// default and on the sgemm path (several tokens), where it runs DenseLinear's f32 arithmetic on
-// dequantized tiles; within 1e-5 of Σ|W||x| per row on the opt-in packed one-token path (integer
-// grids, kernels/packed_gemv.h); independent of the thread count either way; bias added.
+// QuantizedLinear: the same output as a DenseLinear over the dequantized matrix — bit for bit on
+// the dequantized path (several tokens: sgemm on dequantized tiles; one token with packed_decode =
+// false, or on a layout without a packed kernel), within 1e-5 of Σ|W||x| per row on the packed
+// one-token path (the default for integer grids, kernels/packed_gemv.h); independent of the thread
+// count either way; bias added.
 #include "lowbit/compress/quantized_linear.h"
 
 #include <gtest/gtest.h>
@@ -70,6 +71,9 @@ TEST(QuantizedLinear, EqualsDenseLinearOverTheDequantizedMatrix) {
     SCOPED_TRACE(scheme.to_string());
     const auto q = quantized_weight(scheme);
     const DenseLinear dense = dense_over(*q);
+    // Packed decode is the default wherever the kernel handles the layout (here int4 and uint3, not NF4).
+    EXPECT_EQ(QuantizedLinear(q).packed_decode(), scheme.element.kind() == Format::Kind::kInt);
+    EXPECT_EQ(QuantizedLinear(q).packed_decode(), packed_gemv_supported(*q));
     for (const bool packed : {false, true}) {
       const QuantizedLinear layer(q, {}, packed);
       EXPECT_EQ(layer.in_features(), kCols);
