@@ -1,5 +1,6 @@
 // lowbit bench (--model M | --synthetic tiny|135m|1b [--dtype bf16]) [--prompt-tokens 512] [--gen-tokens 128] [--json]
 // Prefill and decode speed next to the streaming-read bandwidth measured in the same run.
+// lowbit bench kernels [...]: the decode GEMV of every weight format (bench_kernels_command.cc).
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -35,8 +36,19 @@ Runner add_bench_command(CLI::App& app) {
   app.add_option("--prompt-tokens", o->prompt_tokens, "prefill length (default 512)")->check(CLI::PositiveNumber);
   app.add_option("--gen-tokens", o->gen_tokens, "decode steps (default 128)")->check(CLI::PositiveNumber);
   app.add_flag("--json", o->json, "print one JSON object");
-  app.footer("Example: lowbit --threads 2 bench --synthetic 1b --dtype bf16");
-  return [o] {
+  CLI::App* kernels = app.add_subcommand(
+      "kernels", "one-token GEMV of every weight format (dense, packed low-bit, 2:4 sparse) against the read roofline");
+  const Runner run_kernels = add_bench_kernels_command(*kernels);
+  app.footer(
+      "Examples:\n"
+      "  lowbit --threads 2 bench --synthetic 1b --dtype bf16\n"
+      "  lowbit --threads 2 bench kernels");
+  return [o, kernels, run_kernels] {
+    if (kernels->parsed()) {
+      if (!o->model.empty() || !o->synthetic.empty())
+        throw Error("bench kernels", "measures random matrices; it takes no --model or --synthetic");
+      return run_kernels();
+    }
     std::shared_ptr<ModelFiles> files;
     if (!o->synthetic.empty()) {
       const auto dtype = parse_dtype_lenient(o->dtype);

@@ -24,6 +24,8 @@ Runner add_chop_command(CLI::App& app);
 Runner add_run_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
+// `bench kernels` (registered by add_bench_command on its own subcommand).
+Runner add_bench_kernels_command(CLI::App& kernels);
 Runner add_tokenize_command(CLI::App& app);
 Runner add_quantize_command(CLI::App& app);
 Runner add_sparsify_command(CLI::App& app);

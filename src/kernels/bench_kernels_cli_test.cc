@@ -1,0 +1,106 @@
+// `lowbit bench kernels` (tools/lowbit/bench_kernels_command.cc), run as a separate process on its
+// --quick shapes: one run per (shape, thread count) with every kernel in order, exact bits per
+// weight (the stored layout, overheads included), positive times, and the derived columns
+// consistent with the time and the bytes. Bad shapes are one-line errors with exit code 2.
+// (Here because only src/<module>/*_test.cc reach the test binary.)
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "testing/shared_data.h"
+
+namespace lowbit {
+namespace {
+
+using nlohmann::json;
+using testing::contains;
+using testing::run_cli;
+
+struct Expected {
+  std::string kernel, format;
+  double bits_per_weight;
+};
+
+// For 1024 columns: groups of 128 are 8 per row, so every zero-point row is whole bytes.
+std::vector<Expected> expected_kernels() {
+  const double cols = 1024;
+  return {{"dense", "f32", 32},
+          {"dense", "f16", 16},
+          {"dense", "bf16", 16},
+          {"packed", "int8 per-row", 8 + 16 / cols},         // + one f16 scale per row
+          {"packed", "uint4 g128", 4 + 16.0 / 128 + 4.0 / 128},  // + f16 scale and 4-bit zero point per group
+          {"packed", "int4 g128", 4 + 16.0 / 128},             // symmetric: no zero point
+          {"packed", "uint3 g128", 3 + 16.0 / 128 + 3.0 / 128},
+          {"packed", "uint2 g128", 2 + 16.0 / 128 + 2.0 / 128},
+          // 2:4: two value slots and 4 bits of positions per 4 columns (+ an f32 scale per row for int8).
+          {"sparse24", "f16 2:4", (2 * 16 + 4) / 4.0},
+          {"sparse24", "int8 per-row 2:4", (2 * 8 + 4) / 4.0 + 32 / cols}};
+}
+
+TEST(BenchKernelsCli, QuickJsonHasEveryKernelWithExactBitsAndPositiveTimes) {
+  const auto result = run_cli("--threads 2 bench kernels --quick --json");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const json out = json::parse(result.out);
+  EXPECT_EQ(out["repetitions"], 5);
+  EXPECT_EQ(out["row_tile"], 64);
+  const auto expected = expected_kernels();
+  const std::vector<std::vector<int>> runs = {{256, 1024, 1}, {256, 1024, 2}, {320, 1024, 1}, {320, 1024, 2}};
+  ASSERT_EQ(out["runs"].size(), runs.size()) << out.dump();
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const json& run = out["runs"][r];
+    SCOPED_TRACE(run["rows"].dump() + "x" + run["cols"].dump() + ", threads " + run["threads"].dump());
+    EXPECT_EQ(run["rows"], runs[r][0]);
+    EXPECT_EQ(run["cols"], runs[r][1]);
+    EXPECT_EQ(run["threads"], runs[r][2]);
+    const double stream = run["stream_read_gbs"], weights = double(run["rows"]) * double(run["cols"]);
+    EXPECT_GT(stream, 0);
+    ASSERT_EQ(run["kernels"].size(), expected.size());
+    const double f32_us = run["kernels"][0]["microseconds"], bf16_us = run["kernels"][2]["microseconds"];
+    for (size_t k = 0; k < expected.size(); ++k) {
+      const json& row = run["kernels"][k];
+      SCOPED_TRACE(row.dump());
+      EXPECT_EQ(row["kernel"], expected[k].kernel);
+      EXPECT_EQ(row["format"], expected[k].format);
+      EXPECT_EQ(row["bits_per_weight"].get<double>(), expected[k].bits_per_weight);
+      EXPECT_EQ(row["weight_bytes"].get<double>(), expected[k].bits_per_weight * weights / 8);
+      const double us = row["microseconds"];
+      EXPECT_GT(us, 0);
+      // GB/s = bytes / µs · 1e-3, GFLOP/s = 2 · rows · cols / µs · 1e-3 (to rounding).
+      const double gbs = row["weight_gbs"], gflops = row["gflops"], of_stream = row["fraction_of_stream"];
+      EXPECT_NEAR(gbs, row["weight_bytes"].get<double>() / us * 1e-3, 1e-9 * (1 + gbs));
+      EXPECT_NEAR(gflops, 2 * weights / us * 1e-3, 1e-9 * (1 + gflops));
+      EXPECT_NEAR(of_stream, gbs / stream, 1e-9 * (1 + of_stream));
+      EXPECT_DOUBLE_EQ(row["speedup_vs_f32"].get<double>(), f32_us / us);
+      EXPECT_DOUBLE_EQ(row["speedup_vs_bf16"].get<double>(), bf16_us / us);
+    }
+    EXPECT_EQ(run["kernels"][0]["speedup_vs_f32"], 1.0);
+    EXPECT_EQ(run["kernels"][2]["speedup_vs_bf16"], 1.0);
+  }
+}
+
+TEST(BenchKernelsCli, TextTableAndBadShapes) {
+  const auto text = run_cli("--threads 1 bench kernels --quick --shapes 64x128 --reps 2");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  // One section (1 thread only), a header and one line per kernel.
+  EXPECT_TRUE(contains(text.out, "64 x 128, 1 thread, stream read ")) << text.out;
+  EXPECT_EQ(std::count(text.out.begin(), text.out.end(), '\n'), 2 + static_cast<long>(expected_kernels().size()))
+      << text.out;
+  for (const auto& k : expected_kernels()) EXPECT_TRUE(contains(text.out, k.format)) << k.format;
+
+  for (const std::string shapes : {"64x100", "64", "0x128", "64x128,", "ax128"}) {
+    const auto bad = run_cli("bench kernels --quick --shapes '" + shapes + "'");
+    EXPECT_EQ(bad.exit_code, 2) << shapes;
+    EXPECT_TRUE(bad.out.empty()) << bad.out;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+    EXPECT_TRUE(contains(bad.err, "lowbit: --shapes: ")) << bad.err;
+  }
+  const auto with_model = run_cli("bench --synthetic tiny kernels --quick");
+  EXPECT_EQ(with_model.exit_code, 2);
+  EXPECT_TRUE(contains(with_model.err, "bench kernels: measures random matrices")) << with_model.err;
+}
+
+}  // namespace
+}  // namespace lowbit
