@@ -1,5 +1,6 @@
 #include "lowbit/compress/sparse_tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -192,12 +193,25 @@ std::vector<uint8_t> SparseTensor::stored_values() const {
 }
 
 int64_t SparseTensor::storage_bytes() const {
-  int64_t bytes = static_cast<int64_t>(stored_index().size() + stored_values().size());
-  if (quantized_) {
-    const QuantizedTensor& q = *quantized_;
-    bytes += q.rows() * q.groups_per_row() * static_cast<int64_t>(dtype_size(q.scheme().scale_dtype));
-    if (q.scheme().asymmetric()) bytes += static_cast<int64_t>(q.packed_zero_points().size());
+  // Counted from the layout, without packing it (stored_index / stored_values build the bytes).
+  const int64_t index_row = layout_.bitmap() ? (cols_ + 7) / 8
+                                             : static_cast<int64_t>(packed_bytes(static_cast<size_t>(layout_.slots(cols_)),
+                                                                                 layout_.index_bits()));
+  int64_t bytes = rows_ * index_row;
+  if (!quantized_) {
+    int64_t kept = 0;
+    for (uint8_t k : mask_) kept += k;
+    return bytes + kept * static_cast<int64_t>(dtype_size(value_dtype_));
   }
+  const QuantizedTensor& q = *quantized_;
+  for (int64_t r = 0; r < rows_; ++r) {
+    size_t kept = 0;
+    for (int64_t c = 0; c < cols_; ++c) kept += mask_[static_cast<size_t>(r * cols_ + c)];
+    bytes += static_cast<int64_t>(packed_bytes(kept, q.bits()));  // each row's codes start on a byte
+  }
+  bytes += q.rows() * q.groups_per_row() * static_cast<int64_t>(dtype_size(q.scheme().scale_dtype));
+  if (q.scheme().asymmetric())
+    bytes += q.rows() * static_cast<int64_t>(packed_bytes(static_cast<size_t>(q.groups_per_row()), q.bits()));
   return bytes;
 }
 
@@ -279,16 +293,21 @@ SparseTensor SparseTensor::from_stored(const QuantizedLayerSpec& spec, std::span
   }
   // Quantized: the kept codes back into a dense code matrix; the pruned entries get the zero code.
   const QuantScheme scheme = QuantScheme::with_format(spec.format, spec.group_size, spec.scale_dtype);
-  QuantizedTensor shape(rows, cols, scheme);  // validates the scheme; gives the group geometry
+  try {
+    scheme.validate(cols);
+  } catch (const Error& e) {
+    throw e.with_context("scheme");
+  }
   const int bits = spec.bits();
-  const int64_t groups = shape.groups_per_row();
+  const int64_t groups = spec.groups(), group = spec.group_size > 0 ? spec.group_size : std::max<int64_t>(cols, 1);
+  const int64_t row_bytes = spec.row_bytes();
   require(scales.size() == static_cast<size_t>(rows * groups), "scales",
           std::to_string(scales.size()) + " values, expected " + str(rows) + "x" + str(groups));
   const bool asymmetric = scheme.asymmetric();
   require(zero_points.size() == (asymmetric ? static_cast<size_t>(rows * groups) : 0u), "qzeros",
           std::to_string(zero_points.size()) + " values, expected " + (asymmetric ? str(rows * groups) : std::string("none")));
   const uint8_t symmetric_zero = static_cast<uint8_t>(spec.format.encode(0.0f));
-  std::vector<uint8_t> codes(static_cast<size_t>(cols)), kept_codes, packed(static_cast<size_t>(rows * shape.row_bytes()));
+  std::vector<uint8_t> codes(static_cast<size_t>(cols)), kept_codes, packed(static_cast<size_t>(rows * row_bytes));
   size_t offset = 0;
   for (int64_t r = 0; r < rows; ++r) {
     size_t kept = 0;
@@ -306,12 +325,12 @@ SparseTensor SparseTensor::from_stored(const QuantizedLayerSpec& spec, std::span
     offset += bytes;
     size_t next = 0;
     for (int64_t c = 0; c < cols; ++c) {
-      const int64_t g = shape.group_of(c);
+      const int64_t g = c / group;
       codes[static_cast<size_t>(c)] = mask[static_cast<size_t>(r * cols + c)]
                                           ? kept_codes[next++]
                                           : (asymmetric ? zero_points[static_cast<size_t>(r * groups + g)] : symmetric_zero);
     }
-    pack_bits(codes, bits, std::span(packed).subspan(static_cast<size_t>(r * shape.row_bytes()), static_cast<size_t>(shape.row_bytes())));
+    pack_bits(codes, bits, std::span(packed).subspan(static_cast<size_t>(r * row_bytes), static_cast<size_t>(row_bytes)));
   }
   require(offset == values.size(), "qweight", std::to_string(values.size()) + " bytes, the index implies " + std::to_string(offset));
   t.quantized_ = QuantizedTensor::from_parts(rows, cols, scheme, std::move(packed), std::move(scales), std::move(zero_points));

@@ -30,6 +30,13 @@ void expect_round_trip(const SparseTensor& t) {
   EXPECT_EQ(back.dense(), t.dense());
   EXPECT_TRUE(std::ranges::equal(back.mask(), t.mask()));
   EXPECT_EQ(back.storage_bytes(), t.storage_bytes());
+  // storage_bytes is counted from the layout: it must equal the bytes the stored parts take.
+  int64_t stored = static_cast<int64_t>(t.stored_index().size() + t.stored_values().size());
+  if (t.quantized()) {
+    const QuantizedTensor& q = t.quantized_tensor();
+    stored += static_cast<int64_t>(q.scales().size() * dtype_size(q.scheme().scale_dtype) + q.packed_zero_points().size());
+  }
+  EXPECT_EQ(t.storage_bytes(), stored);
   EXPECT_EQ(back.quantized(), t.quantized());
   if (t.quantized()) {
     EXPECT_TRUE(std::ranges::equal(back.quantized_tensor().packed_codes(), t.quantized_tensor().packed_codes()));

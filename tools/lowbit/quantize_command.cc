@@ -49,13 +49,17 @@ DType scale_dtype_option(const std::string& text) {
 
 // Flags given on the command line override the recipe file; a recipe's layer rules come first,
 // then every --keep, so the command line has the last word.
+// Whether the command line set `flag` (false for a flag this command does not have: sparsify and
+// quantize differ in flags).
+bool flag_given(const CLI::App& app, const char* flag) {
+  const CLI::Option* option = app.get_option_no_throw(flag);
+  return option && option->count() > 0;
+}
+
 // The pruning half: --sparsity / --nm and the method (quantize: --prune, default sparsegpt;
 // sparsify: --method). Returns whether the weights are quantized too.
 void build_sparsity(const QuantizeCliOptions& o, const CLI::App& app, QuantRecipe& recipe) {
-  auto given = [&](const char* flag) {
-    const CLI::Option* option = app.get_option_no_throw(flag);  // sparsify and quantize differ in flags
-    return option && option->count() > 0;
-  };
+  auto given = [&](const char* flag) { return flag_given(app, flag); };
   if (given("--sparsity") && given("--nm")) throw Error("--nm", "give either --sparsity R or --nm N:M, not both");
   const bool pattern = given("--sparsity") || given("--nm");
   if (o.sparsify) {
@@ -94,10 +98,7 @@ void build_sparsity(const QuantizeCliOptions& o, const CLI::App& app, QuantRecip
 QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
   QuantRecipe recipe;
   if (!o.recipe.empty()) recipe = QuantRecipe::from_json(read_json_file(o.recipe), o.recipe);
-  auto given = [&](const char* flag) {
-    const CLI::Option* option = app.get_option_no_throw(flag);  // sparsify and quantize differ in flags
-    return option && option->count() > 0;
-  };
+  auto given = [&](const char* flag) { return flag_given(app, flag); };
   if (!o.sparsify && (given("--method") || o.recipe.empty())) recipe.method = parse_quant_method(o.method);
   if (!o.format.empty()) {
     if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
