@@ -443,7 +443,7 @@ TEST(HfConfig, ToJsonRoundTrip) {
 
 TEST(HfConfig, ToJsonRoundTripOfRealConfigs) {
   LOWBIT_REQUIRE_SHARED(shared);
-  for (const std::string path : {shared + "/models/stories260K/hf/config.json", shared + "/models/smollm2-135m/config.json"}) {
+  for (const std::string& path : {shared + "/models/stories260K/hf/config.json", shared + "/models/smollm2-135m/config.json"}) {
     SCOPED_TRACE(path);
     const LlamaConfig original = load_hf_config(path);
     expect_same_config(parse_hf_config(json::parse(original.to_json().dump()), "written"), original);
