@@ -1,6 +1,7 @@
 #include "compress/group_quantizer.h"
 
 #include <cmath>
+#include <vector>
 
 namespace lowbit::compress_detail {
 
@@ -13,6 +14,7 @@ GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& sc
     block_format_.element = element_;
   }
   asymmetric_ = scheme.asymmetric();
+  mirror_ = scheme.signed_scales && element_.lowest_value() != -element_.max_value();
   integer_ = element_.kind() == Format::Kind::kInt;
   if (integer_) {
     fraction_scale_ = std::ldexp(1.0, element_.fraction_bits());
@@ -49,7 +51,7 @@ void GroupQuantizer::round(const float* x, const float* scales, const int32_t* z
   const float max_code = static_cast<float>(max_code_);
   for (int64_t r = 0; r < n; ++r) {
     const float s = scales[r];
-    const bool live = s > 0.0f;
+    const bool live = s != 0.0f;  // negative: a mirrored grid (signed scales)
     const float z = asymmetric_ ? static_cast<float>(zeros[r]) : 0.0f;
     const float lo = asymmetric_ ? -z : int_min, hi = asymmetric_ ? max_code - z : int_max;
     float t = (live ? x[r] / (live ? s : 1.0f) : 0.0f) * step;
@@ -63,7 +65,23 @@ void GroupQuantizer::round(const float* x, const float* scales, const int32_t* z
 
 GroupParams GroupQuantizer::choose(std::span<const float> values, std::span<const float> importance) const {
   const BlockScale s = choose_block_scale(values, importance, block_format_, scale_options_);
-  return {s.scale, s.zero_point};
+  const GroupParams plain{s.scale, s.zero_point};
+  if (!mirror_) return plain;
+  thread_local std::vector<float> negated;
+  negated.resize(values.size());
+  for (size_t i = 0; i < values.size(); ++i) negated[i] = -values[i];
+  const GroupParams mirrored{-choose_block_scale(negated, importance, block_format_, scale_options_).scale, 0};
+  return error(values, importance, mirrored) < error(values, importance, plain) ? mirrored : plain;
+}
+
+double GroupQuantizer::error(std::span<const float> values, std::span<const float> importance,
+                             const GroupParams& p) const {
+  double sum = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double d = static_cast<double>(values[i]) - value(encode(values[i], p), p);
+    sum += (importance.empty() ? 1.0 : static_cast<double>(importance[i])) * d * d;
+  }
+  return sum;
 }
 
 }  // namespace lowbit::compress_detail

@@ -28,13 +28,16 @@ class GroupQuantizer {
   GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& scale);
 
   // numerics' choose_block_scale on the group's values (importance: empty or one weight per value).
+  // With signed scales on a grid whose ends differ, also on the negated values (a mirrored grid,
+  // negative scale), keeping whichever has the smaller (importance-weighted) squared error; ties
+  // keep the positive scale.
   GroupParams choose(std::span<const float> values, std::span<const float> importance) const;
 
   // The code of x under `p`, round-to-nearest-even: element.encode(x / scale) (with the group's
   // zero point for uintB); the code of 0 when the scale is 0. Integer grids take a direct path that
   // equals Format::encode (nearest-even on the integer value, saturating).
   uint8_t encode(float x, const GroupParams& p) const {
-    if (!(p.scale > 0.0f)) return zero_code(p);
+    if (p.scale == 0.0f) return zero_code(p);
     const float y = x / p.scale;
     if (integer_) {
       double t = std::nearbyint(static_cast<double>(y) * fraction_scale_);
@@ -66,7 +69,9 @@ class GroupQuantizer {
   Format element_;
   BlockFormat block_format_;
   ScaleOptions scale_options_;
-  bool asymmetric_ = false, integer_ = false;
+  // Squared error of the group under p, weighted by importance when given.
+  double error(std::span<const float> values, std::span<const float> importance, const GroupParams& p) const;
+  bool asymmetric_ = false, integer_ = false, mirror_ = false;
   double fraction_scale_ = 1, int_min_ = 0, int_max_ = 0, max_code_ = 0;
   int32_t mask_ = 0;
   uint8_t zero_code_ = 0;

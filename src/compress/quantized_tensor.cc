@@ -76,6 +76,7 @@ void QuantScheme::validate(int64_t cols) const {
   require(scale_dtype == DType::kF16 || scale_dtype == DType::kBF16 || scale_dtype == DType::kF32, where,
           "scale dtype must be F16, BF16 or F32, found " + std::string(dtype_name(scale_dtype)));
   require(element.max_value() > 0, where, "the grid " + element.to_string() + " has no positive value");
+  require(!(signed_scales && asymmetric()), where, "signed scales need a grid without zero points");
   if (asymmetric()) {
     require(element.zero_point() == 0 && element.fraction_bits() == 0, where,
             "asymmetric grids are plain uintB (zero points are chosen per group), found " + element.to_string());
@@ -90,6 +91,7 @@ std::string QuantScheme::to_string() const {
   text += group_size > 0 ? " g" + std::to_string(group_size) : std::string(" per-row");
   text += " (" + std::string(dtype_name(scale_dtype)) + " scales";
   if (asymmetric()) text += ", zero points";
+  if (signed_scales) text += ", signed";
   return text + ")";
 }
 

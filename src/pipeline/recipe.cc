@@ -34,7 +34,7 @@ T get(const json& object, const char* key, const std::string& where) {
   }
 }
 
-// {"format", "group_size", "scale_dtype"} over a base scheme (missing keys keep the base's).
+// {"format", "group_size", "scale_dtype", "signed_scales"} over a base scheme (missing keys keep the base's).
 QuantScheme scheme_from_json(const json& object, QuantScheme base, const std::string& where) {
   try {
     if (object.contains("format")) base.element = Format::parse(get<std::string>(object, "format", where));
@@ -48,6 +48,7 @@ QuantScheme scheme_from_json(const json& object, QuantScheme base, const std::st
     if (!dtype) throw Error(where, "scale_dtype '" + text + "' is not f16, bf16 or f32");
     base.scale_dtype = *dtype;
   }
+  if (object.contains("signed_scales")) base.signed_scales = get<bool>(object, "signed_scales", where);
   if (base.bits() < 1 || base.bits() > 8)
     throw Error(where, "format " + base.element.to_string() + " has " + std::to_string(base.bits()) + " bits; weights take 1..8");
   if (base.group_size < 0) throw Error(where, "group_size must be >= 0 (0 = per row), found " + std::to_string(base.group_size));
@@ -55,7 +56,9 @@ QuantScheme scheme_from_json(const json& object, QuantScheme base, const std::st
 }
 
 json scheme_to_json(const QuantScheme& s) {
-  return {{"format", s.element.to_string()}, {"group_size", s.group_size}, {"scale_dtype", scale_dtype_name(s.scale_dtype)}};
+  json j = {{"format", s.element.to_string()}, {"group_size", s.group_size}, {"scale_dtype", scale_dtype_name(s.scale_dtype)}};
+  if (s.signed_scales) j["signed_scales"] = true;
+  return j;
 }
 
 }  // namespace
@@ -143,7 +146,7 @@ QuantRecipe QuantRecipe::from_json(const json& j, const std::string& where) {
   if (j.contains("scheme")) {
     const std::string at = where + ": scheme";
     if (!j["scheme"].is_object()) throw Error(at, "must be an object");
-    refuse_unknown_keys(j["scheme"], {"format", "group_size", "scale_dtype"}, at);
+    refuse_unknown_keys(j["scheme"], {"format", "group_size", "scale_dtype", "signed_scales"}, at);
     r.scheme = scheme_from_json(j["scheme"], r.scheme, at);
   }
   if (j.contains("gptq")) {
@@ -186,7 +189,7 @@ QuantRecipe QuantRecipe::from_json(const json& j, const std::string& where) {
       const json& rule = j["layers"][i];
       const std::string at = where + ": layers[" + std::to_string(i) + "]";
       if (!rule.is_object()) throw Error(at, "must be an object");
-      refuse_unknown_keys(rule, {"match", "keep", "format", "group_size", "scale_dtype"}, at);
+      refuse_unknown_keys(rule, {"match", "keep", "format", "group_size", "scale_dtype", "signed_scales"}, at);
       if (!rule.contains("match")) throw Error(at, "needs 'match' (a glob over layer names)");
       QuantRule out;
       out.pattern = get<std::string>(rule, "match", at);

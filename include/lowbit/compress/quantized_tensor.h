@@ -49,6 +49,12 @@ struct QuantScheme {
   // saturate to its largest finite value; scales below its smallest subnormal round to 0 (the group
   // then decodes to 0 — use kF32 for weights that tiny).
   DType scale_dtype = DType::kF16;
+  // Whether each group also chooses its scale's sign. A grid whose ends differ (int_full's extra
+  // -2^(b-1), IQ4_NL's -127 vs 113) can then put its longer end on the side of the group's largest
+  // magnitude — a negative scale mirrors the grid — as ggml's Q4_0/Q5_0/IQ4_NL quantizers do
+  // (their d = max / lowest level, signed). Symmetric grids gain nothing; zero-point grids refuse
+  // it. The stored scale simply is negative: decoding needs no flag.
+  bool signed_scales = false;
 
   // Integer grids: symmetric = Format::int_symmetric(bits), asymmetric = Format::uint(bits).
   static QuantScheme integer(int bits, int64_t group_size, bool symmetric, DType scale_dtype = DType::kF16);

@@ -1,0 +1,40 @@
+// llama.cpp's block types as lowbit grids, so that every lowbit method (RTN with its MSE clipping
+// search, GPTQ, AWQ, awq+gptq) can fill a GGUF file that llama.cpp runs unchanged.
+//
+// Four of ggml's 32-element types are exactly a QuantScheme: one f16 scale d per 32 consecutive
+// weights of a row and value = grid value × d, computed in f32 with one rounding, as both
+// ggml_dequantize (ggml's dequantize_row_*) and QuantizedTensor::dequantize compute it:
+//   Q8_0    int8 ±127          (int_symmetric(8); ggml's own quantizer never writes -128)
+//   Q5_0    int5 -16..15       (int_full(5);  ggml stores q + 16 as 4 low bits + 1 high bit)
+//   Q4_0    int4 -8..7         (int_full(4);  ggml stores q + 8)
+//   IQ4_NL  16 levels -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113
+//           (ggml's kvalues_iq4nl as a codebook; the code is the level's index)
+// A tensor quantized with one of these schemes packs into the type's blocks bit for bit
+// (pack_ggml_blocks), so what lowbit evaluated is what llama.cpp decodes. ggml's other types have
+// a float minimum (Q4_1, Q5_1: value = q·d + m) or two-level scales (the k-quants) and are not
+// QuantSchemes; see docs/FORMATS.md "GGUF export".
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "lowbit/compress/quantized_tensor.h"
+#include "lowbit/numerics/ggml_quants.h"
+
+namespace lowbit {
+
+// The scheme of a ggml block type (group 32, f16 scales); nullopt for types that are not one.
+std::optional<QuantScheme> ggml_block_scheme(GgmlType type);
+// The ggml type whose scheme equals `scheme` exactly; nullopt when there is none.
+std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme);
+// The types ggml_block_scheme knows, in ggml's numbering order.
+std::span<const GgmlType> ggml_scheme_types();
+
+// The tensor's rows as `type`'s blocks (rows × ggml_row_bytes(type, cols) bytes). Throws Error
+// unless tensor.scheme() is ggml_block_scheme(type), cols is a multiple of 32 and the columns are
+// in order (no g_idx: act-order GPTQ needs static groups to export).
+std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType type);
+
+}  // namespace lowbit

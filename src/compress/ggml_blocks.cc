@@ -1,0 +1,104 @@
+// ggml block types as QuantSchemes, and the packing of a QuantizedTensor into their blocks.
+// Block layouts (ggml-common.h; our description in docs/FORMATS.md "ggml block types"):
+//   Q8_0    f16 d | int8 q[32]
+//   Q5_0    f16 d | u8 qh[4] (bit j: bit 4 of u_j) | u8 qs[16] (low nibbles u_0..u_15, high u_16..u_31), u = q + 16
+//   Q4_0    f16 d | u8 qs[16] (same nibble order), u = q + 8
+//   IQ4_NL  f16 d | u8 qs[16] (same nibble order), u = index of the level
+#include "lowbit/compress/ggml_blocks.h"
+
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "lowbit/core/error.h"
+#include "lowbit/core/half.h"
+
+namespace lowbit {
+
+namespace {
+
+constexpr int64_t kBlock = 32;
+
+// ggml's kvalues_iq4nl (ggml-common.h): a non-uniform 4-bit grid fitted to weight distributions.
+Format iq4_nl_grid() {
+  static const Format grid = Format::codebook(
+      {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113});
+  return grid;
+}
+
+constexpr std::array<GgmlType, 4> kSchemeTypes = {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0, GgmlType::kIQ4_NL};
+
+// The unsigned nibble/byte ggml stores for code `code` of `type`'s grid (two's complement codes
+// of the integer grids become q + offset; codebook codes are already level indices).
+uint8_t stored_code(GgmlType type, uint8_t code) {
+  switch (type) {
+    case GgmlType::kQ4_0: return static_cast<uint8_t>(((code ^ 0x8) - 0x8 + 8) & 0xF);   // sign-extend 4 bits, + 8
+    case GgmlType::kQ5_0: return static_cast<uint8_t>(((code ^ 0x10) - 0x10 + 16) & 0x1F);
+    default: return code;  // Q8_0: the int8 byte itself; IQ4_NL: the index
+  }
+}
+
+}  // namespace
+
+std::optional<QuantScheme> ggml_block_scheme(GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ8_0: return QuantScheme::with_format(Format::int_symmetric(8), kBlock, DType::kF16);
+    case GgmlType::kQ5_0: return QuantScheme::with_format(Format::int_full(5), kBlock, DType::kF16);
+    case GgmlType::kQ4_0: return QuantScheme::with_format(Format::int_full(4), kBlock, DType::kF16);
+    case GgmlType::kIQ4_NL: return QuantScheme::with_format(iq4_nl_grid(), kBlock, DType::kF16);
+    default: return std::nullopt;
+  }
+}
+
+std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme) {
+  for (GgmlType type : kSchemeTypes) {
+    const QuantScheme s = *ggml_block_scheme(type);
+    if (s.element == scheme.element && s.group_size == scheme.group_size && s.scale_dtype == scheme.scale_dtype) return type;
+  }
+  return std::nullopt;
+}
+
+std::span<const GgmlType> ggml_scheme_types() { return kSchemeTypes; }
+
+std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType type) {
+  const std::string name(ggml_traits(type).name);
+  const auto scheme = ggml_block_scheme(type);
+  const std::string where = "GGUF " + name + " export";
+  require(scheme.has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_0, Q4_0 and IQ4_NL are)");
+  const QuantScheme& s = tensor.scheme();
+  require(s.element == scheme->element && s.group_size == scheme->group_size && s.scale_dtype == scheme->scale_dtype,
+          where, "the tensor is quantized as " + s.to_string() + ", " + name + " needs " + scheme->to_string());
+  require(tensor.cols() % kBlock == 0, where, "rows of " + std::to_string(tensor.cols()) + " values are not whole blocks of 32");
+  require(tensor.g_idx().empty(), where, "columns are reordered (act-order g_idx); GGUF blocks need static groups");
+
+  const int64_t rows = tensor.rows(), cols = tensor.cols(), blocks = cols / kBlock;
+  const size_t block_bytes = ggml_traits(type).type_size;
+  std::vector<std::byte> out(static_cast<size_t>(rows * blocks) * block_bytes);
+  std::vector<uint8_t> codes(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    tensor.codes_of_row(r, codes);
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint8_t* block = reinterpret_cast<uint8_t*>(out.data()) + static_cast<size_t>(r * blocks + b) * block_bytes;
+      const uint16_t d = f32_to_f16_bits(tensor.scale(r, b));  // exact: the scale is an f16 value
+      std::memcpy(block, &d, 2);
+      uint8_t u[kBlock];
+      for (int64_t j = 0; j < kBlock; ++j) u[j] = stored_code(type, codes[static_cast<size_t>(b * kBlock + j)]);
+      if (type == GgmlType::kQ8_0) {
+        std::memcpy(block + 2, u, kBlock);
+        continue;
+      }
+      uint8_t* qs = block + 2;
+      if (type == GgmlType::kQ5_0) {
+        uint32_t qh = 0;
+        for (int64_t j = 0; j < kBlock; ++j) qh |= static_cast<uint32_t>(u[j] >> 4) << j;
+        std::memcpy(block + 2, &qh, 4);
+        qs = block + 6;
+      }
+      for (int64_t j = 0; j < kBlock / 2; ++j)
+        qs[j] = static_cast<uint8_t>((u[j] & 0xF) | ((u[j + kBlock / 2] & 0xF) << 4));
+    }
+  }
+  return out;
+}
+
+}  // namespace lowbit

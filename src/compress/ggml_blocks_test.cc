@@ -1,0 +1,201 @@
+// GGUF block types as lowbit grids: a tensor quantized on a type's grid packs into blocks that
+// ggml's dequantizer (lowbit's bit-exact copy, checked against the gguf package) decodes to exactly
+// the values lowbit computed; GPTQ with H = I equals RTN in the type; lowbit's RTN (signed scales,
+// MSE clipping search) loses no more than llama.cpp's reference quantizer on the same tensor; and
+// tensors that do not fit a type are refused.
+#include "lowbit/compress/ggml_blocks.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "compress/compress_test_util.h"
+#include "lowbit/compress/gptq.h"
+#include "lowbit/compress/rtn.h"
+#include "lowbit/core/error.h"
+#include "lowbit/core/half.h"
+
+namespace lowbit {
+namespace {
+
+using testing::normal_values;
+
+// Weights with a heavy tail: most values small, a few outliers of either sign per row.
+std::vector<float> heavy_tailed(int64_t rows, int64_t cols, uint64_t seed) {
+  std::vector<float> w = normal_values(static_cast<size_t>(rows * cols), seed, 0.02f);
+  for (int64_t r = 0; r < rows; ++r) {
+    w[static_cast<size_t>(r * cols + (7 * r) % cols)] = 0.15f;
+    w[static_cast<size_t>(r * cols + (11 * r + 40) % cols)] = -0.11f;
+  }
+  return w;
+}
+
+RtnOptions gguf_rtn(GgmlType type, bool signed_scales = true) {
+  RtnOptions o;
+  o.scheme = *ggml_block_scheme(type);
+  o.scheme.signed_scales = signed_scales;
+  o.scale.search = ScaleSearch::kMse;
+  return o;
+}
+
+std::vector<float> ggml_decode(GgmlType type, const std::vector<std::byte>& bytes, size_t count) {
+  std::vector<float> out(count);
+  ggml_dequantize(type, bytes, out);
+  return out;
+}
+
+void expect_bitwise_equal(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << what << " value " << i << ": " << a[i] << " vs " << b[i];
+}
+
+TEST(GgmlBlocks, SchemesAreTheTypesGrids) {
+  EXPECT_EQ(ggml_block_scheme(GgmlType::kQ4_0)->to_string(), "int4:full g32 (F16 scales)");
+  EXPECT_EQ(ggml_block_scheme(GgmlType::kQ8_0)->element.max_value(), 127);
+  EXPECT_EQ(ggml_block_scheme(GgmlType::kQ5_0)->element.lowest_value(), -16);
+  EXPECT_EQ(ggml_block_scheme(GgmlType::kIQ4_NL)->element.levels().size(), 16u);
+  EXPECT_FALSE(ggml_block_scheme(GgmlType::kQ4_1));  // float minimum: not a QuantScheme
+  EXPECT_FALSE(ggml_block_scheme(GgmlType::kQ4_K));
+  for (GgmlType type : ggml_scheme_types()) {
+    QuantScheme s = *ggml_block_scheme(type);
+    EXPECT_EQ(ggml_type_of_scheme(s), type);
+    s.signed_scales = true;  // the sign rule is how scales are chosen, not the layout
+    EXPECT_EQ(ggml_type_of_scheme(s), type);
+    s.group_size = 64;
+    EXPECT_FALSE(ggml_type_of_scheme(s));
+  }
+}
+
+// Every code of every type, with positive, negative and tiny scales: ggml decodes the packed
+// blocks to exactly QuantizedTensor::dequantize.
+TEST(GgmlBlocks, EveryCodePacksToTheValueLowbitDecodes) {
+  for (GgmlType type : ggml_scheme_types()) {
+    const QuantScheme scheme = *ggml_block_scheme(type);
+    const int64_t codes_count = int64_t{1} << scheme.bits(), rows = 3, cols = 2 * std::max<int64_t>(codes_count, 32);
+    QuantizedTensor t(rows, cols, scheme);
+    std::vector<uint8_t> codes(static_cast<size_t>(cols));
+    const std::vector<std::vector<float>> scales = {{0.0123f, -0.5f, 3.0f, -1e-5f, 65504.0f, -2.0f, 1.0f, 0.25f},
+                                                    {-0.0039f, 6.1e-5f, -6.0e-8f, 0.0f, 1.5f, -0.125f, 0.75f, -7.0f},
+                                                    {1.0f, -1.0f, 0.5f, -0.5f, 2.0f, -2.0f, 4.0f, -4.0f}};
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) codes[static_cast<size_t>(c)] = static_cast<uint8_t>((c * (2 * r + 1) + r) % codes_count);
+      const auto& row_scales = scales[static_cast<size_t>(r)];
+      std::vector<float> s(static_cast<size_t>(t.groups_per_row()));
+      for (size_t g = 0; g < s.size(); ++g) s[g] = f16_bits_to_f32(f32_to_f16_bits(row_scales[g % row_scales.size()]));
+      t.set_row(r, codes, s);
+    }
+    const auto bytes = pack_ggml_blocks(t, type);
+    ASSERT_EQ(bytes.size(), ggml_row_bytes(type, static_cast<uint64_t>(cols)) * rows);
+    expect_bitwise_equal(ggml_decode(type, bytes, static_cast<size_t>(rows * cols)), t.dequantize(),
+                         std::string(ggml_traits(type).name));
+  }
+}
+
+TEST(GgmlBlocks, RtnOnTheGridDecodesExactlyThroughGgml) {
+  const int64_t rows = 9, cols = 192;
+  const auto w = heavy_tailed(rows, cols, 5);
+  for (GgmlType type : ggml_scheme_types())
+    for (bool signed_scales : {false, true}) {
+      const QuantizedTensor t = quantize_rtn(w, rows, cols, gguf_rtn(type, signed_scales));
+      expect_bitwise_equal(ggml_decode(type, pack_ggml_blocks(t, type), w.size()), t.dequantize(),
+                           std::string(ggml_traits(type).name));
+    }
+}
+
+double squared_error(const std::vector<float>& w, const std::vector<float>& q, int64_t cols,
+                     const std::vector<float>& importance = {}) {
+  double e = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    const double d = static_cast<double>(w[i]) - q[i];
+    e += (importance.empty() ? 1.0 : importance[i % static_cast<size_t>(cols)]) * d * d;
+  }
+  return e;
+}
+
+// Signed scales let int_full and IQ4_NL put their longer end where the block's largest magnitude is:
+// never worse per row than positive scales only, and better on these weights.
+TEST(GgmlBlocks, SignedScalesNeverLoseAndHelpAsymmetricGrids) {
+  const int64_t rows = 16, cols = 256;
+  const auto w = heavy_tailed(rows, cols, 9);
+  for (GgmlType type : {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kIQ4_NL}) {
+    const auto plain = quantize_rtn(w, rows, cols, gguf_rtn(type, false)).dequantize();
+    const auto mirrored = quantize_rtn(w, rows, cols, gguf_rtn(type, true)).dequantize();
+    for (int64_t b = 0; b < rows * cols / 32; ++b) {
+      const size_t at = static_cast<size_t>(b * 32);
+      const std::vector<float> wb(w.begin() + at, w.begin() + at + 32), pb(plain.begin() + at, plain.begin() + at + 32),
+          mb(mirrored.begin() + at, mirrored.begin() + at + 32);
+      EXPECT_LE(squared_error(wb, mb, 32), squared_error(wb, pb, 32)) << ggml_traits(type).name << " block " << b;
+    }
+    EXPECT_LT(squared_error(w, mirrored, cols), 0.97 * squared_error(w, plain, cols)) << ggml_traits(type).name;
+  }
+}
+
+// llama.cpp's own quantization (its reference quantizer, what llama-quantize runs without an
+// importance matrix) of the same tensor, against lowbit's RTN in that type: same or lower error,
+// unweighted and weighted by a per-column importance (lowbit's search then minimizes the weighted error).
+TEST(GgmlBlocks, RtnLosesNoMoreThanLlamaCppsQuantizer) {
+  const int64_t rows = 32, cols = 576;
+  const auto w = heavy_tailed(rows, cols, 13);
+  std::vector<float> importance = normal_values(static_cast<size_t>(cols), 21);
+  for (float& v : importance) v = v * v + 0.05f;
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ4_0}) {
+    std::vector<std::byte> reference(ggml_row_bytes(type, cols) * rows);
+    ggml_quantize(type, w, reference);
+    const auto llama = ggml_decode(type, reference, w.size());
+    const auto lowbit = quantize_rtn(w, rows, cols, gguf_rtn(type)).dequantize();
+    EXPECT_LE(squared_error(w, lowbit, cols), squared_error(w, llama, cols)) << ggml_traits(type).name;
+    RtnOptions weighted = gguf_rtn(type);
+    weighted.importance = importance;
+    const auto lowbit_weighted = quantize_rtn(w, rows, cols, weighted).dequantize();
+    EXPECT_LE(squared_error(w, lowbit_weighted, cols, importance), squared_error(w, llama, cols, importance))
+        << ggml_traits(type).name;
+    if (type != GgmlType::kQ8_0)  // 4- and 5-bit grids leave room: the search finds a clearly better point
+      EXPECT_LT(squared_error(w, lowbit, cols), 0.95 * squared_error(w, llama, cols)) << ggml_traits(type).name;
+  }
+}
+
+TEST(GgmlBlocks, GptqWithIdentityHessianEqualsRtnInTheType) {
+  const int64_t rows = 12, cols = 128;
+  const auto w = heavy_tailed(rows, cols, 17);
+  std::vector<double> h(static_cast<size_t>(cols * cols), 0.0);
+  for (int64_t i = 0; i < cols; ++i) h[static_cast<size_t>(i * cols + i)] = 1.0;
+  for (GgmlType type : ggml_scheme_types()) {
+    const RtnOptions rtn = gguf_rtn(type);
+    GptqOptions gptq;
+    gptq.scheme = rtn.scheme;
+    gptq.scale = rtn.scale;
+    const QuantizedTensor a = quantize_rtn(w, rows, cols, rtn), b = quantize_gptq(w, rows, cols, h, gptq).tensor;
+    EXPECT_EQ(a.codes(), b.codes()) << ggml_traits(type).name;
+    EXPECT_EQ(std::vector<float>(a.scales().begin(), a.scales().end()), std::vector<float>(b.scales().begin(), b.scales().end()));
+    EXPECT_EQ(pack_ggml_blocks(a, type), pack_ggml_blocks(b, type));
+  }
+}
+
+TEST(GgmlBlocks, RefusesTensorsThatDoNotFitTheType) {
+  const auto w = heavy_tailed(2, 64, 3);
+  const QuantizedTensor q4 = quantize_rtn(w, 2, 64, gguf_rtn(GgmlType::kQ4_0));
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message([&] { pack_ggml_blocks(q4, GgmlType::kQ5_0); }),
+            "GGUF q5_0 export: the tensor is quantized as int4:full g32 (F16 scales, signed), q5_0 needs int5:full g32 (F16 scales)");
+  EXPECT_EQ(message([&] { pack_ggml_blocks(q4, GgmlType::kQ4_1); }),
+            "GGUF q4_1 export: q4_1 is not a lowbit grid (Q8_0, Q5_0, Q4_0 and IQ4_NL are)");
+  RtnOptions ragged = gguf_rtn(GgmlType::kQ8_0);
+  const auto w48 = heavy_tailed(2, 48, 4);
+  ragged.scheme.group_size = 32;  // 48 columns: a ragged last group of 16
+  EXPECT_EQ(message([&] { pack_ggml_blocks(quantize_rtn(w48, 2, 48, ragged), GgmlType::kQ8_0); }),
+            "GGUF q8_0 export: rows of 48 values are not whole blocks of 32");
+}
+
+}  // namespace
+}  // namespace lowbit
