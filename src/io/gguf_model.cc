@@ -1,5 +1,6 @@
 #include "lowbit/io/gguf_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -242,9 +243,14 @@ GgufWriteReport write_model_gguf(const ModelFiles& model, const std::string& pat
       for (auto& entry : tokenizer_gguf_metadata(model)) metadata.push_back(std::move(entry));
   }
   // llama_ftype: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_Q8_0 = 7, MOSTLY_BF16 = 32.
-  const uint32_t file_type = type == GgmlType::kF32 ? 0 : type == GgmlType::kF16 ? 1 : type == GgmlType::kQ8_0 ? 7 : 32;
+  const uint32_t file_type = options.file_type >= 0 ? static_cast<uint32_t>(options.file_type)
+                             : type == GgmlType::kF32 ? 0 : type == GgmlType::kF16 ? 1 : type == GgmlType::kQ8_0 ? 7 : 32;
   metadata.emplace_back("general.file_type", GgufValue::u32(file_type));
-  if (type == GgmlType::kQ8_0) metadata.emplace_back("general.quantization_version", GgufValue::u32(2));
+  if (type == GgmlType::kQ8_0 || !options.encoded.empty())
+    metadata.emplace_back("general.quantization_version", GgufValue::u32(2));
+  for (const auto& [name, encoded] : options.encoded)
+    if (std::none_of(model.tensors.begin(), model.tensors.end(), [&](const auto& t) { return t.first == name; }))
+      throw Error(path, "encoded tensor '" + name + "' is not a tensor of the model");
 
   GgufWriteReport report;
   std::vector<std::vector<std::byte>> buffers(model.tensors.size());
@@ -259,19 +265,29 @@ GgufWriteReport write_model_gguf(const ModelFiles& model, const std::string& pat
         if (name == "lm_head.weight" && c.tie_word_embeddings) continue;  // tied: the embedding serves
         if (tensor.rank() < 1 || tensor.rank() > 2) throw Error(path, "tensor '" + name + "' must be 1-D or 2-D");
         // 1-D tensors (norms, biases) stay F32 as llama.cpp keeps them; Q8_0 needs rows of 32.
+        auto& bytes = buffers[k];
         GgmlType tensor_type = tensor.rank() == 1 ? GgmlType::kF32 : type;
         const int64_t row = tensor.dim(tensor.rank() - 1);
-        if (tensor_type == GgmlType::kQ8_0 && row % 32 != 0) tensor_type = GgmlType::kF16;
-        std::vector<float> values = tensor.to_f32_vector();
-        if (is_rope_projection(name)) {
-          const int64_t heads = name.ends_with("q_proj.weight") ? c.num_attention_heads : c.num_key_value_heads;
-          const auto permuted = permute_rope_rows(std::as_bytes(std::span<const float>(values)), heads, c.head_dim,
-                                                  static_cast<size_t>(row) * sizeof(float), false);
-          std::memcpy(values.data(), permuted.data(), permuted.size());
+        const int64_t rows = tensor.numel() / row;
+        if (const auto encoded = options.encoded.find(name); encoded != options.encoded.end()) {
+          tensor_type = encoded->second.type;
+          if (row % ggml_traits(tensor_type).block_size != 0 ||
+              encoded->second.bytes.size() != ggml_row_bytes(tensor_type, static_cast<uint64_t>(row)) * static_cast<uint64_t>(rows))
+            throw Error(path, "tensor '" + name + "': its " + std::string(ggml_traits(tensor_type).name) +
+                                  " encoding does not match its shape " + shape_to_string(tensor.shape()));
+          bytes = encoded->second.bytes;
+        } else {
+          // 1-D tensors (norms, biases) stay F32 as llama.cpp keeps them; Q8_0 needs rows of 32.
+          if (tensor_type == GgmlType::kQ8_0 && row % 32 != 0) tensor_type = GgmlType::kF16;
+          const std::vector<float> values = tensor.to_f32_vector();
+          bytes.resize(static_cast<size_t>(ggml_row_bytes(tensor_type, static_cast<uint64_t>(row)) * rows));
+          ggml_quantize(tensor_type, values, bytes);
         }
-        auto& bytes = buffers[k];
-        bytes.resize(static_cast<size_t>(ggml_row_bytes(tensor_type, static_cast<uint64_t>(row)) * (values.size() / row)));
-        ggml_quantize(tensor_type, values, bytes);
+        if (is_rope_projection(name)) {
+          // Rows move as opaque byte strings: any dtype or block layout.
+          const int64_t heads = name.ends_with("q_proj.weight") ? c.num_attention_heads : c.num_key_value_heads;
+          bytes = permute_rope_rows(bytes, heads, c.head_dim, bytes.size() / static_cast<size_t>(rows), false);
+        }
         auto& out = tensors[k];
         out.name = *gguf_name;
         for (auto it = tensor.shape().rbegin(); it != tensor.shape().rend(); ++it) out.dims.push_back(static_cast<uint64_t>(*it));

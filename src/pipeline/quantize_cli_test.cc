@@ -45,6 +45,34 @@ TEST(QuantizeCli, GptqFolderRunsEvaluatesAndInspects) {
   EXPECT_LT(perplexity, 20.0);  // the fp32 model scores about 4 here; a broken layer scores hundreds
 }
 
+// --format gguf:TYPE: a GGUF file on the type's grid, with the stated fallback for rows that are
+// not whole blocks, per-layer types through --keep, and the file evaluates in lowbit.
+TEST(QuantizeCli, GgufFormatWritesAFileThatEvaluates) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const std::string out = testing::temp_dir() + "/stories-q4_0.gguf";
+  const auto r = run_cli("quantize -m " + shared + "/models/stories260K/hf --method gptq --format gguf:q4_0 --calib " +
+                         shared + "/data/tinystories/tinystories_val.txt --nsamples 4 --seqlen 64 --keep '*.o_proj=q8_0' -o " +
+                         out + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "model.layers.0.mlp.down_proj: rows of 172 inputs are not whole blocks of 32; kept f16")) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["recipe"]["scheme"]["format"], "int4:full");
+  EXPECT_EQ(report["recipe"]["scheme"]["signed_scales"], true);
+  EXPECT_EQ(report["layers"][1]["plan"], "int4:full g32 (F16 scales, signed)");
+  EXPECT_EQ(report["layers"][4]["plan"], "int8 g32 (F16 scales, signed)");  // o_proj: q8_0
+  EXPECT_EQ(report["layers"][7]["plan"], "kept f16");  // down_proj
+  EXPECT_EQ(report["bytes_written"], std::filesystem::file_size(out));
+
+  const auto inspect = run_cli("inspect " + out);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_TRUE(contains(inspect.out, "q4_0")) << inspect.out;
+  const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+  const double perplexity = nlohmann::json::parse(ppl.out)["perplexity"];
+  EXPECT_GT(perplexity, 1.0);
+  EXPECT_LT(perplexity, 20.0);
+}
+
 TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
   LOWBIT_REQUIRE_SHARED(shared);
   const std::string dir = testing::temp_dir();
@@ -68,6 +96,12 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {model + " --method gptq --static-groups --group 0" + calib, "static groups"},
       {" -m " + dir + "/missing --method rtn", "missing"},
       {model + " --method rtn -o " + dir, "already exists"},
+      {model + " --method rtn --format gguf:q4_k", "GGUF export takes gguf:q8_0, gguf:q5_0, gguf:q4_0 or gguf:iq4_nl"},
+      {model + " --method rtn --format gguf:q4_0 --group 64", "--group: gguf:q4_0 blocks hold 32 weights"},
+      {model + " --method rtn --format gguf:q4_0 --bits 4", "--format: gives the grid itself"},
+      {model + " --method rtn --format gguf:q4_0 --embedding-type q4_1", "--embedding-type: expected q8_0"},
+      {model + " --method rtn --embedding-type q8_0", "--embedding-type: only applies to --format gguf:TYPE"},
+      {model + " --method rtn --format gguf:q4_0 --keep '*.v_proj=3'", "which no GGUF block type holds"},
   };
   // A quantized folder as input: refused by name rather than as a missing .weight tensor.
   const std::string quantized = dir + "/quantized";

@@ -13,16 +13,19 @@
 #include <filesystem>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/mapped_file.h"
+#include "lowbit/compress/ggml_blocks.h"
 #include "lowbit/io/json_file.h"
 #include "lowbit/io/quantized_layout.h"
 #include "lowbit/pipeline/recipe.h"
 #include "lowbit/io/tokenizer.h"
 #include "lowbit/pipeline/calibration.h"
+#include "lowbit/pipeline/gguf_export.h"
 #include "lowbit/pipeline/quantize_model.h"
 #include "lowbit/pipeline/quantized_model.h"
 
@@ -33,7 +36,7 @@ namespace {
 struct QuantizeCliOptions {
   bool sparsify = false;  // which command: sparsify (prune first, quantize optionally) or quantize
   std::string prune, sparsity, nm, scope = "row", quant_method, dtype = "f16";
-  std::string model, method = "gptq", format, calib, recipe, output, scale_dtype = "f16";
+  std::string model, method = "gptq", format, calib, recipe, output, scale_dtype = "f16", embedding_type = "q8_0";
   int bits = 4;
   int64_t group = 128;
   bool sym = false, act_order = false, static_groups = false, clip_search = false, force = false, json = false;
@@ -95,27 +98,63 @@ void build_sparsity(const QuantizeCliOptions& o, const CLI::App& app, QuantRecip
   }
 }
 
+// --format gguf:TYPE: the GGUF block type the output is written in; nullopt for lowbit grids.
+std::optional<GgmlType> gguf_output_type(const std::string& format) {
+  if (!format.starts_with("gguf:")) return std::nullopt;
+  const auto type = parse_ggml_type(format.substr(5));
+  if (!type || !ggml_block_scheme(*type))
+    throw Error("--format", "GGUF export takes gguf:q8_0, gguf:q5_0, gguf:q4_0 or gguf:iq4_nl, found '" + format + "'");
+  return type;
+}
+
+// A ggml type's grid as lowbit quantizes it: its scheme with the scale's sign chosen per block
+// (as ggml's quantizers do) and the MSE clipping search.
+QuantScheme gguf_scheme(GgmlType type) {
+  QuantScheme scheme = *ggml_block_scheme(type);
+  scheme.signed_scales = true;
+  return scheme;
+}
+
 QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
   QuantRecipe recipe;
   if (!o.recipe.empty()) recipe = QuantRecipe::from_json(read_json_file(o.recipe), o.recipe);
   auto given = [&](const char* flag) { return flag_given(app, flag); };
   if (!o.sparsify && (given("--method") || o.recipe.empty())) recipe.method = parse_quant_method(o.method);
-  if (!o.format.empty()) {
+  const auto gguf = gguf_output_type(o.format);
+  if (gguf) {
+    if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
+    if (given("--group") && o.group != 32) throw Error("--group", o.format + " blocks hold 32 weights, found --group " + std::to_string(o.group));
+    if (given("--scale-dtype") && o.scale_dtype != "f16") throw Error("--scale-dtype", o.format + " stores f16 scales");
+    recipe.scheme = gguf_scheme(*gguf);
+    recipe.clip_search = true;
+  } else if (!o.format.empty()) {
     if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
     recipe.scheme.element = Format::parse(o.format);
   } else if (given("--bits") || given("--sym") || o.recipe.empty()) {
     if (o.bits < 1 || o.bits > 8) throw Error("--bits", "must be 1..8, found " + std::to_string(o.bits));
     recipe.scheme.element = o.sym ? Format::int_symmetric(o.bits) : Format::uint(o.bits);
   }
-  if (given("--group") || o.recipe.empty()) recipe.scheme.group_size = o.group;
-  if (given("--scale-dtype") || o.recipe.empty()) recipe.scheme.scale_dtype = scale_dtype_option(o.scale_dtype);
+  if (!gguf && (given("--group") || o.recipe.empty())) recipe.scheme.group_size = o.group;
+  if (!gguf && (given("--scale-dtype") || o.recipe.empty())) recipe.scheme.scale_dtype = scale_dtype_option(o.scale_dtype);
   if (recipe.scheme.group_size < 0) throw Error("--group", "must be >= 0 (0 = one scale per row), found " + std::to_string(recipe.scheme.group_size));
   if (given("--act-order")) recipe.gptq.act_order = true;
   if (given("--static-groups")) recipe.gptq.static_groups = true;
   if (given("--percdamp")) recipe.gptq.percdamp = o.percdamp;
   if (!(recipe.gptq.percdamp >= 0)) throw Error("--percdamp", "must be >= 0");
   if (given("--clip-search")) recipe.clip_search = true;
-  for (const std::string& keep : o.keep) recipe.rules.push_back(parse_keep_rule(keep, recipe.scheme));
+  for (const std::string& keep : o.keep) {
+    // GGUF output: NAME=TYPE gives a layer another block type (a per-tensor mixture).
+    const size_t eq = keep.rfind('=');
+    const auto type = gguf && eq != std::string::npos ? parse_ggml_type(keep.substr(eq + 1)) : std::nullopt;
+    if (type && ggml_block_scheme(*type)) {
+      QuantRule rule;
+      rule.pattern = keep.substr(0, eq);
+      rule.plan.scheme = gguf_scheme(*type);
+      recipe.rules.push_back(rule);
+      continue;
+    }
+    recipe.rules.push_back(parse_keep_rule(keep, recipe.scheme));
+  }
   build_sparsity(o, app, recipe);
   return recipe;
 }
@@ -162,7 +201,13 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
   app.add_option("--scope", o->scope, "magnitude with --sparsity: rank weights per row (default) or over the whole layer");
   app.add_option("--group,-g", o->group, "input columns per scale; 0 = one scale per output row (default 128)");
   app.add_flag("--sym", o->sym, "symmetric integer grid ±(2^(b-1)-1), no zero points (default: asymmetric uintB with a zero point per group, as GPTQ/AWQ)");
-  app.add_option("--format", o->format, "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats)");
+  app.add_option("--format", o->format,
+                 "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats); or "
+                 "gguf:q8_0|q5_0|q4_0|iq4_nl to write a GGUF file llama.cpp runs, quantized on that type's grid");
+  if (!sparsify)
+    app.add_option("--embedding-type", o->embedding_type,
+                   "with --format gguf:TYPE: the token embedding's type, q8_0 (default; llama.cpp's choice for a tied "
+                   "head), q5_0, q4_0, iq4_nl, f16, bf16 or f32");
   app.add_option("--scale-dtype", o->scale_dtype, "dtype of the stored scales: f16 (default), bf16 or f32");
   app.add_option("--calib,-c", o->calib, "UTF-8 calibration text, tokenized with the model's tokenizer (needed by all but rtn)");
   app.add_option("--nsamples", o->calibration.nsamples, "calibration sequences (default 128)");
@@ -196,11 +241,45 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
         "2:4 layers with f16/bf16/f32 or 8-bit values run on the sparse kernel, others densified.");
   CLI::App* self = &app;
   return [o, self, verb] {
-    const QuantRecipe recipe = build_recipe(*o, *self);
+    QuantRecipe recipe = build_recipe(*o, *self);
     // Output problems are found now, not after the work.
     if (std::filesystem::exists(o->output) && !o->force)
       throw Error(o->output, "already exists (pass --force to replace it)");
     auto files = std::make_shared<ModelFiles>(open_model(o->model));
+    const auto gguf = gguf_output_type(o->format);
+    GgufExportOptions exported;
+    if (gguf) {
+      const auto embedding = parse_ggml_type(o->embedding_type);
+      if (!embedding || !(ggml_block_scheme(*embedding) || *embedding == GgmlType::kF32 || *embedding == GgmlType::kF16 ||
+                          *embedding == GgmlType::kBF16))
+        throw Error("--embedding-type", "expected q8_0, q5_0, q4_0, iq4_nl, f16, bf16 or f32, found '" + o->embedding_type + "'");
+      exported.embedding_type = *embedding;
+      exported.file_type = llama_file_type(*gguf);
+      exported.replace_existing = o->force;
+      if (recipe.sparsity.enabled()) throw Error("--format", "GGUF has no sparse layout; prune into a lowbit folder instead");
+      for (const auto& [name, tensor] : files->tensors) {
+        if (tensor.rank() != 2 || name == "model.embed_tokens.weight" || !name.ends_with(".weight")) continue;
+        const std::string linear = name.substr(0, name.size() - 7);
+        if (tensor.dim(1) % 32 != 0 && recipe.plan_for(linear).quantize) {
+          // The stated fallback: rows that are not whole 32-value blocks stay f16 (llama.cpp
+          // refuses such tensors for these types).
+          QuantRule f16;
+          f16.pattern = linear;
+          f16.plan.quantize = false;
+          f16.plan.keep_dtype = DType::kF16;
+          recipe.rules.push_back(f16);
+          std::fprintf(stderr, "%s: rows of %lld inputs are not whole blocks of 32; kept f16\n", linear.c_str(),
+                       static_cast<long long>(tensor.dim(1)));
+          continue;
+        }
+        const LayerPlan plan = recipe.plan_for(linear);
+        if (plan.quantize && !ggml_type_of_scheme(plan.scheme))
+          throw Error("--keep", "layer '" + linear + "' would be " + plan.scheme.to_string() +
+                                    ", which no GGUF block type holds (give it q8_0, q5_0, q4_0, iq4_nl or f16)");
+      }
+    } else if (flag_given(*self, "--embedding-type")) {
+      throw Error("--embedding-type", "only applies to --format gguf:TYPE");
+    }
     std::vector<std::vector<int32_t>> calibration;
     if (needs_calibration(recipe.method) && recipe.quantize && o->calib.empty())
       throw Error("--calib", "method " + std::string(quant_method_name(recipe.method)) + " needs a calibration text");
@@ -235,7 +314,12 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     const std::filesystem::path parent = std::filesystem::absolute(o->output).parent_path();
     std::error_code ignored;
     std::filesystem::create_directories(parent, ignored);  // like mkdir -p; the writer reports failures
-    const uint64_t bytes = write_quantized_model(o->output, *files, result.contents, o->force);
+    uint64_t bytes = 0;
+    if (gguf) {
+      bytes = write_quantized_gguf(o->output, *files, result.contents, exported).bytes_written;
+    } else {
+      bytes = write_quantized_model(o->output, *files, result.contents, o->force);
+    }
 
     // Sizes: quantized layers at their stored bits, the rest at their dtype width.
     double quantized_bits = 0, quantized_weights = 0, model_bits = 0, parameters = 0;
@@ -258,7 +342,9 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
       parameters += static_cast<double>(bias.size());
     }
     const double quantized_bpw = quantized_weights > 0 ? quantized_bits / quantized_weights : 0;
-    const double model_bpw = parameters > 0 ? model_bits / parameters : 0;
+    // A GGUF's embedding is re-encoded by the writer: count the file itself (metadata and
+    // tokenizer included: the true bits per weight of what users download).
+    const double model_bpw = parameters <= 0 ? 0 : gguf ? 8.0 * static_cast<double>(bytes) / parameters : model_bits / parameters;
 
     if (o->json) {
       nlohmann::json layers = nlohmann::json::array();
@@ -293,7 +379,7 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     }
     std::printf("\n%s layers: %.4f bits per weight (values + scales + zero points + g_idx + sparse index)\n",
                 recipe.sparsity.enabled() ? "compressed" : "quantized", quantized_bpw);
-    std::printf("whole model:      %.4f bits per weight over %s parameters\n", model_bpw,
+    std::printf("%s %.4f bits per weight over %s parameters\n", gguf ? "whole file:      " : "whole model:     ", model_bpw,
                 with_thousands(static_cast<long long>(parameters)).c_str());
     std::printf("written:          %s (%s bytes) in %.1f s\n", o->output.c_str(),
                 with_thousands(static_cast<long long>(bytes)).c_str(), result.seconds);

@@ -9,7 +9,9 @@
 // at load (bit-exact with ggml); F32/F16/BF16 tensors stay zero-copy views of the mapping.
 #pragma once
 
+#include <cstddef>
 #include <map>
+#include <vector>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,9 +39,21 @@ ModelFiles open_gguf_model(const std::string& path);
 std::vector<std::byte> permute_rope_rows(std::span<const std::byte> rows, int64_t heads, int64_t head_dim,
                                          size_t row_bytes, bool to_hf);
 
+// A tensor already encoded in a ggml type by one of lowbit's quantizers: its rows in that type's
+// layout, in Hugging Face row order (the writer applies the RoPE row permutation itself).
+struct GgufEncodedTensor {
+  GgmlType type = GgmlType::kF32;
+  std::vector<std::byte> bytes;
+};
+
 struct GgufWriteOptions {
   GgmlType type = GgmlType::kF32;  // for 2-D weights: F32, F16, BF16 or Q8_0; 1-D tensors stay F32
   bool replace_existing = false;
+  // Hugging Face tensor name → its encoding; these replace the model's values for that tensor (whose
+  // shape they must match). What `lowbit quantize --format gguf:TYPE` writes.
+  std::map<std::string, GgufEncodedTensor> encoded;
+  // llama_ftype stored as general.file_type (what llama.cpp reports as the file's type); -1: derived from `type`.
+  int file_type = -1;
 };
 
 struct GgufWriteReport {
