@@ -41,6 +41,7 @@ class Sparse24Linear final : public LinearLayer {
   int64_t in_features() const override { return w_.cols(); }
   int64_t out_features() const override { return w_.rows(); }
   uint64_t weight_bytes() const override { return w_.storage_bytes(); }
+  void weight_row(int64_t row, float* out) const override { w_.to_dense_rows(row, row + 1, out); }
 
   void forward(const float* x, int64_t tokens, float* y) const override {
     const int64_t in = w_.cols(), out = w_.rows();

@@ -102,9 +102,10 @@ std::vector<QuantizedPart> substitute_quantized_layers(const ModelFiles& model,
                          "(a quantized head is stored on its own; set it false)");
     const std::string weight = layer + ".weight";
     auto it = std::find_if(expected.begin(), expected.end(), [&](const auto& entry) { return entry.first == weight; });
-    if (it == expected.end() || it->second.size() != 2 || layer == "model.embed_tokens")
-      throw Error(where, "quantization_config lists '" + layer + "', which is not a linear layer of this " +
-                             c.model_type + " model");
+    // The embedding table may be stored quantized too (looked up row by row), but not pruned.
+    if (it == expected.end() || it->second.size() != 2 || (layer == "model.embed_tokens" && spec.sparse))
+      throw Error(where, "quantization_config lists '" + layer + "', which is not a " +
+                             (layer == "model.embed_tokens" ? "prunable" : "linear") + " layer of this " + c.model_type + " model");
     const Shape recorded{spec.out_features, spec.in_features};
     if (it->second != recorded)
       throw Error(where, "quantization_config.layers['" + layer + "'] records [out_features, in_features] = " +

@@ -71,6 +71,12 @@ void DenseLinear::forward(const float* x, int64_t tokens, float* y) const {
   add_bias(y, tokens);
 }
 
+void DenseLinear::weight_row(int64_t row, float* out) const {
+  if (row < 0 || row >= out_) throw Error("row " + std::to_string(row) + " outside a linear layer of " + std::to_string(out_) + " rows");
+  const size_t element = dtype_size(weight_.dtype());
+  widen_to_f32(weight_.dtype(), static_cast<const std::byte*>(weight_.data()) + static_cast<size_t>(row * in_) * element, in_, out);
+}
+
 void DenseLinear::add_bias(float* y, int64_t tokens) const {
   if (bias_.empty()) return;
   for (int64_t t = 0; t < tokens; ++t)

@@ -42,6 +42,21 @@ std::vector<float> rope_inverse_frequencies(const LlamaConfig& c) {
 
 namespace {
 
+// The output head of a model with tied embeddings: the embedding table used as a linear layer
+// (shared, so a compressed embedding is stored and resident once).
+class TiedHead final : public LinearLayer {
+ public:
+  explicit TiedHead(std::shared_ptr<const LinearLayer> embedding) : embedding_(std::move(embedding)) {}
+  int64_t in_features() const override { return embedding_->in_features(); }
+  int64_t out_features() const override { return embedding_->out_features(); }
+  void forward(const float* x, int64_t tokens, float* y) const override { embedding_->forward(x, tokens, y); }
+  uint64_t weight_bytes() const override { return embedding_->weight_bytes(); }
+  void weight_row(int64_t row, float* out) const override { embedding_->weight_row(row, out); }
+
+ private:
+  std::shared_ptr<const LinearLayer> embedding_;
+};
+
 // The linear layers of one block, in execution order.
 constexpr const char* kBlockLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                          "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
@@ -86,7 +101,15 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files, const LinearFact
       if (auto layer = make_linear(name)) return layer;
     return std::make_unique<DenseLinear>(tensor(name + ".weight"), optional_tensor(name + ".bias"));
   };
-  embedding_ = tensor("model.embed_tokens.weight");
+  // The embedding is a table of rows; stored compressed, the factory gives it as a layer whose
+  // weight rows are looked up (and which, tied, is the output head as well).
+  std::shared_ptr<LinearLayer> embedding = make_linear ? make_linear("model.embed_tokens") : nullptr;
+  if (!embedding) embedding = std::make_shared<DenseLinear>(tensor("model.embed_tokens.weight"));
+  if (embedding->out_features() != config_.vocab_size || embedding->in_features() != config_.hidden_size)
+    throw Error(files_->path, "the embedding has shape [" + std::to_string(embedding->out_features()) + ", " +
+                                  std::to_string(embedding->in_features()) + "], expected [" +
+                                  std::to_string(config_.vocab_size) + ", " + std::to_string(config_.hidden_size) + "]");
+  embedding_ = embedding;
   final_norm_ = tensor("model.norm.weight").to_f32_vector();
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     Block block;
@@ -102,7 +125,8 @@ LlamaModel::LlamaModel(std::shared_ptr<const ModelFiles> files, const LinearFact
   std::unique_ptr<LinearLayer> head_layer = make_linear ? make_linear("lm_head") : nullptr;
   if (!head_layer) {
     const Tensor* head = files_->find("lm_head.weight");
-    head_layer = std::make_unique<DenseLinear>(head && !config_.tie_word_embeddings ? *head : embedding_);
+    if (head && !config_.tie_word_embeddings) head_layer = std::make_unique<DenseLinear>(*head);
+    else head_layer = std::make_unique<TiedHead>(embedding);
   }
   linears_["lm_head"] = std::move(head_layer);
   // A factory may build layers of any shape: check them against the config here, once.
@@ -165,7 +189,7 @@ void LlamaModel::replace_linear(const std::string& name, std::unique_ptr<LinearL
 uint64_t LlamaModel::weight_bytes_per_token() const {
   uint64_t total = 0;
   for (const auto& [name, layer] : linears_) total += layer->weight_bytes();
-  return total + static_cast<uint64_t>(config_.hidden_size) * dtype_size(embedding_.dtype());
+  return total + embedding_->weight_bytes() / static_cast<uint64_t>(config_.vocab_size);  // one row
 }
 
 void LlamaModel::run_linear(const std::string& name, const float* x, int64_t tokens, float* y) const {
@@ -213,13 +237,11 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
 
 void LlamaModel::embed(std::span<const int32_t> tokens, float* x) const {
   const int64_t d = config_.hidden_size;
-  const size_t row_bytes = static_cast<size_t>(d) * dtype_size(embedding_.dtype());
   for (size_t t = 0; t < tokens.size(); ++t) {
     const int32_t id = tokens[t];
     if (id < 0 || id >= config_.vocab_size)
       throw Error("token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(config_.vocab_size));
-    widen_to_f32(embedding_.dtype(), static_cast<const std::byte*>(embedding_.data()) + row_bytes * id, d,
-                 x + static_cast<int64_t>(t) * d);
+    embedding_->weight_row(id, x + static_cast<int64_t>(t) * d);
   }
 }
 

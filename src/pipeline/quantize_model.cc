@@ -111,7 +111,13 @@ class SequentialQuantizer {
         progress(p);
       }
     }
-    if (handled(recipe_.plan_for("lm_head"))) quantize_head();
+    if (handled(recipe_.plan_for("lm_head"))) quantize_head("lm_head");
+    if (recipe_.plan_for("model.embed_tokens").quantize) {
+      // Tied, the table is also the head: quantized as the head (its H, its method) once, and
+      // looked up from the same codes. Untied, it is only looked up: RTN.
+      if (model_.config().tie_word_embeddings) quantize_head("model.embed_tokens");
+      else quantize_stage({"model.embed_tokens"}, nullptr);
+    }
 
     QuantizeResult result;
     result.contents = contents();
@@ -145,8 +151,16 @@ class SequentialQuantizer {
       if (calibration_[i].size() != calibration_[0].size()) throw Error("calibration sequences differ in length");
     if (!calibration_.empty() && calibration_[0].empty()) throw Error("calibration sequences are empty");
     const LayerPlan embed = recipe_.plan_for("model.embed_tokens");
-    if (embed.quantize)
-      throw Error("model.embed_tokens: embeddings are looked up, not multiplied; keep them as f32, f16 or bf16");
+    if (embed.quantize) {
+      try {
+        embed.scheme.validate(model_.config().hidden_size);
+      } catch (const Error& e) {
+        throw e.with_context("model.embed_tokens");
+      }
+      if (model_.config().tie_word_embeddings && recipe_.plan_for("lm_head").quantize)
+        throw Error("lm_head: the head is tied to model.embed_tokens, which is quantized as " + embed.scheme.to_string() +
+                    "; give the head no plan of its own");
+    }
     for (const std::string& name : model_.linear_names()) {
       const LayerPlan plan = recipe_.plan_for(name);
       if (!plan.quantize) continue;
@@ -169,10 +183,13 @@ class SequentialQuantizer {
     for (const std::string& name : members) {
       const auto start = Clock::now();
       const LayerPlan plan = recipe_.plan_for(name);
-      const LinearLayer& layer = model_.linear(name);
+      // The embedding table is worked on as the tied head (which reads it) or as itself.
+      const bool embedding = name == "model.embed_tokens";
+      const std::string source = embedding && model_.config().tie_word_embeddings ? "lm_head" : name;
+      const LinearLayer& layer = embedding && source == name ? model_.embedding() : model_.linear(source);
       const int64_t rows = layer.out_features(), cols = layer.in_features();
-      const std::vector<float> weight = dense_weight(model_, name);
-      std::vector<float> bias = dense_bias(model_, name);
+      const std::vector<float> weight = embedding && source == name ? embedding_weight() : dense_weight(model_, source);
+      std::vector<float> bias = embedding ? std::vector<float>() : dense_bias(model_, name);
       LayerReport report{name, plan.to_string(), rows, cols, 0, kNaN, 0, -1};
       std::vector<float> result;  // the layer's weights as they now are, for the error report
       if (plan.sparse) {
@@ -192,7 +209,7 @@ class SequentialQuantizer {
                                                                      prepared ? &*prepared : nullptr));
         result = tensor->dequantize();
         report.bits_per_weight = tensor->bits_per_weight();
-        model_.replace_linear(name, std::make_unique<QuantizedLinear>(tensor, std::move(bias)));
+        if (source != name || !embedding) model_.replace_linear(source, std::make_unique<QuantizedLinear>(tensor, std::move(bias)));
         quantized_[name] = tensor;
       }
       if (auto it = alpha_.find(name); it != alpha_.end()) report.awq_alpha = it->second;
@@ -200,6 +217,14 @@ class SequentialQuantizer {
       report.seconds = seconds_since(start);
       reports_.push_back(std::move(report));
     }
+  }
+
+  // The source's embedding table as f32 (an untied embedding is not a linear layer of the model).
+  std::vector<float> embedding_weight() const {
+    const LinearLayer& table = model_.embedding();
+    std::vector<float> w(static_cast<size_t>(table.out_features() * table.in_features()));
+    for (int64_t r = 0; r < table.out_features(); ++r) table.weight_row(r, w.data() + r * table.in_features());
+    return w;
   }
 
   static std::unique_ptr<LinearLayer> dense_linear(const std::vector<float>& w, int64_t rows, int64_t cols,
@@ -282,8 +307,9 @@ class SequentialQuantizer {
     }
   }
 
-  // The output head reads the final RMSNorm of the last block's output.
-  void quantize_head() {
+  // The output head reads the final RMSNorm of the last block's output. `stored_as`: "lm_head",
+  // or "model.embed_tokens" for a tied head quantized with the embedding's plan.
+  void quantize_head(const std::string& stored_as) {
     std::optional<InputStatistics> stats;
     if (calibrated()) {
       stats.emplace();
@@ -296,7 +322,7 @@ class SequentialQuantizer {
         accumulate_hessian(stats->hessian, normed, seqlen_, d);
       }
     }
-    quantize_stage({"lm_head"}, stats ? &*stats : nullptr);
+    quantize_stage({stored_as}, stats ? &*stats : nullptr);
   }
 
   QuantizedModelContents contents() {
@@ -324,7 +350,8 @@ class SequentialQuantizer {
         if (quantized_.count(base) || sparse_.count(base)) out.biases[base] = bias;
         else out.dense.emplace_back(name, f32_tensor(bias, {static_cast<int64_t>(bias.size())}));
       } else if (name == "model.embed_tokens.weight") {
-        out.dense.emplace_back(name, tensor.to(recipe_.plan_for("model.embed_tokens").keep_dtype));
+        if (!quantized_.count("model.embed_tokens"))
+          out.dense.emplace_back(name, tensor.to(recipe_.plan_for("model.embed_tokens").keep_dtype));
       } else if (name.ends_with("input_layernorm.weight") || name.ends_with("post_attention_layernorm.weight")) {
         const int64_t layer = std::stoll(name.substr(std::string("model.layers.").size()));
         const auto which = name.ends_with("input_layernorm.weight") ? LlamaModel::BlockNorm::kAttention
@@ -361,7 +388,8 @@ class SequentialQuantizer {
     std::vector<LayerReport> out;
     const int64_t vocab = model_.config().vocab_size, d = model_.config().hidden_size;
     const LayerPlan embed = recipe_.plan_for("model.embed_tokens");
-    out.push_back({"model.embed_tokens", embed.to_string(), vocab, d, dtype_bits(embed.keep_dtype), kNaN, 0, -1});
+    if (auto it = by_name.find("model.embed_tokens"); it != by_name.end()) out.push_back(it->second);
+    else out.push_back({"model.embed_tokens", embed.to_string(), vocab, d, dtype_bits(embed.keep_dtype), kNaN, 0, -1});
     for (const std::string& name : model_.linear_names()) {
       if (auto it = by_name.find(name); it != by_name.end()) {
         out.push_back(it->second);

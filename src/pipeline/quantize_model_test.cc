@@ -309,6 +309,63 @@ TEST(QuantizeModel, ActOrderWithStaticOrDynamicGroupsGivesValidModels) {
   }
 }
 
+// A quantized embedding table: untied, RTN on the table; tied, quantized once as the head (GPTQ on
+// the head's H) and looked up from the same codes. Written and loaded, the model's lookups and
+// head are exactly the stored tensor's values.
+TEST(QuantizeModel, QuantizedEmbeddingTiedOrNotIsLookedUpFromTheCodes) {
+  for (bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    LlamaConfig config = awkward_config();
+    config.tie_word_embeddings = tied;
+    const auto files = open_shared(write_random_model(config));
+    const auto calibration = random_sequences(4, 12, config.vocab_size);
+    QuantRecipe recipe;
+    recipe.method = QuantMethod::kGptq;
+    recipe.scheme = QuantScheme::integer(4, 16, false);
+    recipe.rules.push_back(parse_keep_rule("model.embed_tokens=8", recipe.scheme));
+    const QuantizeResult result = quantize_model(files, recipe, calibration);
+    ASSERT_EQ(result.contents.quantized.count("model.embed_tokens"), 1u);
+    EXPECT_EQ(result.contents.quantized.count("lm_head"), 0u);
+    EXPECT_EQ(result.contents.config.tie_word_embeddings, tied);
+    for (const auto& [name, tensor] : result.contents.dense) EXPECT_NE(name, "model.embed_tokens.weight");
+    const QuantizedTensor& table = result.contents.quantized.at("model.embed_tokens");
+    EXPECT_EQ(table.scheme().to_string(), "uint8 g16 (F16 scales, zero points)");
+    EXPECT_EQ(result.layers.front().name, "model.embed_tokens");
+    // Tied: quantized as the head, against its calibration inputs; untied: RTN, no error column.
+    EXPECT_EQ(std::isnan(result.layers.front().relative_error), !tied);
+    if (!tied) {
+      RtnOptions rtn;
+      rtn.scheme = table.scheme();
+      const Tensor& source = *files->find("model.embed_tokens.weight");
+      EXPECT_EQ(table.codes(), quantize_rtn(source.to_f32_vector(), source.dim(0), source.dim(1), rtn).codes());
+    }
+
+    const std::string dir = testing::temp_dir() + "/embedding-" + (tied ? "tied" : "untied");
+    write_quantized_model(dir, *files, result.contents, true);
+    const auto loaded = open_shared(dir);
+    EXPECT_EQ(loaded->find("model.embed_tokens.weight"), nullptr);
+    EXPECT_EQ(loaded->parameter_count(), files->parameter_count());
+    const auto model = load_llama_model(loaded);
+    const std::vector<float> values = table.dequantize();
+    std::vector<float> x(static_cast<size_t>(config.hidden_size));
+    for (int32_t id : {int32_t{0}, int32_t{7}, static_cast<int32_t>(config.vocab_size - 1)}) {
+      model->embed(std::span<const int32_t>(&id, 1), x.data());
+      EXPECT_EQ(x, std::vector<float>(values.begin() + id * config.hidden_size, values.begin() + (id + 1) * config.hidden_size));
+    }
+    if (tied) {  // the head multiplies by the same table
+      std::vector<float> one_hot(static_cast<size_t>(config.hidden_size), 0.0f), logits(static_cast<size_t>(config.vocab_size));
+      one_hot[5] = 1.0f;
+      model->linear("lm_head").forward(one_hot.data(), 1, logits.data());
+      for (int64_t v = 0; v < config.vocab_size; ++v)
+        EXPECT_FLOAT_EQ(logits[static_cast<size_t>(v)], values[static_cast<size_t>(v * config.hidden_size + 5)]);
+    }
+    KvCache cache(config, 16);
+    std::vector<float> logits(static_cast<size_t>(12 * config.vocab_size));
+    model->forward(calibration[0], cache, logits.data(), true);
+    for (float l : logits) ASSERT_TRUE(std::isfinite(l));
+  }
+}
+
 TEST(QuantizeModel, RefusesImpossibleRecipesBeforeWorking) {
   const LlamaConfig config = awkward_config();
   const auto files = open_shared(write_random_model(config));
@@ -317,8 +374,18 @@ TEST(QuantizeModel, RefusesImpossibleRecipesBeforeWorking) {
   recipe.scheme = QuantScheme::integer(4, 16, false);
   EXPECT_TRUE(testing::contains(error_from([&] { quantize_model(files, recipe, {}); }), "needs calibration data"));
   QuantRecipe embed = recipe;
-  embed.rules.push_back(parse_keep_rule("model.embed_tokens=4", recipe.scheme));
+  QuantRule wide_embedding = parse_keep_rule("model.embed_tokens=4", recipe.scheme);
+  wide_embedding.plan.scheme.group_size = 64;  // > 48 hidden
+  embed.rules.push_back(wide_embedding);
   EXPECT_TRUE(testing::contains(error_from([&] { quantize_model(files, embed, calibration); }), "model.embed_tokens"));
+  LlamaConfig tied_config = config;
+  tied_config.tie_word_embeddings = true;
+  QuantRecipe both = recipe;
+  both.rules.push_back(parse_keep_rule("model.embed_tokens=4", recipe.scheme));
+  both.rules.push_back(parse_keep_rule("lm_head=8", recipe.scheme));
+  EXPECT_EQ(error_from([&] { quantize_model(open_shared(write_random_model(tied_config)), both, calibration); }),
+            "lm_head: the head is tied to model.embed_tokens, which is quantized as uint4 g16 (F16 scales, zero points); "
+            "give the head no plan of its own");
   QuantRecipe wide = recipe;
   wide.scheme.group_size = 40;  // > 37 inputs of down_proj
   EXPECT_TRUE(testing::contains(error_from([&] { quantize_model(files, wide, calibration); }), "mlp.down_proj"));

@@ -40,6 +40,7 @@ class QuantizedLinear final : public LinearLayer {
   void forward(const float* x, int64_t tokens, float* y) const override;
   // The stored bytes (codes, scales, zero points, g_idx): what the packed kernel reads.
   uint64_t weight_bytes() const override { return static_cast<uint64_t>(weight_->storage_bytes()); }
+  void weight_row(int64_t row, float* out) const override { weight_->dequantize_row(row, {out, static_cast<size_t>(weight_->cols())}); }
 
   const QuantizedTensor& tensor() const { return *weight_; }
   const std::shared_ptr<const QuantizedTensor>& shared_tensor() const { return weight_; }

@@ -24,6 +24,9 @@ class LinearLayer {
   virtual void forward(const float* x, int64_t tokens, float* y) const = 0;
   // Bytes of weights read per forward (for bandwidth figures).
   virtual uint64_t weight_bytes() const = 0;
+  // Row `row` of W as f32 (in_features values), exactly the values forward multiplies with: how a
+  // token embedding is looked up when it is stored compressed (and is the tied output head).
+  virtual void weight_row(int64_t row, float* out) const = 0;
 };
 
 // Dense weights as stored (F32, F16 or BF16). F32 weights feed sgemm directly; F16/BF16
@@ -37,6 +40,7 @@ class DenseLinear final : public LinearLayer {
   int64_t out_features() const override { return out_; }
   void forward(const float* x, int64_t tokens, float* y) const override;
   uint64_t weight_bytes() const override { return weight_.nbytes(); }
+  void weight_row(int64_t row, float* out) const override;
   const Tensor& weight() const { return weight_; }
   const std::vector<float>& bias() const { return bias_; }  // empty when the layer has none
 

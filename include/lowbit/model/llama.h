@@ -69,6 +69,8 @@ class LlamaModel {
   int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
   // The block's seven linear layers in execution order: q, k, v, o, gate, up, down.
   std::vector<std::string> block_linear_names(int64_t layer) const;
+  // The embedding table as a layer (its rows are looked up; tied, it is also the output head).
+  const LinearLayer& embedding() const { return *embedding_; }
   // x [tokens, hidden] = the embeddings of `tokens`.
   void embed(std::span<const int32_t> tokens, float* x) const;
   // Runs block `layer` in place on one sequence x [tokens, hidden] at positions 0..tokens-1 (no
@@ -99,7 +101,7 @@ class LlamaModel {
 
   std::shared_ptr<const ModelFiles> files_;
   LlamaConfig config_;
-  Tensor embedding_;
+  std::shared_ptr<const LinearLayer> embedding_;  // rows looked up by token id
   std::vector<float> final_norm_;
   std::vector<Block> blocks_;
   std::map<std::string, std::unique_ptr<LinearLayer>> linears_;
