@@ -7,6 +7,7 @@
 #include "lowbit/compress/ggml_blocks.h"
 
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -99,6 +100,49 @@ std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType 
     }
   }
   return out;
+}
+
+QuantizedTensor unpack_ggml_blocks(std::span<const std::byte> bytes, int64_t rows, int64_t cols, GgmlType type) {
+  const std::string name(ggml_traits(type).name);
+  const std::string where = "GGUF " + name + " tensor";
+  auto scheme = ggml_block_scheme(type);
+  require(scheme.has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_0, Q4_0 and IQ4_NL are)");
+  require(rows >= 0 && cols > 0 && cols % kBlock == 0, where, "rows of " + std::to_string(cols) + " values are not whole blocks of 32");
+  const size_t block_bytes = ggml_traits(type).type_size;
+  const int64_t blocks = cols / kBlock;
+  require(bytes.size() == static_cast<size_t>(rows * blocks) * block_bytes, where,
+          "has " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(rows * blocks * static_cast<int64_t>(block_bytes)));
+  scheme->signed_scales = true;
+  QuantizedTensor t(rows, cols, *scheme);
+  const int bits = scheme->bits();
+  std::vector<uint8_t> codes(static_cast<size_t>(cols));
+  std::vector<float> scales(static_cast<size_t>(blocks));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const uint8_t* block = reinterpret_cast<const uint8_t*>(bytes.data()) + static_cast<size_t>(r * blocks + b) * block_bytes;
+      uint16_t d;
+      std::memcpy(&d, block, 2);
+      scales[static_cast<size_t>(b)] = f16_bits_to_f32(d);
+      require(std::isfinite(scales[static_cast<size_t>(b)]), where, "row " + std::to_string(r) + " block " + std::to_string(b) + " has a non-finite scale");
+      uint8_t* c = codes.data() + b * kBlock;
+      if (type == GgmlType::kQ8_0) {
+        std::memcpy(c, block + 2, kBlock);  // two's complement int8: the int8 grid's code
+        continue;
+      }
+      const uint8_t* qs = block + (type == GgmlType::kQ5_0 ? 6 : 2);
+      uint32_t qh = 0;
+      if (type == GgmlType::kQ5_0) std::memcpy(&qh, block + 2, 4);
+      for (int64_t j = 0; j < kBlock; ++j) {
+        uint32_t u = j < kBlock / 2 ? qs[j] & 0xF : qs[j - kBlock / 2] >> 4;
+        if (type == GgmlType::kQ5_0) u |= ((qh >> j) & 1u) << 4;
+        // Stored u = q + offset (Q4_0: 8, Q5_0: 16) back to the two's complement code; IQ4_NL: the index.
+        if (type == GgmlType::kQ4_0 || type == GgmlType::kQ5_0) u = (u - (1u << (bits - 1))) & ((1u << bits) - 1);
+        c[j] = static_cast<uint8_t>(u);
+      }
+    }
+    t.set_row(r, codes, scales);
+  }
+  return t;
 }
 
 }  // namespace lowbit

@@ -95,6 +95,43 @@ TEST(GgmlBlocks, EveryCodePacksToTheValueLowbitDecodes) {
   }
 }
 
+// Unpacking is the inverse of packing, and reads blocks made by ggml's own quantizer (and by
+// lowbit's) into tensors that decode to exactly ggml's values.
+TEST(GgmlBlocks, UnpackInvertsPackAndReadsGgmlsBlocks) {
+  const int64_t rows = 7, cols = 160;
+  const auto w = heavy_tailed(rows, cols, 23);
+  for (GgmlType type : ggml_scheme_types()) {
+    const std::string name(ggml_traits(type).name);
+    const QuantizedTensor t = quantize_rtn(w, rows, cols, gguf_rtn(type));
+    const auto bytes = pack_ggml_blocks(t, type);
+    const QuantizedTensor back = unpack_ggml_blocks(bytes, rows, cols, type);
+    EXPECT_EQ(back.codes(), t.codes()) << name;
+    EXPECT_EQ(std::vector<float>(back.scales().begin(), back.scales().end()),
+              std::vector<float>(t.scales().begin(), t.scales().end())) << name;
+    EXPECT_EQ(pack_ggml_blocks(back, type), bytes) << name;
+    if (type == GgmlType::kIQ4_NL) continue;  // no reference quantizer for it in lowbit
+    std::vector<std::byte> reference(ggml_row_bytes(type, cols) * rows);
+    ggml_quantize(type, w, reference);
+    expect_bitwise_equal(unpack_ggml_blocks(reference, rows, cols, type).dequantize(), ggml_decode(type, reference, w.size()),
+                         name + " from ggml's quantizer");
+  }
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::vector<std::byte> short_bytes(ggml_row_bytes(GgmlType::kQ4_0, 64) * 2 - 1);
+  EXPECT_EQ(message([&] { unpack_ggml_blocks(short_bytes, 2, 64, GgmlType::kQ4_0); }),
+            "GGUF q4_0 tensor: has 71 bytes, expected 72");
+  std::vector<std::byte> inf_scale(ggml_row_bytes(GgmlType::kQ8_0, 32));
+  inf_scale[1] = std::byte{0x7C};  // f16 +Inf
+  EXPECT_EQ(message([&] { unpack_ggml_blocks(inf_scale, 1, 32, GgmlType::kQ8_0); }),
+            "GGUF q8_0 tensor: row 0 block 0 has a non-finite scale");
+}
+
 TEST(GgmlBlocks, RtnOnTheGridDecodesExactlyThroughGgml) {
   const int64_t rows = 9, cols = 192;
   const auto w = heavy_tailed(rows, cols, 5);

@@ -37,4 +37,10 @@ std::span<const GgmlType> ggml_scheme_types();
 // in order (no g_idx: act-order GPTQ needs static groups to export).
 std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType type);
 
+// The inverse: `rows` rows of `type`'s blocks (cols values each, a multiple of 32) as a QuantizedTensor
+// on ggml_block_scheme(type) with signed scales, decoding to exactly what ggml decodes — how a GGUF's
+// tensors can run on lowbit's kernels without being dequantized. Throws Error for other types, a byte
+// count that does not match, or a non-finite scale.
+QuantizedTensor unpack_ggml_blocks(std::span<const std::byte> bytes, int64_t rows, int64_t cols, GgmlType type);
+
 }  // namespace lowbit
