@@ -27,7 +27,11 @@ Format iq4_nl_grid() {
   return grid;
 }
 
-constexpr std::array<GgmlType, 4> kSchemeTypes = {GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ8_0, GgmlType::kIQ4_NL};
+constexpr std::array<GgmlType, 6> kSchemeTypes = {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
+                                                  GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kIQ4_NL};
+
+bool has_min(GgmlType type) { return type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1; }
+bool five_bit(GgmlType type) { return type == GgmlType::kQ5_0 || type == GgmlType::kQ5_1; }
 
 // The unsigned nibble/byte ggml stores for code `code` of `type`'s grid (two's complement codes
 // of the integer grids become q + offset; codebook codes are already level indices).
@@ -47,6 +51,12 @@ std::optional<QuantScheme> ggml_block_scheme(GgmlType type) {
     case GgmlType::kQ5_0: return QuantScheme::with_format(Format::int_full(5), kBlock, DType::kF16);
     case GgmlType::kQ4_0: return QuantScheme::with_format(Format::int_full(4), kBlock, DType::kF16);
     case GgmlType::kIQ4_NL: return QuantScheme::with_format(iq4_nl_grid(), kBlock, DType::kF16);
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1: {
+      QuantScheme s = QuantScheme::with_format(Format::uint(type == GgmlType::kQ4_1 ? 4 : 5), kBlock, DType::kF16);
+      s.float_min = true;
+      return s;
+    }
     default: return std::nullopt;
   }
 }
@@ -54,7 +64,9 @@ std::optional<QuantScheme> ggml_block_scheme(GgmlType type) {
 std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme) {
   for (GgmlType type : kSchemeTypes) {
     const QuantScheme s = *ggml_block_scheme(type);
-    if (s.element == scheme.element && s.group_size == scheme.group_size && s.scale_dtype == scheme.scale_dtype) return type;
+    if (s.element == scheme.element && s.group_size == scheme.group_size && s.scale_dtype == scheme.scale_dtype &&
+        s.float_min == scheme.float_min)
+      return type;
   }
   return std::nullopt;
 }
@@ -65,9 +77,10 @@ std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType 
   const std::string name(ggml_traits(type).name);
   const auto scheme = ggml_block_scheme(type);
   const std::string where = "GGUF " + name + " export";
-  require(scheme.has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_0, Q4_0 and IQ4_NL are)");
+  require(scheme.has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 and IQ4_NL are)");
   const QuantScheme& s = tensor.scheme();
-  require(s.element == scheme->element && s.group_size == scheme->group_size && s.scale_dtype == scheme->scale_dtype,
+  require(s.element == scheme->element && s.group_size == scheme->group_size && s.scale_dtype == scheme->scale_dtype &&
+              s.float_min == scheme->float_min,
           where, "the tensor is quantized as " + s.to_string() + ", " + name + " needs " + scheme->to_string());
   require(tensor.cols() % kBlock == 0, where, "rows of " + std::to_string(tensor.cols()) + " values are not whole blocks of 32");
   require(tensor.g_idx().empty(), where, "columns are reordered (act-order g_idx); GGUF blocks need static groups");
@@ -82,18 +95,24 @@ std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType 
       uint8_t* block = reinterpret_cast<uint8_t*>(out.data()) + static_cast<size_t>(r * blocks + b) * block_bytes;
       const uint16_t d = f32_to_f16_bits(tensor.scale(r, b));  // exact: the scale is an f16 value
       std::memcpy(block, &d, 2);
+      uint8_t* body = block + 2;
+      if (has_min(type)) {
+        const uint16_t m = f32_to_f16_bits(tensor.mins()[static_cast<size_t>(r * blocks + b)]);
+        std::memcpy(block + 2, &m, 2);
+        body = block + 4;
+      }
       uint8_t u[kBlock];
       for (int64_t j = 0; j < kBlock; ++j) u[j] = stored_code(type, codes[static_cast<size_t>(b * kBlock + j)]);
       if (type == GgmlType::kQ8_0) {
-        std::memcpy(block + 2, u, kBlock);
+        std::memcpy(body, u, kBlock);
         continue;
       }
-      uint8_t* qs = block + 2;
-      if (type == GgmlType::kQ5_0) {
+      uint8_t* qs = body;
+      if (five_bit(type)) {
         uint32_t qh = 0;
         for (int64_t j = 0; j < kBlock; ++j) qh |= static_cast<uint32_t>(u[j] >> 4) << j;
-        std::memcpy(block + 2, &qh, 4);
-        qs = block + 6;
+        std::memcpy(body, &qh, 4);
+        qs = body + 4;
       }
       for (int64_t j = 0; j < kBlock / 2; ++j)
         qs[j] = static_cast<uint8_t>((u[j] & 0xF) | ((u[j + kBlock / 2] & 0xF) << 4));
@@ -106,17 +125,17 @@ QuantizedTensor unpack_ggml_blocks(std::span<const std::byte> bytes, int64_t row
   const std::string name(ggml_traits(type).name);
   const std::string where = "GGUF " + name + " tensor";
   auto scheme = ggml_block_scheme(type);
-  require(scheme.has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_0, Q4_0 and IQ4_NL are)");
+  require(scheme.has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 and IQ4_NL are)");
   require(rows >= 0 && cols > 0 && cols % kBlock == 0, where, "rows of " + std::to_string(cols) + " values are not whole blocks of 32");
   const size_t block_bytes = ggml_traits(type).type_size;
   const int64_t blocks = cols / kBlock;
   require(bytes.size() == static_cast<size_t>(rows * blocks) * block_bytes, where,
           "has " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(rows * blocks * static_cast<int64_t>(block_bytes)));
-  scheme->signed_scales = true;
+  scheme->signed_scales = !scheme->float_min;
   QuantizedTensor t(rows, cols, *scheme);
   const int bits = scheme->bits();
   std::vector<uint8_t> codes(static_cast<size_t>(cols));
-  std::vector<float> scales(static_cast<size_t>(blocks));
+  std::vector<float> scales(static_cast<size_t>(blocks)), mins(has_min(type) ? static_cast<size_t>(blocks) : 0);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t b = 0; b < blocks; ++b) {
       const uint8_t* block = reinterpret_cast<const uint8_t*>(bytes.data()) + static_cast<size_t>(r * blocks + b) * block_bytes;
@@ -124,23 +143,31 @@ QuantizedTensor unpack_ggml_blocks(std::span<const std::byte> bytes, int64_t row
       std::memcpy(&d, block, 2);
       scales[static_cast<size_t>(b)] = f16_bits_to_f32(d);
       require(std::isfinite(scales[static_cast<size_t>(b)]), where, "row " + std::to_string(r) + " block " + std::to_string(b) + " has a non-finite scale");
+      const uint8_t* body = block + 2;
+      if (has_min(type)) {
+        uint16_t m;
+        std::memcpy(&m, block + 2, 2);
+        mins[static_cast<size_t>(b)] = f16_bits_to_f32(m);
+        require(std::isfinite(mins[static_cast<size_t>(b)]), where, "row " + std::to_string(r) + " block " + std::to_string(b) + " has a non-finite minimum");
+        body = block + 4;
+      }
       uint8_t* c = codes.data() + b * kBlock;
       if (type == GgmlType::kQ8_0) {
-        std::memcpy(c, block + 2, kBlock);  // two's complement int8: the int8 grid's code
+        std::memcpy(c, body, kBlock);  // two's complement int8: the int8 grid's code
         continue;
       }
-      const uint8_t* qs = block + (type == GgmlType::kQ5_0 ? 6 : 2);
+      const uint8_t* qs = body + (five_bit(type) ? 4 : 0);
       uint32_t qh = 0;
-      if (type == GgmlType::kQ5_0) std::memcpy(&qh, block + 2, 4);
+      if (five_bit(type)) std::memcpy(&qh, body, 4);
       for (int64_t j = 0; j < kBlock; ++j) {
         uint32_t u = j < kBlock / 2 ? qs[j] & 0xF : qs[j - kBlock / 2] >> 4;
-        if (type == GgmlType::kQ5_0) u |= ((qh >> j) & 1u) << 4;
+        if (five_bit(type)) u |= ((qh >> j) & 1u) << 4;
         // Stored u = q + offset (Q4_0: 8, Q5_0: 16) back to the two's complement code; IQ4_NL: the index.
         if (type == GgmlType::kQ4_0 || type == GgmlType::kQ5_0) u = (u - (1u << (bits - 1))) & ((1u << bits) - 1);
         c[j] = static_cast<uint8_t>(u);
       }
     }
-    t.set_row(r, codes, scales);
+    t.set_row(r, codes, scales, {}, mins);
   }
   return t;
 }

@@ -36,7 +36,7 @@ std::vector<float> heavy_tailed(int64_t rows, int64_t cols, uint64_t seed) {
 RtnOptions gguf_rtn(GgmlType type, bool signed_scales = true) {
   RtnOptions o;
   o.scheme = *ggml_block_scheme(type);
-  o.scheme.signed_scales = signed_scales;
+  o.scheme.signed_scales = signed_scales && !o.scheme.float_min;
   o.scale.search = ScaleSearch::kMse;
   return o;
 }
@@ -58,7 +58,8 @@ TEST(GgmlBlocks, SchemesAreTheTypesGrids) {
   EXPECT_EQ(ggml_block_scheme(GgmlType::kQ8_0)->element.max_value(), 127);
   EXPECT_EQ(ggml_block_scheme(GgmlType::kQ5_0)->element.lowest_value(), -16);
   EXPECT_EQ(ggml_block_scheme(GgmlType::kIQ4_NL)->element.levels().size(), 16u);
-  EXPECT_FALSE(ggml_block_scheme(GgmlType::kQ4_1));  // float minimum: not a QuantScheme
+  EXPECT_EQ(ggml_block_scheme(GgmlType::kQ4_1)->to_string(), "uint4 g32 (F16 scales, minimums)");
+  EXPECT_TRUE(ggml_block_scheme(GgmlType::kQ5_1)->float_min);
   EXPECT_FALSE(ggml_block_scheme(GgmlType::kQ4_K));
   for (GgmlType type : ggml_scheme_types()) {
     QuantScheme s = *ggml_block_scheme(type);
@@ -86,7 +87,10 @@ TEST(GgmlBlocks, EveryCodePacksToTheValueLowbitDecodes) {
       const auto& row_scales = scales[static_cast<size_t>(r)];
       std::vector<float> s(static_cast<size_t>(t.groups_per_row()));
       for (size_t g = 0; g < s.size(); ++g) s[g] = f16_bits_to_f32(f32_to_f16_bits(row_scales[g % row_scales.size()]));
-      t.set_row(r, codes, s);
+      std::vector<float> mins;  // Q4_1/Q5_1
+      if (scheme.float_min)
+        for (size_t g = 0; g < s.size(); ++g) mins.push_back(f16_bits_to_f32(f32_to_f16_bits(-0.37f * s[g] + 0.001f * g)));
+      t.set_row(r, codes, s, {}, mins);
     }
     const auto bytes = pack_ggml_blocks(t, type);
     ASSERT_EQ(bytes.size(), ggml_row_bytes(type, static_cast<uint64_t>(cols)) * rows);
@@ -179,7 +183,7 @@ TEST(GgmlBlocks, RtnLosesNoMoreThanLlamaCppsQuantizer) {
   const auto w = heavy_tailed(rows, cols, 13);
   std::vector<float> importance = normal_values(static_cast<size_t>(cols), 21);
   for (float& v : importance) v = v * v + 0.05f;
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kQ4_0}) {
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ5_1, GgmlType::kQ5_0, GgmlType::kQ4_1, GgmlType::kQ4_0}) {
     std::vector<std::byte> reference(ggml_row_bytes(type, cols) * rows);
     ggml_quantize(type, w, reference);
     const auto llama = ggml_decode(type, reference, w.size());
@@ -225,8 +229,8 @@ TEST(GgmlBlocks, RefusesTensorsThatDoNotFitTheType) {
   };
   EXPECT_EQ(message([&] { pack_ggml_blocks(q4, GgmlType::kQ5_0); }),
             "GGUF q5_0 export: the tensor is quantized as int4:full g32 (F16 scales, signed), q5_0 needs int5:full g32 (F16 scales)");
-  EXPECT_EQ(message([&] { pack_ggml_blocks(q4, GgmlType::kQ4_1); }),
-            "GGUF q4_1 export: q4_1 is not a lowbit grid (Q8_0, Q5_0, Q4_0 and IQ4_NL are)");
+  EXPECT_EQ(message([&] { pack_ggml_blocks(q4, GgmlType::kQ4_K); }),
+            "GGUF q4_K export: q4_K is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 and IQ4_NL are)");
   RtnOptions ragged = gguf_rtn(GgmlType::kQ8_0);
   const auto w48 = heavy_tailed(2, 48, 4);
   ragged.scheme.group_size = 32;  // 48 columns: a ragged last group of 16

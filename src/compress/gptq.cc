@@ -185,6 +185,7 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
     std::vector<uint8_t> mask_tile, segment_mask;   // pruning: [row][column] in processing order, 1 = kept
     std::vector<int64_t> select_order;
     std::vector<int32_t> zeros_now;
+    std::vector<float> mins_now, mins(quantizer.float_min() ? static_cast<size_t>(groups) : 0);
     std::vector<uint8_t> codes_processing, codes(static_cast<size_t>(cols)), zeros;
     std::vector<compress_detail::GroupParams> params;
     std::vector<float> scales(static_cast<size_t>(groups));
@@ -231,6 +232,7 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
       err.assign(static_cast<size_t>(block * m), 0.0f);
       scales_now.resize(static_cast<size_t>(m));
       zeros_now.resize(static_cast<size_t>(m));
+      mins_now.resize(static_cast<size_t>(m));
       loss.assign(static_cast<size_t>(m), 0.0);
       // Keeps, in tile row r, all but the `prune` columns of [k0, k1) with the least w²/U_kk²
       // (the OBS cost of zeroing one weight), on the weights as compensated now.
@@ -283,9 +285,10 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
             for (int64_t r = 0; r < m; ++r) {
               scales_now[static_cast<size_t>(r)] = params[static_cast<size_t>(r * groups + g)].scale;
               zeros_now[static_cast<size_t>(r)] = params[static_cast<size_t>(r * groups + g)].zero;
+              mins_now[static_cast<size_t>(r)] = params[static_cast<size_t>(r * groups + g)].min;
             }
             uint8_t* column_codes = codes_processing.data() + i * m;
-            quantizer.round(x, scales_now.data(), zeros_now.data(), m, column_codes, values.data());
+            quantizer.round(x, scales_now.data(), zeros_now.data(), mins_now.data(), m, column_codes, values.data());
             if (pattern)
               for (int64_t r = 0; r < m; ++r)
                 if (pruned(r, i)) {
@@ -333,8 +336,9 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
           const auto& p = params[static_cast<size_t>(r * groups + g)];
           scales[static_cast<size_t>(g)] = p.scale;
           if (!zeros.empty()) zeros[static_cast<size_t>(g)] = static_cast<uint8_t>(p.zero);
+          if (!mins.empty()) mins[static_cast<size_t>(g)] = p.min;
         }
-        result.tensor->set_row(r0 + r, codes, scales, zeros);
+        result.tensor->set_row(r0 + r, codes, scales, zeros, mins);
       }
     }
   });

@@ -1,7 +1,10 @@
 #include "compress/group_quantizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "lowbit/core/half.h"
 
 namespace lowbit::compress_detail {
 
@@ -14,6 +17,8 @@ GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& sc
     block_format_.element = element_;
   }
   asymmetric_ = scheme.asymmetric();
+  float_min_ = scheme.float_min;
+  scale_dtype_ = scheme.scale_dtype;
   mirror_ = scheme.signed_scales && element_.lowest_value() != -element_.max_value();
   integer_ = element_.kind() == Format::Kind::kInt;
   if (integer_) {
@@ -31,11 +36,11 @@ GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& sc
   choose({&one, 1}, {});
 }
 
-void GroupQuantizer::round(const float* x, const float* scales, const int32_t* zeros, int64_t n, uint8_t* codes,
-                           float* values) const {
-  if (!integer_) {
+void GroupQuantizer::round(const float* x, const float* scales, const int32_t* zeros, const float* mins, int64_t n,
+                           uint8_t* codes, float* values) const {
+  if (!integer_ || float_min_) {
     for (int64_t r = 0; r < n; ++r) {
-      const GroupParams p{scales[r], zeros ? zeros[r] : 0};
+      const GroupParams p{scales[r], zeros ? zeros[r] : 0, mins ? mins[r] : 0.0f};
       codes[r] = encode(x[r], p);
       values[r] = value(codes[r], p);
     }
@@ -64,6 +69,7 @@ void GroupQuantizer::round(const float* x, const float* scales, const int32_t* z
 }
 
 GroupParams GroupQuantizer::choose(std::span<const float> values, std::span<const float> importance) const {
+  if (float_min_) return choose_float_min(values, importance);
   const BlockScale s = choose_block_scale(values, importance, block_format_, scale_options_);
   const GroupParams plain{s.scale, s.zero_point};
   if (!mirror_) return plain;
@@ -72,6 +78,65 @@ GroupParams GroupQuantizer::choose(std::span<const float> values, std::span<cons
   for (size_t i = 0; i < values.size(); ++i) negated[i] = -values[i];
   const GroupParams mirrored{-choose_block_scale(negated, importance, block_format_, scale_options_).scale, 0};
   return error(values, importance, mirrored) < error(values, importance, plain) ? mirrored : plain;
+}
+
+namespace {
+// x rounded into the scale dtype (saturating, as scales are).
+float to_dtype(float x, DType dtype) {
+  switch (dtype) {
+    case DType::kF16: return f16_bits_to_f32(f32_to_f16_bits(std::clamp(x, -65504.0f, 65504.0f)));
+    case DType::kBF16: return bf16_bits_to_f32(f32_to_bf16_bits(x));
+    default: return x;
+  }
+}
+}  // namespace
+
+GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std::span<const float> importance) const {
+  if (values.empty()) return {};
+  float lo = values[0], hi = values[0];
+  for (float v : values) lo = std::min(lo, v), hi = std::max(hi, v);
+  const double levels = max_code_;  // 2^b − 1 steps
+  auto candidate = [&](double a, double b) {
+    GroupParams p;
+    p.scale = to_dtype(static_cast<float>((b - a) / levels), scale_dtype_);
+    p.min = to_dtype(static_cast<float>(a), scale_dtype_);
+    return p;
+  };
+  // Least-squares refit of (scale, min) to the codes of p: minimize Σ v (x − (q·d + m))² — the
+  // step ggml's make_qkx quantizers iterate; one step, kept only when it lowers the error.
+  auto refit = [&](const GroupParams& p) {
+    double sw = 0, sq = 0, sqq = 0, sx = 0, sqx = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      const double v = importance.empty() ? 1.0 : importance[i], q = encode(values[i], p), x = values[i];
+      sw += v, sq += v * q, sqq += v * q * q, sx += v * x, sqx += v * q * x;
+    }
+    const double det = sw * sqq - sq * sq;
+    if (!(det > 0)) return p;
+    GroupParams r;
+    r.scale = to_dtype(static_cast<float>((sw * sqx - sq * sx) / det), scale_dtype_);
+    r.min = to_dtype(static_cast<float>((sqq * sx - sq * sqx) / det), scale_dtype_);
+    return r.scale > 0 ? r : p;
+  };
+  if (!(hi > lo)) {  // a constant group: scale 0, every weight the minimum
+    GroupParams p;
+    p.min = to_dtype(lo, scale_dtype_);
+    return p;
+  }
+  GroupParams best = candidate(lo, hi);
+  double best_error = best.scale > 0 ? error(values, importance, best) : HUGE_VAL;
+  const bool search = scale_options_.search == ScaleSearch::kMse;
+  const int steps = search ? static_cast<int>(scale_options_.mse_max_shrink * scale_options_.mse_grid) : 1;
+  const double centre = 0.5 * (static_cast<double>(lo) + hi), half = 0.5 * (static_cast<double>(hi) - lo);
+  for (int k = 0; k < std::max(steps, 1); ++k) {
+    const double c = 1.0 - static_cast<double>(k) / scale_options_.mse_grid;
+    const GroupParams plain = candidate(centre - c * half, centre + c * half);
+    for (const GroupParams& p : {plain, refit(plain)}) {
+      if (!(p.scale > 0)) continue;
+      const double e = error(values, importance, p);
+      if (e < best_error) best_error = e, best = p;
+    }
+  }
+  return best;
 }
 
 double GroupQuantizer::error(std::span<const float> values, std::span<const float> importance,

@@ -21,6 +21,7 @@ void check_importance(std::span<const float> importance, int64_t cols, const cha
 struct GroupParams {
   float scale = 0;   // the stored (rounded) scale
   int32_t zero = 0;  // asymmetric grids
+  float min = 0;     // float-minimum grids: the stored (rounded) minimum
 };
 
 class GroupQuantizer {
@@ -37,6 +38,11 @@ class GroupQuantizer {
   // zero point for uintB); the code of 0 when the scale is 0. Integer grids take a direct path that
   // equals Format::encode (nearest-even on the integer value, saturating).
   uint8_t encode(float x, const GroupParams& p) const {
+    if (float_min_) {  // code = round((x − min) / scale) in [0, 2^b − 1]
+      if (p.scale == 0.0f) return 0;
+      const double t = std::nearbyint((static_cast<double>(x) - p.min) / p.scale);
+      return static_cast<uint8_t>(t < 0 ? 0 : (t > max_code_ ? max_code_ : t));
+    }
     if (p.scale == 0.0f) return zero_code(p);
     const float y = x / p.scale;
     if (integer_) {
@@ -51,6 +57,7 @@ class GroupQuantizer {
 
   // The value a code stands for, exactly as QuantizedTensor::dequantize computes it.
   float value(uint8_t code, const GroupParams& p) const {
+    if (float_min_) return static_cast<float>(code) * p.scale + p.min;
     if (asymmetric_) return static_cast<float>(static_cast<int>(code) - p.zero) * p.scale;
     return levels_[code] * p.scale;
   }
@@ -58,11 +65,15 @@ class GroupQuantizer {
   // encode and value for n weights at once, weight r with its own scale and zero point (GPTQ
   // rounds a column of a row tile this way). The same codes and values as the scalar calls; the
   // integer path is written so that the compiler can vectorize it.
-  void round(const float* x, const float* scales, const int32_t* zeros, int64_t n, uint8_t* codes, float* values) const;
-
+  // mins: float-minimum grids' per-weight minimums (null otherwise).
+  void round(const float* x, const float* scales, const int32_t* zeros, const float* mins, int64_t n, uint8_t* codes,
+             float* values) const;
+  // The code nearest to 0 (exactly 0 except on float-minimum grids).
   uint8_t zero_code(const GroupParams& p) const {
+    if (float_min_) return encode(0.0f, p);
     return asymmetric_ ? static_cast<uint8_t>(p.zero) : zero_code_;
   }
+  bool float_min() const { return float_min_; }
   bool asymmetric() const { return asymmetric_; }
 
  private:
@@ -71,7 +82,11 @@ class GroupQuantizer {
   ScaleOptions scale_options_;
   // Squared error of the group under p, weighted by importance when given.
   double error(std::span<const float> values, std::span<const float> importance, const GroupParams& p) const;
-  bool asymmetric_ = false, integer_ = false, mirror_ = false;
+  // Float-minimum grids: the range [lo, hi] shrunk about its centre (the clipping search's candidates,
+  // or just the full range), each candidate refitted by weighted least squares, the best kept.
+  GroupParams choose_float_min(std::span<const float> values, std::span<const float> importance) const;
+  bool asymmetric_ = false, integer_ = false, mirror_ = false, float_min_ = false;
+  DType scale_dtype_ = DType::kF16;
   double fraction_scale_ = 1, int_min_ = 0, int_max_ = 0, max_code_ = 0;
   int32_t mask_ = 0;
   uint8_t zero_code_ = 0;

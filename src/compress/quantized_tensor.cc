@@ -49,7 +49,7 @@ QuantScheme QuantScheme::with_format(Format element, int64_t group_size, DType s
 }
 
 bool QuantScheme::asymmetric() const {
-  return element.kind() == Format::Kind::kInt && !element.twos_complement();
+  return element.kind() == Format::Kind::kInt && !element.twos_complement() && !float_min;
 }
 
 BlockFormat QuantScheme::block_format() const {
@@ -77,7 +77,11 @@ void QuantScheme::validate(int64_t cols) const {
           "scale dtype must be F16, BF16 or F32, found " + std::string(dtype_name(scale_dtype)));
   require(element.max_value() > 0, where, "the grid " + element.to_string() + " has no positive value");
   require(!(signed_scales && asymmetric()), where, "signed scales need a grid without zero points");
-  if (asymmetric()) {
+  const bool unsigned_int = element.kind() == Format::Kind::kInt && !element.twos_complement();
+  if (float_min) {
+    require(unsigned_int && element.zero_point() == 0 && element.fraction_bits() == 0 && !signed_scales, where,
+            "a float minimum needs a plain uintB grid without signed scales, found " + element.to_string());
+  } else if (asymmetric()) {
     require(element.zero_point() == 0 && element.fraction_bits() == 0, where,
             "asymmetric grids are plain uintB (zero points are chosen per group), found " + element.to_string());
   } else {
@@ -91,6 +95,7 @@ std::string QuantScheme::to_string() const {
   text += group_size > 0 ? " g" + std::to_string(group_size) : std::string(" per-row");
   text += " (" + std::string(dtype_name(scale_dtype)) + " scales";
   if (asymmetric()) text += ", zero points";
+  if (float_min) text += ", minimums";
   if (signed_scales) text += ", signed";
   return text + ")";
 }
@@ -106,13 +111,15 @@ QuantizedTensor::QuantizedTensor(int64_t rows, int64_t cols, QuantScheme scheme)
   codes_.assign(static_cast<size_t>(rows * row_bytes_), 0);
   scales_.assign(static_cast<size_t>(rows * groups_), 0.0f);
   if (scheme_.asymmetric()) zeros_.assign(static_cast<size_t>(rows * groups_), 0);
+  if (scheme_.float_min) mins_.assign(static_cast<size_t>(rows * groups_), 0.0f);
   levels_.resize(static_cast<size_t>(scheme_.element.code_count()));
   for (uint32_t code = 0; code < levels_.size(); ++code) levels_[code] = scheme_.element.decode(code);
 }
 
 QuantizedTensor QuantizedTensor::from_parts(int64_t rows, int64_t cols, QuantScheme scheme,
                                             std::vector<uint8_t> packed_codes, std::vector<float> scales,
-                                            std::vector<uint8_t> zero_points, std::vector<int32_t> g_idx) {
+                                            std::vector<uint8_t> zero_points, std::vector<int32_t> g_idx,
+                                            std::vector<float> mins) {
   QuantizedTensor t(rows, cols, std::move(scheme));
   require(packed_codes.size() == t.codes_.size(), kWhere,
           "packed codes have " + str(static_cast<int64_t>(packed_codes.size())) + " bytes, expected " + str(rows) +
@@ -127,6 +134,12 @@ QuantizedTensor QuantizedTensor::from_parts(int64_t rows, int64_t cols, QuantSch
   for (size_t i = 0; i < scales.size(); ++i)
     require(std::isfinite(scales[i]) && representable(scales[i], t.scheme_.scale_dtype), kWhere,
             "scale " + str(static_cast<int64_t>(i)) + " (" + std::to_string(scales[i]) + ") is not a finite " +
+                std::string(dtype_name(t.scheme_.scale_dtype)) + " value");
+  require(mins.size() == t.mins_.size(), kWhere,
+          "minimums have " + str(static_cast<int64_t>(mins.size())) + " values, expected " + str(static_cast<int64_t>(t.mins_.size())));
+  for (size_t i = 0; i < mins.size(); ++i)
+    require(std::isfinite(mins[i]) && representable(mins[i], t.scheme_.scale_dtype), kWhere,
+            "minimum " + str(static_cast<int64_t>(i)) + " (" + std::to_string(mins[i]) + ") is not a finite " +
                 std::string(dtype_name(t.scheme_.scale_dtype)) + " value");
   const uint32_t limit = static_cast<uint32_t>(t.scheme_.element.code_count());
   for (size_t i = 0; i < zero_points.size(); ++i)
@@ -152,6 +165,7 @@ QuantizedTensor QuantizedTensor::from_parts(int64_t rows, int64_t cols, QuantSch
   t.codes_ = std::move(packed_codes);
   t.scales_ = std::move(scales);
   t.zeros_ = std::move(zero_points);
+  t.mins_ = std::move(mins);
   t.set_g_idx(std::move(g_idx));
   return t;
 }
@@ -204,7 +218,7 @@ std::vector<uint8_t> QuantizedTensor::codes() const {
 }
 
 void QuantizedTensor::set_row(int64_t row, std::span<const uint8_t> codes, std::span<const float> scales,
-                              std::span<const uint8_t> zero_points) {
+                              std::span<const uint8_t> zero_points, std::span<const float> mins) {
   check_row(row);
   const std::string where = std::string(kWhere) + " row " + str(row);
   require(codes.size() == static_cast<size_t>(cols_), where,
@@ -215,6 +229,12 @@ void QuantizedTensor::set_row(int64_t row, std::span<const uint8_t> codes, std::
   require(zero_points.size() == expected_zeros, where,
           "expected " + str(static_cast<int64_t>(expected_zeros)) + " zero points, found " +
               str(static_cast<int64_t>(zero_points.size())));
+  require(mins.size() == (mins_.empty() ? 0 : static_cast<size_t>(groups_)), where,
+          "expected " + str(mins_.empty() ? 0 : groups_) + " minimums, found " + str(static_cast<int64_t>(mins.size())));
+  for (size_t g = 0; g < mins.size(); ++g)
+    require(std::isfinite(mins[g]) && representable(mins[g], scheme_.scale_dtype), where,
+            "minimum " + std::to_string(mins[g]) + " of group " + str(static_cast<int64_t>(g)) + " is not a finite " +
+                std::string(dtype_name(scheme_.scale_dtype)) + " value");
   const uint32_t limit = static_cast<uint32_t>(scheme_.element.code_count());
   for (size_t g = 0; g < scales.size(); ++g) {
     require(std::isfinite(scales[g]) && representable(scales[g], scheme_.scale_dtype), where,
@@ -228,6 +248,7 @@ void QuantizedTensor::set_row(int64_t row, std::span<const uint8_t> codes, std::
             std::span<uint8_t>(codes_).subspan(static_cast<size_t>(row * row_bytes_), static_cast<size_t>(row_bytes_)));
   std::copy(scales.begin(), scales.end(), scales_.begin() + row * groups_);
   if (!zero_points.empty()) std::copy(zero_points.begin(), zero_points.end(), zeros_.begin() + row * groups_);
+  if (!mins.empty()) std::copy(mins.begin(), mins.end(), mins_.begin() + row * groups_);
 }
 
 void QuantizedTensor::set_g_idx(std::vector<int32_t> g_idx) {
@@ -251,6 +272,14 @@ void QuantizedTensor::dequantize_row(int64_t row, std::span<float> out) const {
   unpack_bits(packed_row(row), bits(), codes);
   const float* scales = scales_.data() + row * groups_;
   const uint8_t* zeros = zeros_.empty() ? nullptr : zeros_.data() + row * groups_;
+  if (!mins_.empty()) {  // code · scale + min, in f32 (two roundings, as ggml's Q4_1/Q5_1 decode)
+    const float* mins = mins_.data() + row * groups_;
+    for (int64_t c = 0; c < cols_; ++c) {
+      const int64_t g = group_of(c);
+      out[static_cast<size_t>(c)] = static_cast<float>(codes[static_cast<size_t>(c)]) * scales[g] + mins[g];
+    }
+    return;
+  }
   if (!g_idx_.empty()) {
     for (int64_t c = 0; c < cols_; ++c) {
       const int64_t g = g_idx_[static_cast<size_t>(c)];
@@ -293,6 +322,7 @@ int64_t QuantizedTensor::storage_bytes() const {
   bytes += rows_ * groups_ * static_cast<int64_t>(dtype_size(scheme_.scale_dtype));
   if (!zeros_.empty()) bytes += rows_ * static_cast<int64_t>(packed_bytes(static_cast<size_t>(groups_), bits()));
   bytes += static_cast<int64_t>(g_idx_.size()) * 4;
+  bytes += static_cast<int64_t>(mins_.size() * dtype_size(scheme_.scale_dtype));
   return bytes;
 }
 

@@ -51,6 +51,7 @@ QuantizedTensor quantize_rtn(std::span<const float> weight, int64_t rows, int64_
     std::vector<uint8_t> codes(static_cast<size_t>(cols));
     std::vector<float> scales(static_cast<size_t>(groups));
     std::vector<uint8_t> zeros(quantizer.asymmetric() ? static_cast<size_t>(groups) : 0);
+    std::vector<float> mins(quantizer.float_min() ? static_cast<size_t>(groups) : 0);
     for (int64_t r = begin; r < end; ++r) {
       const float* w = weight.data() + r * cols;
       for (int64_t g = 0; g < groups; ++g) {
@@ -61,9 +62,10 @@ QuantizedTensor quantize_rtn(std::span<const float> weight, int64_t rows, int64_
         const compress_detail::GroupParams p = quantizer.choose({w + c0, n}, importance);
         scales[static_cast<size_t>(g)] = p.scale;
         if (!zeros.empty()) zeros[static_cast<size_t>(g)] = static_cast<uint8_t>(p.zero);
+        if (!mins.empty()) mins[static_cast<size_t>(g)] = p.min;
         for (int64_t c = c0; c < c1; ++c) codes[static_cast<size_t>(c)] = quantizer.encode(w[c], p);
       }
-      out.set_row(r, codes, scales, zeros);
+      out.set_row(r, codes, scales, zeros, mins);
     }
   });
   return out;

@@ -31,7 +31,7 @@ namespace {
 std::vector<std::byte> rtn_encode(std::span<const float> values, int64_t rows, int64_t cols, GgmlType type) {
   RtnOptions rtn;
   rtn.scheme = *ggml_block_scheme(type);
-  rtn.scheme.signed_scales = true;
+  rtn.scheme.signed_scales = !rtn.scheme.float_min;
   rtn.scale.search = ScaleSearch::kMse;
   return pack_ggml_blocks(quantize_rtn(values, rows, cols, rtn), type);
 }
@@ -44,7 +44,7 @@ GgufWriteReport write_quantized_gguf(const std::string& path, const ModelFiles& 
   const bool embedding_float = embedding_type == GgmlType::kF32 || embedding_type == GgmlType::kF16 ||
                                embedding_type == GgmlType::kBF16;
   require(embedding_float || ggml_block_scheme(embedding_type).has_value(), path,
-          "the embedding type must be f32, f16, bf16, q8_0, q5_0, q4_0 or iq4_nl, not " +
+          "the embedding type must be f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl, not " +
               std::string(ggml_traits(embedding_type).name));
   if (!contents.sparse.empty())
     throw Error(path, "layer '" + contents.sparse.begin()->first + "' is pruned; GGUF has no sparse layout (write a lowbit folder)");
@@ -62,7 +62,7 @@ GgufWriteReport write_quantized_gguf(const std::string& path, const ModelFiles& 
       const auto type = ggml_type_of_scheme(q->second.scheme());
       if (!type)
         throw Error(path, "layer '" + linear + "' is quantized as " + q->second.scheme().to_string() +
-                              ", which no GGUF block type holds (q8_0, q5_0, q4_0 and iq4_nl grids do)");
+                              ", which no GGUF block type holds (q8_0, q5_1, q5_0, q4_1, q4_0 and iq4_nl grids do)");
       try {
         write.encoded[name] = {*type, pack_ggml_blocks(q->second, *type)};
       } catch (const Error& e) {

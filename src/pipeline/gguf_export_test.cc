@@ -90,17 +90,17 @@ TEST(GgufExport, RefusesWhatNoGgufTypeHoldsAndWritesNothing) {
     message = e.what();
   }
   EXPECT_EQ(message, path + ": layer 'model.layers.2.self_attn.v_proj' is quantized as int3 g32 (F16 scales, signed), "
-                            "which no GGUF block type holds (q8_0, q5_0, q4_0 and iq4_nl grids do)");
+                            "which no GGUF block type holds (q8_0, q5_1, q5_0, q4_1, q4_0 and iq4_nl grids do)");
   EXPECT_FALSE(std::filesystem::exists(path));
   GgufExportOptions q41;
-  q41.embedding_type = GgmlType::kQ4_1;
+  q41.embedding_type = GgmlType::kQ4_K;
   message.clear();
   try {
     write_quantized_gguf(path, *files, result.contents, q41);
   } catch (const Error& e) {
     message = e.what();
   }
-  EXPECT_EQ(message, path + ": the embedding type must be f32, f16, bf16, q8_0, q5_0, q4_0 or iq4_nl, not q4_1");
+  EXPECT_EQ(message, path + ": the embedding type must be f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl, not q4_K");
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 

@@ -97,10 +97,10 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {model + " --method gptq --static-groups --group 0" + calib, "static groups"},
       {" -m " + dir + "/missing --method rtn", "missing"},
       {model + " --method rtn -o " + dir, "already exists"},
-      {model + " --method rtn --format gguf:q4_k", "GGUF export takes gguf:q8_0, gguf:q5_0, gguf:q4_0 or gguf:iq4_nl"},
+      {model + " --method rtn --format gguf:q4_k", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0 or gguf:iq4_nl"},
       {model + " --method rtn --format gguf:q4_0 --group 64", "--group: gguf:q4_0 blocks hold 32 weights"},
       {model + " --method rtn --format gguf:q4_0 --bits 4", "--format: gives the grid itself"},
-      {model + " --method rtn --format gguf:q4_0 --embedding-type q4_1", "--embedding-type: expected q8_0"},
+      {model + " --method rtn --format gguf:q4_0 --embedding-type q4_k", "--embedding-type: expected q8_0"},
       {model + " --method rtn --embedding-type q8_0", "--embedding-type: only applies to --format gguf:TYPE"},
       {model + " --method rtn --format gguf:q4_0 --keep '*.v_proj=3'", "which no GGUF block type holds"},
   };

@@ -212,7 +212,12 @@ uint64_t write_quantized_model(const std::string& output_dir, const ModelFiles& 
   quantization["quant_method"] = kLowbitQuantMethod;
   quantization["format_version"] = kLowbitQuantFormatVersion;
   quantization["layers"] = nlohmann::json::object();
-  for (const auto& [name, tensor] : contents.quantized) quantization["layers"][name] = quantized_layer_json(spec_of(tensor));
+  for (const auto& [name, tensor] : contents.quantized) {
+    if (tensor.scheme().float_min)
+      throw Error(output_dir, "layer '" + name + "' has a float minimum per group (ggml's Q4_1/Q5_1 grids), which lowbit "
+                              "folders do not store; write it as GGUF (--format gguf:q4_1)");
+    quantization["layers"][name] = quantized_layer_json(spec_of(tensor));
+  }
   for (const auto& [name, tensor] : contents.sparse) {
     if (contents.quantized.contains(name)) throw Error(output_dir, "layer '" + name + "' given both quantized and sparse");
     quantization["layers"][name] = quantized_layer_json(tensor.spec());

@@ -103,7 +103,7 @@ std::optional<GgmlType> gguf_output_type(const std::string& format) {
   if (!format.starts_with("gguf:")) return std::nullopt;
   const auto type = parse_ggml_type(format.substr(5));
   if (!type || !ggml_block_scheme(*type))
-    throw Error("--format", "GGUF export takes gguf:q8_0, gguf:q5_0, gguf:q4_0 or gguf:iq4_nl, found '" + format + "'");
+    throw Error("--format", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0 or gguf:iq4_nl, found '" + format + "'");
   return type;
 }
 
@@ -111,7 +111,7 @@ std::optional<GgmlType> gguf_output_type(const std::string& format) {
 // (as ggml's quantizers do) and the MSE clipping search.
 QuantScheme gguf_scheme(GgmlType type) {
   QuantScheme scheme = *ggml_block_scheme(type);
-  scheme.signed_scales = true;
+  scheme.signed_scales = !scheme.float_min;  // Q4_1/Q5_1's minimum already places the grid
   return scheme;
 }
 
@@ -203,7 +203,7 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
   app.add_flag("--sym", o->sym, "symmetric integer grid ±(2^(b-1)-1), no zero points (default: asymmetric uintB with a zero point per group, as GPTQ/AWQ)");
   app.add_option("--format", o->format,
                  "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats); or "
-                 "gguf:q8_0|q5_0|q4_0|iq4_nl to write a GGUF file llama.cpp runs, quantized on that type's grid");
+                 "gguf:q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl to write a GGUF file llama.cpp runs, quantized on that type's grid");
   if (!sparsify)
     app.add_option("--embedding-type", o->embedding_type,
                    "with --format gguf:TYPE: the token embedding's type, q8_0 (default; llama.cpp's choice for a tied "
@@ -252,7 +252,7 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
       const auto embedding = parse_ggml_type(o->embedding_type);
       if (!embedding || !(ggml_block_scheme(*embedding) || *embedding == GgmlType::kF32 || *embedding == GgmlType::kF16 ||
                           *embedding == GgmlType::kBF16))
-        throw Error("--embedding-type", "expected q8_0, q5_0, q4_0, iq4_nl, f16, bf16 or f32, found '" + o->embedding_type + "'");
+        throw Error("--embedding-type", "expected q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl, f16, bf16 or f32, found '" + o->embedding_type + "'");
       exported.embedding_type = *embedding;
       exported.file_type = llama_file_type(*gguf);
       exported.replace_existing = o->force;

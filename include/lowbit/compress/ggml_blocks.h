@@ -9,10 +9,12 @@
 //   Q4_0    int4 -8..7         (int_full(4);  ggml stores q + 8)
 //   IQ4_NL  16 levels -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113
 //           (ggml's kvalues_iq4nl as a codebook; the code is the level's index)
+// Two more carry a float minimum per block (QuantScheme::float_min): value = q·d + m in f32, d and m f16:
+//   Q4_1    uint4 0..15
+//   Q5_1    uint5 0..31        (4 low bits + 1 high bit, as Q5_0)
 // A tensor quantized with one of these schemes packs into the type's blocks bit for bit
-// (pack_ggml_blocks), so what lowbit evaluated is what llama.cpp decodes. ggml's other types have
-// a float minimum (Q4_1, Q5_1: value = q·d + m) or two-level scales (the k-quants) and are not
-// QuantSchemes; see docs/FORMATS.md "GGUF export".
+// (pack_ggml_blocks), so what lowbit evaluated is what llama.cpp decodes. The k-quants (two-level
+// scales in 256-value super-blocks) are not QuantSchemes; see docs/FORMATS.md "GGUF export".
 #pragma once
 
 #include <cstddef>

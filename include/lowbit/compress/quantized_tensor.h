@@ -22,6 +22,7 @@
 //   zero points  asymmetric grids only: rows x groups_per_row() codes of `bits` bits, each row
 //                packed like the codes (ceil(groups * bits / 8) bytes per row)
 //   g_idx        when present: cols int32
+//   minimums     float_min schemes only: rows x groups_per_row() values of scale_dtype
 #pragma once
 
 #include <cstdint>
@@ -55,6 +56,10 @@ struct QuantScheme {
   // (their d = max / lowest level, signed). Symmetric grids gain nothing; zero-point grids refuse
   // it. The stored scale simply is negative: decoding needs no flag.
   bool signed_scales = false;
+  // Unsigned grids only (uintB): a float minimum per group instead of an integer zero point,
+  // value = code × scale + min (ggml's Q4_1/Q5_1), the min stored like the scale (scale_dtype). Such
+  // tensors are written as GGUF only; they decode through the dequantized path, not packed_gemv.
+  bool float_min = false;
 
   // Integer grids: symmetric = Format::int_symmetric(bits), asymmetric = Format::uint(bits).
   static QuantScheme integer(int bits, int64_t group_size, bool symmetric, DType scale_dtype = DType::kF16);
@@ -62,7 +67,7 @@ struct QuantScheme {
   static QuantScheme with_format(Format element, int64_t group_size, DType scale_dtype = DType::kF16);
 
   int bits() const { return element.bits(); }
-  // Unsigned integer grids carry a zero point per group.
+  // Unsigned integer grids carry a zero point per group (unless they carry a float minimum).
   bool asymmetric() const;
   // The numerics view of the scheme (element, saturating scale format, groups along rows), for
   // numerics' scale search (choose_block_scale) and block quantizer.
@@ -88,7 +93,7 @@ class QuantizedTensor {
   // exactly representable in scale_dtype, g_idx entries in [0, groups). Throws Error.
   static QuantizedTensor from_parts(int64_t rows, int64_t cols, QuantScheme scheme, std::vector<uint8_t> packed_codes,
                                     std::vector<float> scales, std::vector<uint8_t> zero_points = {},
-                                    std::vector<int32_t> g_idx = {});
+                                    std::vector<int32_t> g_idx = {}, std::vector<float> mins = {});
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
@@ -105,6 +110,7 @@ class QuantizedTensor {
   std::span<const float> scales() const { return scales_; }        // [rows x groups]
   std::span<const uint8_t> zero_points() const { return zeros_; }  // [rows x groups], empty when symmetric
   std::span<const int32_t> g_idx() const { return g_idx_; }        // [cols] or empty
+  std::span<const float> mins() const { return mins_; }            // [rows x groups], float_min schemes only
   float scale(int64_t row, int64_t group) const { return scales_[static_cast<size_t>(row * groups_ + group)]; }
   int zero_point(int64_t row, int64_t group) const {
     return zeros_.empty() ? 0 : zeros_[static_cast<size_t>(row * groups_ + group)];
@@ -122,8 +128,9 @@ class QuantizedTensor {
   // each representable in scale_dtype — methods round them so) and zero points (asymmetric only,
   // groups_per_row entries < 2^bits; otherwise empty). Throws Error on any mismatch. Rows may be
   // set concurrently from different threads.
+  // Float-minimum schemes give each group's minimum (representable in scale_dtype) in `mins`.
   void set_row(int64_t row, std::span<const uint8_t> codes, std::span<const float> scales,
-               std::span<const uint8_t> zero_points = {});
+               std::span<const uint8_t> zero_points = {}, std::span<const float> mins = {});
   // Column → group map for non-consecutive groups (cols entries in [0, groups)); empty clears it.
   void set_g_idx(std::vector<int32_t> g_idx);
 
@@ -146,6 +153,7 @@ class QuantizedTensor {
   std::vector<float> scales_;    // rows x groups_
   std::vector<uint8_t> zeros_;   // rows x groups_ (asymmetric)
   std::vector<int32_t> g_idx_;   // cols or empty
+  std::vector<float> mins_;      // rows x groups_ (float_min)
   std::vector<float> levels_;    // element.decode(code) for every code (symmetric dequantization)
 };
 
