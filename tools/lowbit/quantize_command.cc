@@ -230,6 +230,8 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
       "  lowbit quantize -m ../shared/models/stories260K/hf --method gptq --bits 4 --group 32 \\\n"
       "      --calib ../shared/data/tinystories/tinystories_val.txt -o out/stories-gptq4\n"
       "  lowbit quantize -m model.gguf --method awq --bits 3 --calib text.txt --keep '*.down_proj=4' -o out/q3\n"
+      "  lowbit quantize -m model.gguf --method gptq --format gguf:iq4_nl --calib text.txt -o out/model-iq4_nl.gguf\n"
+      "      (a GGUF llama.cpp runs; --keep '*.down_proj=q8_0' mixes types, --keep model.embed_tokens=q4_0 shrinks the table)\n"
       "The output loads in lowbit run / eval / inspect; its layout is in docs/FORMATS.md.");
   if (sparsify)
     app.footer(
