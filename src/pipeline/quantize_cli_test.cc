@@ -103,6 +103,9 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {model + " --method rtn --format gguf:q4_0 --embedding-type q4_k", "--embedding-type: expected q8_0"},
       {model + " --method rtn --embedding-type q8_0", "--embedding-type: only applies to --format gguf:TYPE"},
       {model + " --method rtn --format gguf:q4_0 --keep '*.v_proj=3'", "which no GGUF block type holds"},
+      {model + " --method rtn --budget 5", "--budget: needs --format gguf:TYPE"},
+      {model + " --method rtn --format gguf:q4_0 --budget 5", "--budget: needs --calib"},
+      {model + " --method rtn --format gguf:q4_0 --budget 4" + calib, "--budget: 4.0000 bits per weight is below the cheapest grids' 4.5000"},
   };
   // A quantized folder as input: refused by name rather than as a missing .weight tensor.
   const std::string quantized = dir + "/quantized";

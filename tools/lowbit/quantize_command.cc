@@ -9,7 +9,9 @@
 // quantization is optional (--bits or --format turns it on).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <filesystem>
 #include <cstdio>
 #include <iostream>
@@ -24,6 +26,7 @@
 #include "lowbit/io/quantized_layout.h"
 #include "lowbit/pipeline/recipe.h"
 #include "lowbit/io/tokenizer.h"
+#include "lowbit/pipeline/budget.h"
 #include "lowbit/pipeline/calibration.h"
 #include "lowbit/pipeline/gguf_export.h"
 #include "lowbit/pipeline/quantize_model.h"
@@ -40,7 +43,7 @@ struct QuantizeCliOptions {
   int bits = 4;
   int64_t group = 128;
   bool sym = false, act_order = false, static_groups = false, clip_search = false, force = false, json = false;
-  double percdamp = 0.01;
+  double percdamp = 0.01, budget = 0;
   std::vector<std::string> keep;
   CalibrationOptions calibration;
 };
@@ -205,6 +208,10 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
                  "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats); or "
                  "gguf:q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl to write a GGUF file llama.cpp runs, quantized on that type's grid");
   if (!sparsify)
+    app.add_option("--budget", o->budget,
+                   "with --format gguf:TYPE and --calib: bits per weight to spend over the block linears and the embedding "
+                   "table; each tensor gets TYPE or a wider GGUF type where the calibration says it matters most");
+  if (!sparsify)
     app.add_option("--embedding-type", o->embedding_type,
                    "with --format gguf:TYPE: the token embedding's type, q8_0 (default; llama.cpp's choice for a tied "
                    "head), q5_0, q4_0, iq4_nl, f16, bf16 or f32");
@@ -296,6 +303,37 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
         throw Error(o->calib, e.what());
       }
     }
+    std::optional<BudgetPlan> budget;
+    if (flag_given(*self, "--budget")) {
+      if (!gguf) throw Error("--budget", "needs --format gguf:TYPE (the grids it chooses among)");
+      if (calibration.empty()) throw Error("--budget", "needs --calib: the sensitivities are measured on it");
+      // The ladder: TYPE, then every wider type (by true bits per weight).
+      std::vector<std::pair<double, QuantScheme>> ladder;
+      const double base_bits = ggml_traits(*gguf).type_size * 8.0 / 32;
+      for (GgmlType type : ggml_scheme_types()) {
+        const double bits = ggml_traits(type).type_size * 8.0 / 32;
+        if (type == *gguf || bits > base_bits) ladder.emplace_back(bits, gguf_scheme(type));
+      }
+      std::stable_sort(ladder.begin(), ladder.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<QuantScheme> candidates;
+      for (size_t i = 0; i < ladder.size(); ++i)
+        if (i == 0 || ladder[i].first > ladder[i - 1].first) candidates.push_back(ladder[i].second);  // one per width
+      std::fprintf(stderr, "budget: measuring %zu grids on every tensor ...\n", candidates.size());
+      budget = plan_budget(files, candidates, o->budget, calibration);
+      std::map<std::string, int> counts;
+      for (const auto& [name, scheme] : budget->schemes) {
+        if (recipe.plan_for(name).quantize || name == "model.embed_tokens") {
+          QuantRule rule;
+          rule.pattern = name;
+          rule.plan.scheme = scheme;
+          recipe.rules.push_back(rule);
+        }
+        counts[std::string(ggml_traits(*ggml_type_of_scheme(scheme)).name)]++;
+      }
+      std::string summary;
+      for (const auto& [type, count] : counts) summary += " " + type + " x" + std::to_string(count);
+      std::fprintf(stderr, "budget: %.4f bits per weight over the planned tensors:%s\n", budget->bits_per_weight, summary.c_str());
+    }
     const bool tty = ::isatty(STDERR_FILENO);
     QuantizeResult result = quantize_model(files, recipe, calibration, [&](const BlockProgress& p) {
       if (p.block == 0) {
@@ -351,7 +389,18 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     if (o->json) {
       nlohmann::json layers = nlohmann::json::array();
       for (const LayerReport& r : result.layers) layers.push_back(report_json(r));
+      nlohmann::json budget_json = nullptr;
+      if (budget) {
+        budget_json = {{"target_bits_per_weight", o->budget}, {"bits_per_weight", budget->bits_per_weight}};
+        for (size_t i = 0; i < budget->items.size(); ++i) {
+          const BudgetItem& item = budget->items[i];
+          budget_json["tensors"][item.name] = {
+              {"type", std::string(ggml_traits(*ggml_type_of_scheme(budget->schemes.at(item.name))).name)},
+              {"bits", item.bits}, {"relative_errors", item.errors}};
+        }
+      }
       std::cout << nlohmann::json{{"model", o->model},
+                                  {"budget", budget_json},
                                   {"output", o->output},
                                   {"recipe", recipe.to_json()},
                                   {"calibration_tokens", result.calibration_tokens},
