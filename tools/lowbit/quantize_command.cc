@@ -254,8 +254,11 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     // Output problems are found now, not after the work.
     if (std::filesystem::exists(o->output) && !o->force)
       throw Error(o->output, "already exists (pass --force to replace it)");
+    if (flag_given(*self, "--budget") && !gguf_output_type(o->format))
+      throw Error("--budget", "needs --format gguf:TYPE (the grids it chooses among)");
     auto files = std::make_shared<ModelFiles>(open_model(o->model));
     const auto gguf = gguf_output_type(o->format);
+    std::vector<std::string> notes;  // printed once every check has passed (errors stay one line)
     GgufExportOptions exported;
     if (gguf) {
       const auto embedding = parse_ggml_type(o->embedding_type);
@@ -277,8 +280,7 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
           f16.plan.quantize = false;
           f16.plan.keep_dtype = DType::kF16;
           recipe.rules.push_back(f16);
-          std::fprintf(stderr, "%s: rows of %lld inputs are not whole blocks of 32; kept f16\n", linear.c_str(),
-                       static_cast<long long>(tensor.dim(1)));
+          notes.push_back(linear + ": rows of " + std::to_string(tensor.dim(1)) + " inputs are not whole blocks of 32; kept f16");
           continue;
         }
         const LayerPlan plan = recipe.plan_for(linear);
@@ -305,7 +307,6 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     }
     std::optional<BudgetPlan> budget;
     if (flag_given(*self, "--budget")) {
-      if (!gguf) throw Error("--budget", "needs --format gguf:TYPE (the grids it chooses among)");
       if (calibration.empty()) throw Error("--budget", "needs --calib: the sensitivities are measured on it");
       // The ladder: TYPE, then every wider type (by true bits per weight).
       std::vector<std::pair<double, QuantScheme>> ladder;
@@ -318,7 +319,6 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
       std::vector<QuantScheme> candidates;
       for (size_t i = 0; i < ladder.size(); ++i)
         if (i == 0 || ladder[i].first > ladder[i - 1].first) candidates.push_back(ladder[i].second);  // one per width
-      std::fprintf(stderr, "budget: measuring %zu grids on every tensor ...\n", candidates.size());
       budget = plan_budget(files, candidates, o->budget, calibration);
       std::map<std::string, int> counts;
       for (const auto& [name, scheme] : budget->schemes) {
@@ -332,8 +332,9 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
       }
       std::string summary;
       for (const auto& [type, count] : counts) summary += " " + type + " x" + std::to_string(count);
-      std::fprintf(stderr, "budget: %.4f bits per weight over the planned tensors:%s\n", budget->bits_per_weight, summary.c_str());
+      notes.push_back("budget: " + std::to_string(budget->bits_per_weight) + " bits per weight over the planned tensors:" + summary);
     }
+    for (const std::string& note : notes) std::fprintf(stderr, "%s\n", note.c_str());
     const bool tty = ::isatty(STDERR_FILENO);
     QuantizeResult result = quantize_model(files, recipe, calibration, [&](const BlockProgress& p) {
       if (p.block == 0) {
