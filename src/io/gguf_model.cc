@@ -248,9 +248,11 @@ GgufWriteReport write_model_gguf(const ModelFiles& model, const std::string& pat
   metadata.emplace_back("general.file_type", GgufValue::u32(file_type));
   if (type == GgmlType::kQ8_0 || !options.encoded.empty())
     metadata.emplace_back("general.quantization_version", GgufValue::u32(2));
-  for (const auto& [name, encoded] : options.encoded)
+  for (const auto& entry : options.encoded) {
+    const std::string& name = entry.first;
     if (std::none_of(model.tensors.begin(), model.tensors.end(), [&](const auto& t) { return t.first == name; }))
       throw Error(path, "encoded tensor '" + name + "' is not a tensor of the model");
+  }
 
   GgufWriteReport report;
   std::vector<std::vector<std::byte>> buffers(model.tensors.size());

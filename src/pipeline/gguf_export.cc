@@ -79,7 +79,8 @@ GgufWriteReport write_quantized_gguf(const std::string& path, const ModelFiles& 
       }
       continue;
     }
-    const auto dense = std::find_if(contents.dense.begin(), contents.dense.end(), [&](const auto& t) { return t.first == name; });
+    const std::string& wanted = name;  // (a structured binding cannot be captured before C++20's P1091 in clang)
+    const auto dense = std::find_if(contents.dense.begin(), contents.dense.end(), [&](const auto& t) { return t.first == wanted; });
     require(dense != contents.dense.end(), path, "tensor '" + name + "' is missing from the quantized model");
     tensor = dense->second;
   }
