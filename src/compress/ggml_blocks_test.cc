@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "compress/compress_test_util.h"
+#include "testing/shared_data.h"
 #include "lowbit/compress/gptq.h"
 #include "lowbit/compress/rtn.h"
 #include "lowbit/core/error.h"
@@ -119,20 +120,12 @@ TEST(GgmlBlocks, UnpackInvertsPackAndReadsGgmlsBlocks) {
     expect_bitwise_equal(unpack_ggml_blocks(reference, rows, cols, type).dequantize(), ggml_decode(type, reference, w.size()),
                          name + " from ggml's quantizer");
   }
-  auto message = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   std::vector<std::byte> short_bytes(ggml_row_bytes(GgmlType::kQ4_0, 64) * 2 - 1);
-  EXPECT_EQ(message([&] { unpack_ggml_blocks(short_bytes, 2, 64, GgmlType::kQ4_0); }),
+  EXPECT_EQ(testing::error_from([&] { unpack_ggml_blocks(short_bytes, 2, 64, GgmlType::kQ4_0); }),
             "GGUF q4_0 tensor: has 71 bytes, expected 72");
   std::vector<std::byte> inf_scale(ggml_row_bytes(GgmlType::kQ8_0, 32));
   inf_scale[1] = std::byte{0x7C};  // f16 +Inf
-  EXPECT_EQ(message([&] { unpack_ggml_blocks(inf_scale, 1, 32, GgmlType::kQ8_0); }),
+  EXPECT_EQ(testing::error_from([&] { unpack_ggml_blocks(inf_scale, 1, 32, GgmlType::kQ8_0); }),
             "GGUF q8_0 tensor: row 0 block 0 has a non-finite scale");
 }
 
@@ -219,22 +212,14 @@ TEST(GgmlBlocks, GptqWithIdentityHessianEqualsRtnInTheType) {
 TEST(GgmlBlocks, RefusesTensorsThatDoNotFitTheType) {
   const auto w = heavy_tailed(2, 64, 3);
   const QuantizedTensor q4 = quantize_rtn(w, 2, 64, gguf_rtn(GgmlType::kQ4_0));
-  auto message = [](auto&& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_EQ(message([&] { pack_ggml_blocks(q4, GgmlType::kQ5_0); }),
+  EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(q4, GgmlType::kQ5_0); }),
             "GGUF q5_0 export: the tensor is quantized as int4:full g32 (F16 scales, signed), q5_0 needs int5:full g32 (F16 scales)");
-  EXPECT_EQ(message([&] { pack_ggml_blocks(q4, GgmlType::kQ4_K); }),
+  EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(q4, GgmlType::kQ4_K); }),
             "GGUF q4_K export: q4_K is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 and IQ4_NL are)");
   RtnOptions ragged = gguf_rtn(GgmlType::kQ8_0);
   const auto w48 = heavy_tailed(2, 48, 4);
   ragged.scheme.group_size = 32;  // 48 columns: a ragged last group of 16
-  EXPECT_EQ(message([&] { pack_ggml_blocks(quantize_rtn(w48, 2, 48, ragged), GgmlType::kQ8_0); }),
+  EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(quantize_rtn(w48, 2, 48, ragged), GgmlType::kQ8_0); }),
             "GGUF q8_0 export: rows of 48 values are not whole blocks of 32");
 }
 
