@@ -33,14 +33,11 @@ constexpr std::array<GgmlType, 6> kSchemeTypes = {GgmlType::kQ4_0, GgmlType::kQ4
 bool has_min(GgmlType type) { return type == GgmlType::kQ4_1 || type == GgmlType::kQ5_1; }
 bool five_bit(GgmlType type) { return type == GgmlType::kQ5_0 || type == GgmlType::kQ5_1; }
 
-// The unsigned nibble/byte ggml stores for code `code` of `type`'s grid (two's complement codes
-// of the integer grids become q + offset; codebook codes are already level indices).
-uint8_t stored_code(GgmlType type, uint8_t code) {
-  switch (type) {
-    case GgmlType::kQ4_0: return static_cast<uint8_t>(((code ^ 0x8) - 0x8 + 8) & 0xF);   // sign-extend 4 bits, + 8
-    case GgmlType::kQ5_0: return static_cast<uint8_t>(((code ^ 0x10) - 0x10 + 16) & 0x1F);
-    default: return code;  // Q8_0: the int8 byte itself; IQ4_NL: the index
-  }
+// ggml stores Q4_0/Q5_0's q as u = q + 2^(b-1); for a b-bit two's complement code that is the code
+// with its top bit flipped, and flipping it again gives the code back. Other types store the code
+// itself (Q8_0: the int8 byte; Q4_1/Q5_1: the unsigned code; IQ4_NL: the level's index).
+uint8_t stored_code_flip(GgmlType type) {
+  return type == GgmlType::kQ4_0 ? 0x8 : type == GgmlType::kQ5_0 ? 0x10 : 0;
 }
 
 }  // namespace
@@ -59,6 +56,13 @@ std::optional<QuantScheme> ggml_block_scheme(GgmlType type) {
     }
     default: return std::nullopt;
   }
+}
+
+QuantScheme ggml_quantizer_scheme(GgmlType type) {
+  std::optional<QuantScheme> scheme = ggml_block_scheme(type);
+  require(scheme.has_value(), "GGUF " + std::string(ggml_traits(type).name), "is not a lowbit grid");
+  scheme->signed_scales = !scheme->float_min;  // a float minimum already places the grid
+  return *scheme;
 }
 
 std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme) {
@@ -87,6 +91,7 @@ std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType 
 
   const int64_t rows = tensor.rows(), cols = tensor.cols(), blocks = cols / kBlock;
   const size_t block_bytes = ggml_traits(type).type_size;
+  const uint8_t flip = stored_code_flip(type);
   std::vector<std::byte> out(static_cast<size_t>(rows * blocks) * block_bytes);
   std::vector<uint8_t> codes(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
@@ -102,7 +107,7 @@ std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType 
         body = block + 4;
       }
       uint8_t u[kBlock];
-      for (int64_t j = 0; j < kBlock; ++j) u[j] = stored_code(type, codes[static_cast<size_t>(b * kBlock + j)]);
+      for (int64_t j = 0; j < kBlock; ++j) u[j] = static_cast<uint8_t>(codes[static_cast<size_t>(b * kBlock + j)] ^ flip);
       if (type == GgmlType::kQ8_0) {
         std::memcpy(body, u, kBlock);
         continue;
@@ -124,16 +129,14 @@ std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType 
 QuantizedTensor unpack_ggml_blocks(std::span<const std::byte> bytes, int64_t rows, int64_t cols, GgmlType type) {
   const std::string name(ggml_traits(type).name);
   const std::string where = "GGUF " + name + " tensor";
-  auto scheme = ggml_block_scheme(type);
-  require(scheme.has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 and IQ4_NL are)");
+  require(ggml_block_scheme(type).has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 and IQ4_NL are)");
   require(rows >= 0 && cols > 0 && cols % kBlock == 0, where, "rows of " + std::to_string(cols) + " values are not whole blocks of 32");
   const size_t block_bytes = ggml_traits(type).type_size;
   const int64_t blocks = cols / kBlock;
   require(bytes.size() == static_cast<size_t>(rows * blocks) * block_bytes, where,
           "has " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(rows * blocks * static_cast<int64_t>(block_bytes)));
-  scheme->signed_scales = !scheme->float_min;
-  QuantizedTensor t(rows, cols, *scheme);
-  const int bits = scheme->bits();
+  QuantizedTensor t(rows, cols, ggml_quantizer_scheme(type));
+  const uint8_t flip = stored_code_flip(type);
   std::vector<uint8_t> codes(static_cast<size_t>(cols));
   std::vector<float> scales(static_cast<size_t>(blocks)), mins(has_min(type) ? static_cast<size_t>(blocks) : 0);
   for (int64_t r = 0; r < rows; ++r) {
@@ -162,9 +165,7 @@ QuantizedTensor unpack_ggml_blocks(std::span<const std::byte> bytes, int64_t row
       for (int64_t j = 0; j < kBlock; ++j) {
         uint32_t u = j < kBlock / 2 ? qs[j] & 0xF : qs[j - kBlock / 2] >> 4;
         if (five_bit(type)) u |= ((qh >> j) & 1u) << 4;
-        // Stored u = q + offset (Q4_0: 8, Q5_0: 16) back to the two's complement code; IQ4_NL: the index.
-        if (type == GgmlType::kQ4_0 || type == GgmlType::kQ5_0) u = (u - (1u << (bits - 1))) & ((1u << bits) - 1);
-        c[j] = static_cast<uint8_t>(u);
+        c[j] = static_cast<uint8_t>(u ^ flip);
       }
     }
     t.set_row(r, codes, scales, {}, mins);

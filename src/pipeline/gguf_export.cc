@@ -30,8 +30,7 @@ namespace {
 // `values` (rows x cols) on `type`'s grid by RTN with the clipping search, packed.
 std::vector<std::byte> rtn_encode(std::span<const float> values, int64_t rows, int64_t cols, GgmlType type) {
   RtnOptions rtn;
-  rtn.scheme = *ggml_block_scheme(type);
-  rtn.scheme.signed_scales = !rtn.scheme.float_min;
+  rtn.scheme = ggml_quantizer_scheme(type);
   rtn.scale.search = ScaleSearch::kMse;
   return pack_ggml_blocks(quantize_rtn(values, rows, cols, rtn), type);
 }

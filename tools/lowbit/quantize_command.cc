@@ -110,14 +110,6 @@ std::optional<GgmlType> gguf_output_type(const std::string& format) {
   return type;
 }
 
-// A ggml type's grid as lowbit quantizes it: its scheme with the scale's sign chosen per block
-// (as ggml's quantizers do) and the MSE clipping search.
-QuantScheme gguf_scheme(GgmlType type) {
-  QuantScheme scheme = *ggml_block_scheme(type);
-  scheme.signed_scales = !scheme.float_min;  // Q4_1/Q5_1's minimum already places the grid
-  return scheme;
-}
-
 QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
   QuantRecipe recipe;
   if (!o.recipe.empty()) recipe = QuantRecipe::from_json(read_json_file(o.recipe), o.recipe);
@@ -128,7 +120,7 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
     if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
     if (given("--group") && o.group != 32) throw Error("--group", o.format + " blocks hold 32 weights, found --group " + std::to_string(o.group));
     if (given("--scale-dtype") && o.scale_dtype != "f16") throw Error("--scale-dtype", o.format + " stores f16 scales");
-    recipe.scheme = gguf_scheme(*gguf);
+    recipe.scheme = ggml_quantizer_scheme(*gguf);
     recipe.clip_search = true;
   } else if (!o.format.empty()) {
     if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
@@ -152,7 +144,7 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
     if (type && ggml_block_scheme(*type)) {
       QuantRule rule;
       rule.pattern = keep.substr(0, eq);
-      rule.plan.scheme = gguf_scheme(*type);
+      rule.plan.scheme = ggml_quantizer_scheme(*type);
       recipe.rules.push_back(rule);
       continue;
     }
@@ -313,7 +305,7 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
       const double base_bits = ggml_traits(*gguf).type_size * 8.0 / 32;
       for (GgmlType type : ggml_scheme_types()) {
         const double bits = ggml_traits(type).type_size * 8.0 / 32;
-        if (type == *gguf || bits > base_bits) ladder.emplace_back(bits, gguf_scheme(type));
+        if (type == *gguf || bits > base_bits) ladder.emplace_back(bits, ggml_quantizer_scheme(type));
       }
       std::stable_sort(ladder.begin(), ladder.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
       std::vector<QuantScheme> candidates;

@@ -29,7 +29,11 @@ namespace lowbit {
 
 // The scheme of a ggml block type (group 32, f16 scales); nullopt for types that are not one.
 std::optional<QuantScheme> ggml_block_scheme(GgmlType type);
-// The ggml type whose scheme equals `scheme` exactly; nullopt when there is none.
+// The scheme lowbit's methods quantize `type` with: ggml_block_scheme(type) with the scale's sign
+// chosen per block (signed_scales, the layout is the same) on the types without a float minimum.
+// Throws Error for types without a scheme.
+QuantScheme ggml_quantizer_scheme(GgmlType type);
+// The ggml type whose scheme equals `scheme` exactly (signed_scales aside); nullopt when there is none.
 std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme);
 // The types ggml_block_scheme knows, in ggml's numbering order.
 std::span<const GgmlType> ggml_scheme_types();
