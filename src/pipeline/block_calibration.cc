@@ -37,8 +37,9 @@ std::map<std::string, InputStatistics> collect_input_statistics(LlamaModel& mode
 }
 
 static const DenseLinear& dense(const LlamaModel& model, const std::string& name) {
-  // A tied head is the embedding table itself.
-  const LinearLayer& linear = name == "lm_head" && model.config().tie_word_embeddings ? model.embedding() : model.linear(name);
+  // "model.embed_tokens" names the embedding table; a tied head is that table itself.
+  const bool table = name == "model.embed_tokens" || (name == "lm_head" && model.config().tie_word_embeddings);
+  const LinearLayer& linear = table ? model.embedding() : model.linear(name);
   const auto* layer = dynamic_cast<const DenseLinear*>(&linear);
   if (!layer) throw Error("layer '" + name + "' is already quantized");
   return *layer;

@@ -26,7 +26,8 @@ std::map<std::string, InputStatistics> collect_input_statistics(LlamaModel& mode
                                                                 int64_t seqlen, const std::vector<std::string>& inputs,
                                                                 bool channels);
 
-// A dense layer's weights as f32 [out, in] (Error when the layer is already quantized).
+// A dense layer's weights as f32 [out, in] (Error when the layer is already quantized);
+// "model.embed_tokens" names the embedding table (as does "lm_head" when tied).
 std::vector<float> dense_weight(const LlamaModel& model, const std::string& name);
 // The bias of a dense layer (empty when none).
 std::vector<float> dense_bias(const LlamaModel& model, const std::string& name);

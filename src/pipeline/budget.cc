@@ -5,8 +5,10 @@
 #include <string>
 
 #include "lowbit/compress/rtn.h"
+#include "lowbit/compress/statistics.h"
 #include "lowbit/core/error.h"
 #include "lowbit/model/llama.h"
+#include "block_calibration.h"
 
 namespace lowbit {
 
@@ -53,13 +55,10 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
   require(!calibration.empty(), "--budget", "needs calibration text (--calib): the sensitivities come from it");
   LlamaModel model(files);
   const LlamaConfig& config = model.config();
-  // diag(H) of every linear's input: Σ_t x_tj², accumulated in double, sequences in order.
-  std::map<std::string, std::vector<double>> diagonal;
+  // diag(H) of every linear's input: Σ_t x_tj² (ChannelStatistics' sum of squares), sequences in order.
+  std::map<std::string, ChannelStatistics> inputs;
   model.set_linear_observer([&](const std::string& name, const float* x, int64_t tokens, int64_t in) {
-    auto& d = diagonal[name];
-    d.resize(static_cast<size_t>(in), 0.0);
-    for (int64_t t = 0; t < tokens; ++t)
-      for (int64_t j = 0; j < in; ++j) d[static_cast<size_t>(j)] += static_cast<double>(x[t * in + j]) * x[t * in + j];
+    inputs.try_emplace(name, in).first->second.add({x, static_cast<size_t>(tokens * in)}, tokens);
   });
   for (const auto& sequence : calibration) {  // all logits: the head must see every position
     KvCache cache(config, static_cast<int64_t>(sequence.size()));
@@ -82,13 +81,12 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
     bool fits = true;
     for (const QuantScheme& scheme : candidates) fits = fits && (scheme.group_size == 0 || cols % scheme.group_size == 0);
     if (!fits) continue;
-    std::vector<float> w(static_cast<size_t>(rows * cols));
-    for (int64_t r = 0; r < rows; ++r) layer.weight_row(r, w.data() + r * cols);
+    const std::vector<float> w = pipeline_detail::dense_weight(model, name);
     // An untied table is only looked up: every column counts alike.
     std::vector<float> importance(static_cast<size_t>(cols), 1.0f);
     const std::string input = table ? "lm_head" : name;
     if (!table || config.tie_word_embeddings)
-      for (int64_t j = 0; j < cols; ++j) importance[static_cast<size_t>(j)] = static_cast<float>(diagonal.at(input)[static_cast<size_t>(j)]);
+      for (int64_t j = 0; j < cols; ++j) importance[static_cast<size_t>(j)] = static_cast<float>(inputs.at(input).sum_square()[static_cast<size_t>(j)]);
     double signal = 0;
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < cols; ++j) signal += importance[static_cast<size_t>(j)] * static_cast<double>(w[r * cols + j]) * w[r * cols + j];

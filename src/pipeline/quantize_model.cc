@@ -183,13 +183,13 @@ class SequentialQuantizer {
     for (const std::string& name : members) {
       const auto start = Clock::now();
       const LayerPlan plan = recipe_.plan_for(name);
-      // The embedding table is worked on as the tied head (which reads it) or as itself.
+      // The embedding table is worked on as itself; tied, the head that reads it is replaced too.
       const bool embedding = name == "model.embed_tokens";
-      const std::string source = embedding && model_.config().tie_word_embeddings ? "lm_head" : name;
-      const LinearLayer& layer = embedding && source == name ? model_.embedding() : model_.linear(source);
+      const bool tied_table = embedding && model_.config().tie_word_embeddings;
+      const LinearLayer& layer = embedding ? model_.embedding() : model_.linear(name);
       const int64_t rows = layer.out_features(), cols = layer.in_features();
-      const std::vector<float> weight = embedding && source == name ? embedding_weight() : dense_weight(model_, source);
-      std::vector<float> bias = embedding ? std::vector<float>() : dense_bias(model_, name);
+      const std::vector<float> weight = dense_weight(model_, name);
+      std::vector<float> bias = dense_bias(model_, name);
       LayerReport report{name, plan.to_string(), rows, cols, 0, kNaN, 0, -1};
       std::vector<float> result;  // the layer's weights as they now are, for the error report
       if (plan.sparse) {
@@ -209,7 +209,8 @@ class SequentialQuantizer {
                                                                      prepared ? &*prepared : nullptr));
         result = tensor->dequantize();
         report.bits_per_weight = tensor->bits_per_weight();
-        if (source != name || !embedding) model_.replace_linear(source, std::make_unique<QuantizedLinear>(tensor, std::move(bias)));
+        if (!embedding || tied_table)
+          model_.replace_linear(tied_table ? "lm_head" : name, std::make_unique<QuantizedLinear>(tensor, std::move(bias)));
         quantized_[name] = tensor;
       }
       if (auto it = alpha_.find(name); it != alpha_.end()) report.awq_alpha = it->second;
@@ -217,14 +218,6 @@ class SequentialQuantizer {
       report.seconds = seconds_since(start);
       reports_.push_back(std::move(report));
     }
-  }
-
-  // The source's embedding table as f32 (an untied embedding is not a linear layer of the model).
-  std::vector<float> embedding_weight() const {
-    const LinearLayer& table = model_.embedding();
-    std::vector<float> w(static_cast<size_t>(table.out_features() * table.in_features()));
-    for (int64_t r = 0; r < table.out_features(); ++r) table.weight_row(r, w.data() + r * table.in_features());
-    return w;
   }
 
   static std::unique_ptr<LinearLayer> dense_linear(const std::vector<float>& w, int64_t rows, int64_t cols,
