@@ -187,8 +187,9 @@ TEST(GgmlBlocks, RtnLosesNoMoreThanLlamaCppsQuantizer) {
     const auto lowbit_weighted = quantize_rtn(w, rows, cols, weighted).dequantize();
     EXPECT_LE(squared_error(w, lowbit_weighted, cols, importance), squared_error(w, llama, cols, importance))
         << ggml_traits(type).name;
-    if (type != GgmlType::kQ8_0)  // 4- and 5-bit grids leave room: the search finds a clearly better point
+    if (type != GgmlType::kQ8_0) {  // 4- and 5-bit grids leave room: the search finds a clearly better point
       EXPECT_LT(squared_error(w, lowbit, cols), 0.95 * squared_error(w, llama, cols)) << ggml_traits(type).name;
+    }
   }
 }
 

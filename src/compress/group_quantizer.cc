@@ -4,8 +4,6 @@
 #include <cmath>
 #include <vector>
 
-#include "lowbit/core/half.h"
-
 namespace lowbit::compress_detail {
 
 GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& scale)
@@ -18,7 +16,6 @@ GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& sc
   }
   asymmetric_ = scheme.asymmetric();
   float_min_ = scheme.float_min;
-  scale_dtype_ = scheme.scale_dtype;
   mirror_ = scheme.signed_scales && element_.lowest_value() != -element_.max_value();
   integer_ = element_.kind() == Format::Kind::kInt;
   if (integer_) {
@@ -80,17 +77,6 @@ GroupParams GroupQuantizer::choose(std::span<const float> values, std::span<cons
   return error(values, importance, mirrored) < error(values, importance, plain) ? mirrored : plain;
 }
 
-namespace {
-// x rounded into the scale dtype (saturating, as scales are).
-float to_dtype(float x, DType dtype) {
-  switch (dtype) {
-    case DType::kF16: return f16_bits_to_f32(f32_to_f16_bits(std::clamp(x, -65504.0f, 65504.0f)));
-    case DType::kBF16: return bf16_bits_to_f32(f32_to_bf16_bits(x));
-    default: return x;
-  }
-}
-}  // namespace
-
 GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std::span<const float> importance) const {
   if (values.empty()) return {};
   float lo = values[0], hi = values[0];
@@ -98,8 +84,8 @@ GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std:
   const double levels = max_code_;  // 2^b − 1 steps
   auto candidate = [&](double a, double b) {
     GroupParams p;
-    p.scale = to_dtype(static_cast<float>((b - a) / levels), scale_dtype_);
-    p.min = to_dtype(static_cast<float>(a), scale_dtype_);
+    p.scale = block_format_.scale.quantize(static_cast<float>((b - a) / levels));
+    p.min = block_format_.scale.quantize(static_cast<float>(a));
     return p;
   };
   // Least-squares refit of (scale, min) to the codes of p: minimize Σ v (x − (q·d + m))² — the
@@ -113,13 +99,13 @@ GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std:
     const double det = sw * sqq - sq * sq;
     if (!(det > 0)) return p;
     GroupParams r;
-    r.scale = to_dtype(static_cast<float>((sw * sqx - sq * sx) / det), scale_dtype_);
-    r.min = to_dtype(static_cast<float>((sqq * sx - sq * sqx) / det), scale_dtype_);
+    r.scale = block_format_.scale.quantize(static_cast<float>((sw * sqx - sq * sx) / det));
+    r.min = block_format_.scale.quantize(static_cast<float>((sqq * sx - sq * sqx) / det));
     return r.scale > 0 ? r : p;
   };
   if (!(hi > lo)) {  // a constant group: scale 0, every weight the minimum
     GroupParams p;
-    p.min = to_dtype(lo, scale_dtype_);
+    p.min = block_format_.scale.quantize(lo);
     return p;
   }
   GroupParams best = candidate(lo, hi);

@@ -86,7 +86,6 @@ class GroupQuantizer {
   // or just the full range), each candidate refitted by weighted least squares, the best kept.
   GroupParams choose_float_min(std::span<const float> values, std::span<const float> importance) const;
   bool asymmetric_ = false, integer_ = false, mirror_ = false, float_min_ = false;
-  DType scale_dtype_ = DType::kF16;
   double fraction_scale_ = 1, int_min_ = 0, int_max_ = 0, max_code_ = 0;
   int32_t mask_ = 0;
   uint8_t zero_code_ = 0;
