@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <vector>
 
 namespace lowbit::numerics_detail {
 
@@ -105,6 +106,16 @@ KernelParams make_kernel_params(const Format& format, Rounding mode) {
     case Format::Kind::kLookup: {
       const auto levels = format.levels();
       if (levels.size() > 16) return p;
+      // The thresholds cost a binary search over the floats per level (~500 scalar encodes), and a
+      // clipping search asks for the same table once per candidate scale of every group, so each
+      // thread keeps the last table it built (same levels and mode: the same thresholds).
+      struct Memo {
+        std::vector<float> levels;
+        Rounding mode = Rounding::kNearestEven;
+        KernelParams params;
+      };
+      thread_local Memo memo;
+      if (!memo.levels.empty() && memo.mode == mode && std::ranges::equal(memo.levels, levels)) return memo.params;
       p.path = KernelParams::Path::kLookup;
       p.lookup_count = static_cast<int>(levels.size());
       p.thresholds.fill(NAN);
@@ -113,6 +124,7 @@ KernelParams make_kernel_params(const Format& format, Rounding mode) {
       if (!is_stochastic(mode))  // stochastic modes compare with the levels themselves
         for (uint32_t i = 0; i + 1 < levels.size(); ++i) p.thresholds[i] = lookup_threshold(format, mode, i);
       p.lookup_nan_code = format.encode(NAN);
+      memo = {std::vector<float>(levels.begin(), levels.end()), mode, p};
       return p;
     }
   }
