@@ -1,6 +1,8 @@
 #include "lowbit/pipeline/budget.h"
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <cstdio>
 #include <string>
 
@@ -49,10 +51,77 @@ std::vector<size_t> allocate_budget(const std::vector<BudgetItem>& items, double
   }
 }
 
+namespace {
+
+// log_softmax of each row of logits [tokens, vocab], in place (double accumulation).
+void log_softmax_rows(std::vector<float>& logits, int64_t vocab) {
+  for (size_t t = 0; t * static_cast<size_t>(vocab) < logits.size(); ++t) {
+    float* row = logits.data() + t * static_cast<size_t>(vocab);
+    const float top = *std::max_element(row, row + vocab);
+    double sum = 0;
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(row[v]) - top);
+    const float log_sum = static_cast<float>(top + std::log(sum));
+    for (int64_t v = 0; v < vocab; ++v) row[v] -= log_sum;
+  }
+}
+
+// The KL probe: the fp model's hidden state entering every block and its next-token log-probabilities
+// on one calibration window, so that a tensor of block b is measured by re-running blocks b.. only.
+class KlProbe {
+ public:
+  KlProbe(LlamaModel& model, std::span<const int32_t> tokens) : model_(model), tokens_(static_cast<int64_t>(tokens.size())) {
+    const int64_t d = model.config().hidden_size;
+    std::vector<float> x(static_cast<size_t>(tokens_ * d));
+    model.embed(tokens, x.data());
+    for (int64_t b = 0; b < model.num_blocks(); ++b) {
+      block_inputs_.push_back(x);
+      model.forward_block(b, x.data(), tokens_);
+    }
+    base_ = logits_from(model.num_blocks(), std::move(x));
+  }
+
+  // Mean over the window's positions of KL(P_fp || P_model), the model run from block `block` on x.
+  double kl_from(int64_t block, std::vector<float> x) const {
+    const std::vector<float> logp = logits_from(block, std::move(x));
+    const int64_t vocab = model_.config().vocab_size;
+    double total = 0;
+    for (int64_t t = 0; t < tokens_; ++t) {
+      const float* p = base_.data() + t * vocab;
+      const float* q = logp.data() + t * vocab;
+      double kl = 0;
+      for (int64_t v = 0; v < vocab; ++v) kl += std::exp(static_cast<double>(p[v])) * (static_cast<double>(p[v]) - q[v]);
+      total += kl;
+    }
+    return total / static_cast<double>(tokens_);
+  }
+  const std::vector<float>& block_input(int64_t block) const { return block_inputs_[static_cast<size_t>(block)]; }
+
+ private:
+  std::vector<float> logits_from(int64_t block, std::vector<float> x) const {
+    for (int64_t b = block; b < model_.num_blocks(); ++b) model_.forward_block(b, x.data(), tokens_);
+    std::vector<float> normed(x.size());
+    model_.final_norm(x.data(), tokens_, normed.data());
+    const int64_t vocab = model_.config().vocab_size;
+    std::vector<float> logits(static_cast<size_t>(tokens_ * vocab));
+    model_.linear("lm_head").forward(normed.data(), tokens_, logits.data());
+    log_softmax_rows(logits, vocab);
+    return logits;
+  }
+
+  LlamaModel& model_;
+  int64_t tokens_;
+  std::vector<std::vector<float>> block_inputs_;
+  std::vector<float> base_;
+};
+
+}  // namespace
+
 BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vector<QuantScheme>& candidates,
-                       double budget_bits_per_weight, const std::vector<std::vector<int32_t>>& calibration) {
+                       double budget_bits_per_weight, const std::vector<std::vector<int32_t>>& calibration,
+                       int64_t probe_tokens) {
   require(!candidates.empty(), "--budget", "no candidate grids");
   require(!calibration.empty(), "--budget", "needs calibration text (--calib): the sensitivities come from it");
+  require(probe_tokens > 0, "--budget", "the KL probe needs at least one token");
   LlamaModel model(files);
   const LlamaConfig& config = model.config();
   // diag(H) of every linear's input: Σ_t x_tj² (ChannelStatistics' sum of squares), sequences in order.
@@ -66,15 +135,19 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
     model.forward(sequence, cache, logits.data(), true);
   }
   model.set_linear_observer({});
+  const std::span<const int32_t> window(calibration.front().data(),
+                                        std::min<size_t>(calibration.front().size(), static_cast<size_t>(probe_tokens)));
+  const KlProbe probe(model, window);
 
-  // The tensors: every block linear, and the table (whose input, tied, is the head's).
-  std::vector<std::string> names;
+  // The tensors: every block linear, and the table (whose input, tied, is the head's) last, since
+  // measuring it turns the tied head into a plain copy of the table.
+  std::vector<std::pair<std::string, int64_t>> names;  // name, block (-1: the table)
   for (int64_t b = 0; b < model.num_blocks(); ++b)
-    for (const std::string& name : model.block_linear_names(b)) names.push_back(name);
-  names.push_back("model.embed_tokens");
+    for (const std::string& name : model.block_linear_names(b)) names.emplace_back(name, b);
+  names.emplace_back("model.embed_tokens", -1);
   BudgetPlan plan;
-  for (const std::string& name : names) {
-    const bool table = name == "model.embed_tokens";
+  for (const auto& [name, block] : names) {
+    const bool table = block < 0;
     const LinearLayer& layer = table ? model.embedding() : model.linear(name);
     const int64_t rows = layer.out_features(), cols = layer.in_features();
     // Rows that are not whole groups of every candidate are left to the caller's own rule.
@@ -90,7 +163,8 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
     double signal = 0;
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < cols; ++j) signal += importance[static_cast<size_t>(j)] * static_cast<double>(w[r * cols + j]) * w[r * cols + j];
-    BudgetItem item{name, rows * cols, {}, {}};
+    BudgetItem item{name, rows * cols, {}, {}, {}, 0.0};
+    std::vector<float> cheapest;  // the dequantized tensor on the cheapest grid, for the probe
     for (const QuantScheme& scheme : candidates) {
       RtnOptions rtn;
       rtn.scheme = scheme;
@@ -102,7 +176,7 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
       } catch (const Error& e) {
         throw e.with_context("layer '" + name + "'");
       }
-      const std::vector<float> values = q.dequantize();
+      std::vector<float> values = q.dequantize();
       double error = 0;
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t j = 0; j < cols; ++j) {
@@ -110,8 +184,26 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
           error += importance[static_cast<size_t>(j)] * d * d;
         }
       item.bits.push_back(q.bits_per_weight());
-      item.errors.push_back(signal > 0 ? error / signal : 0.0);
+      item.relative_errors.push_back(signal > 0 ? error / signal : 0.0);
+      if (cheapest.empty()) cheapest = std::move(values);
     }
+    // The probe: this tensor alone on the cheapest grid, the rest of the model in full precision.
+    if (table) {
+      const int64_t d = config.hidden_size;
+      std::vector<float> x(window.size() * static_cast<size_t>(d));
+      for (size_t t = 0; t < window.size(); ++t)
+        std::copy_n(cheapest.data() + static_cast<int64_t>(window[t]) * d, d, x.data() + t * static_cast<size_t>(d));
+      if (config.tie_word_embeddings) pipeline_detail::set_dense_weight(model, "lm_head", cheapest, {});
+      item.measured_kld = probe.kl_from(0, std::move(x));
+    } else {
+      const std::vector<float> bias = pipeline_detail::dense_bias(model, name);
+      pipeline_detail::set_dense_weight(model, name, cheapest, bias);
+      item.measured_kld = probe.kl_from(block, probe.block_input(block));
+      pipeline_detail::set_dense_weight(model, name, w, bias);
+    }
+    // KL is, like e, quadratic in the weight error to first order: scale the measured point along e.
+    const double base = item.relative_errors.front();
+    for (double e : item.relative_errors) item.errors.push_back(base > 0 ? item.measured_kld * e / base : 0.0);
     plan.items.push_back(std::move(item));
   }
   plan.chosen = allocate_budget(plan.items, budget_bits_per_weight);

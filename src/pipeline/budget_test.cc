@@ -5,11 +5,18 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <map>
 #include <memory>
 
 #include "lowbit/compress/ggml_blocks.h"
 #include "lowbit/core/error.h"
+#include "lowbit/compress/rtn.h"
+#include "lowbit/compress/statistics.h"
 #include "lowbit/io/tokenizer.h"
+#include "lowbit/model/linear.h"
+#include "lowbit/model/llama.h"
 #include "lowbit/pipeline/calibration.h"
 #include "testing/shared_data.h"
 
@@ -28,9 +35,9 @@ double spent(const std::vector<BudgetItem>& items, const std::vector<size_t>& ch
 TEST(Budget, GreedyStaysWithinAndSpendsWhereErrorDropsMost) {
   const std::vector<double> ladder = {4.5, 5.5, 8.5};
   std::vector<BudgetItem> items = {
-      {"sensitive", 100, ladder, {1.0, 0.2, 0.01}},   // drops 0.8 for 100 extra bits
-      {"robust", 100, ladder, {0.1, 0.08, 0.07}},     // drops 0.02
-      {"large", 1000, ladder, {0.5, 0.3, 0.1}},       // drops 0.2 for 1000 extra bits
+      {"sensitive", 100, ladder, {1.0, 0.2, 0.01}, {}, 0.0},   // drops 0.8 for 100 extra bits
+      {"robust", 100, ladder, {0.1, 0.08, 0.07}, {}, 0.0},     // drops 0.02
+      {"large", 1000, ladder, {0.5, 0.3, 0.1}, {}, 0.0},       // drops 0.2 for 1000 extra bits
   };
   // 1200 weights: 4.5 everywhere, plus 100 bits buy one rung of a small tensor.
   const double one_small_rung = (1200 * 4.5 + 100) / 1200;
@@ -90,6 +97,81 @@ TEST(Budget, PlanMeasuresEveryTensorOfARealModelWithinTheBudget) {
     for (size_t i = 0; i < plan.items.size(); ++i) error += plan.items[i].errors[chosen[i]];
     EXPECT_LE(error, previous_error) << budget;
     previous_error = error;
+  }
+}
+
+// The probe's figure is the KL of the whole model with that one tensor on the cheapest grid: the
+// same number from an independent route (a full forward of a model built with the tensor replaced,
+// through the KV-cache path rather than block by block from stored hidden states).
+TEST(Budget, ProbeIsTheKlOfTheModelWithThatTensorAloneQuantized) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const auto files = std::make_shared<ModelFiles>(open_model(shared + "/models/stories260K/hf"));
+  const auto tokenizer = load_tokenizer(*files);
+  const auto calibration = sample_calibration(
+      tokenizer->encode("Lily and Ben went to the park. They saw a big red ball and played with it until the sun went "
+                        "down. Then they went home, ate soup with their mom and talked about the ball.",
+                        false),
+      CalibrationOptions{2, 24, 0});
+  const std::vector<QuantScheme> candidates = {*ggml_block_scheme(GgmlType::kQ4_0), *ggml_block_scheme(GgmlType::kQ8_0)};
+  const BudgetPlan plan = plan_budget(files, candidates, 5.0, calibration);
+
+  LlamaModel base(files);
+  ASSERT_TRUE(base.config().tie_word_embeddings);
+  std::map<std::string, ChannelStatistics> inputs;
+  base.set_linear_observer([&](const std::string& name, const float* x, int64_t tokens, int64_t in) {
+    inputs.try_emplace(name, in).first->second.add({x, static_cast<size_t>(tokens * in)}, tokens);
+  });
+  const int64_t vocab = base.config().vocab_size;
+  for (const auto& sequence : calibration) {
+    KvCache cache(base.config(), static_cast<int64_t>(sequence.size()));
+    std::vector<float> logits(sequence.size() * static_cast<size_t>(vocab));
+    base.forward(sequence, cache, logits.data(), true);
+  }
+  base.set_linear_observer({});
+  auto log_probs = [&](const LlamaModel& model) {
+    const auto& tokens = calibration.front();
+    KvCache cache(model.config(), static_cast<int64_t>(tokens.size()));
+    std::vector<double> out(tokens.size() * static_cast<size_t>(vocab));
+    std::vector<float> logits(out.size());
+    model.forward(tokens, cache, logits.data(), true);
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      double sum = 0;
+      for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(logits[t * vocab + v]));
+      for (int64_t v = 0; v < vocab; ++v) out[t * vocab + v] = logits[t * vocab + v] - std::log(sum);
+    }
+    return out;
+  };
+  const std::vector<double> p = log_probs(base);
+  for (const std::string name : {"model.layers.1.self_attn.v_proj", "model.layers.3.mlp.up_proj", "model.embed_tokens"}) {
+    const bool table = name == "model.embed_tokens";
+    const LinearLayer& layer = table ? base.embedding() : base.linear(name);
+    const int64_t rows = layer.out_features(), cols = layer.in_features();
+    std::vector<float> w(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) layer.weight_row(r, w.data() + r * cols);
+    RtnOptions rtn;
+    rtn.scheme = candidates.front();
+    rtn.scale.search = ScaleSearch::kMse;
+    std::vector<float> importance;
+    for (double h : inputs.at(table ? "lm_head" : name).sum_square()) importance.push_back(static_cast<float>(h));
+    rtn.importance = importance;
+    const std::vector<float> values = quantize_rtn(w, rows, cols, rtn).dequantize();
+    LlamaModel model(files, [&](const std::string& n) -> std::unique_ptr<LinearLayer> {
+      if (n != name) return nullptr;
+      return std::make_unique<DenseLinear>(
+          Tensor::copy_of(DType::kF32, {rows, cols}, values.data(), values.size() * sizeof(float)));
+    });
+    const std::vector<double> q = log_probs(model);
+    double kl = 0;
+    for (size_t i = 0; i < p.size(); ++i) kl += std::exp(p[i]) * (p[i] - q[i]);
+    kl /= static_cast<double>(calibration.front().size());
+    const auto item = std::find_if(plan.items.begin(), plan.items.end(), [&](const BudgetItem& it) { return it.name == name; });
+    ASSERT_NE(item, plan.items.end()) << name;
+    EXPECT_GT(kl, 0) << name;
+    EXPECT_NEAR(item->measured_kld, kl, 1e-4 * kl) << name;
+    // The allocation's figures: the measured point on the cheapest grid, scaled along e elsewhere.
+    EXPECT_EQ(item->errors.front(), item->measured_kld) << name;
+    EXPECT_NEAR(item->errors.back(), item->measured_kld * item->relative_errors.back() / item->relative_errors.front(),
+                1e-12 * item->measured_kld) << name;
   }
 }
 

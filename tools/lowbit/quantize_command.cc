@@ -389,7 +389,8 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
           const BudgetItem& item = budget->items[i];
           budget_json["tensors"][item.name] = {
               {"type", std::string(ggml_traits(*ggml_type_of_scheme(budget->schemes.at(item.name))).name)},
-              {"bits", item.bits}, {"relative_errors", item.errors}};
+              {"bits", item.bits}, {"relative_errors", item.relative_errors},
+              {"measured_kld", item.measured_kld}, {"estimated_kld", item.errors}};
         }
       }
       std::cout << nlohmann::json{{"model", o->model},
