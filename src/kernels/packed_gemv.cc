@@ -397,7 +397,7 @@ packed_detail::Args make_args(const QuantizedTensor& w, const PackedGemvInput& i
   if (a.is_signed) {
     a.factor = static_cast<float>(std::ldexp(1.0, -w.scheme().element.fraction_bits()));
   } else {
-    a.zeros = w.zero_points().data();
+    a.zeros = w.zero_points().empty() ? nullptr : w.zero_points().data();  // none with a float minimum
     a.xsum = input.group_sums.data();
   }
   if (!input.permuted.empty()) {
@@ -412,12 +412,26 @@ void check_input(const QuantizedTensor& w, const PackedGemvInput& input) {
               input.group_size == w.group_size() && input.bits == w.bits(),
           kWhere, "input was prepared for another tensor layout");
 }
+
+// A float minimum per group (ggml's Q4_1/Q5_1: value = code·scale + min) adds min·Σx over the group
+// to the row's sum; the kernel itself runs the unsigned codes without zero points.
+void add_group_minimums(const QuantizedTensor& w, const PackedGemvInput& input, int64_t row_begin, int64_t row_end,
+                        float* y) {
+  const size_t groups = static_cast<size_t>(w.groups_per_row());
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const float* mins = w.mins().data() + static_cast<size_t>(r) * groups;
+    float sum = 0.0f;
+    for (size_t g = 0; g < groups; ++g) sum += mins[g] * input.group_sums[g];
+    y[r] += sum;
+  }
+}
 }  // namespace
 
 bool packed_gemv_supported(const QuantizedTensor& w) {
   const Format& f = w.scheme().element;
   if (!w.g_idx().empty() || f.kind() != Format::Kind::kInt || w.bits() < 1 || w.bits() > 8) return false;
   const size_t groups = static_cast<size_t>(w.rows() * w.groups_per_row());
+  if (w.scheme().float_min) return !f.twos_complement() && w.zero_points().empty() && w.mins().size() == groups;
   // Symmetric grids decode through the two's complement value; unsigned ones carry zero points.
   return f.twos_complement() ? w.zero_points().empty() : w.zero_points().size() == groups;
 }
@@ -471,6 +485,7 @@ void packed_gemv_rows(const QuantizedTensor& w, const PackedGemvInput& input, in
   }
   const packed_detail::Args a = make_args(w, input);
   HWY_DYNAMIC_DISPATCH(PackedRows)(a, static_cast<size_t>(row_begin), static_cast<size_t>(row_end), y);
+  if (!w.mins().empty()) add_group_minimums(w, input, row_begin, row_end, y);
 }
 
 void packed_gemv_rows(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {
@@ -498,8 +513,9 @@ void packed_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_
                                                           a.is_signed)) *
                x[c];
       const float s = w.scale(r, static_cast<int64_t>(g)) * a.factor;
-      const float z = static_cast<float>(w.zero_point(r, static_cast<int64_t>(g)));
+      const float z = a.zeros ? static_cast<float>(w.zero_point(r, static_cast<int64_t>(g))) : 0.0f;
       sum += s * (acc - z * (a.zeros ? a.xsum[g] : 0.0f));
+      if (!w.mins().empty()) sum += w.mins()[static_cast<size_t>(r) * a.groups + g] * a.xsum[g];
     }
     y[r] = sum;
   }

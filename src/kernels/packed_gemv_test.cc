@@ -137,6 +137,47 @@ TEST(PackedGemv, OtherTwosComplementGridsDecodeLikeDequantize) {
   }
 }
 
+// ggml's Q4_1/Q5_1 grids: unsigned codes, an f16 scale and an f16 minimum per group of 32.
+TEST(PackedGemv, FloatMinimumGridsDecodeLikeDequantize) {
+  for (const int bits : {4, 5}) {
+    QuantScheme scheme = QuantScheme::with_format(Format::uint(bits), 32);
+    scheme.float_min = true;
+    SCOPED_TRACE(scheme.to_string());
+    // 43 x 200: odd rows and a ragged last group.
+    const int64_t rows = 43, cols = 200, groups = (cols + 31) / 32;
+    QuantizedTensor t(rows, cols, scheme);
+    const CounterRng rng(90 + static_cast<uint64_t>(bits), 1);
+    uint64_t k = 0;
+    std::vector<uint8_t> codes(static_cast<size_t>(cols));
+    std::vector<float> scales(static_cast<size_t>(groups)), mins(static_cast<size_t>(groups));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (auto& c : codes) c = static_cast<uint8_t>(rng.bits(k++) % (1u << bits));
+      for (auto& s : scales) s = f16_bits_to_f32(f32_to_f16_bits(0.01f + 0.02f * rng.uniform(k++)));
+      for (auto& m : mins) m = f16_bits_to_f32(f32_to_f16_bits(-0.2f + 0.1f * rng.uniform(k++)));
+      t.set_row(r, codes, scales, {}, mins);
+    }
+    ASSERT_TRUE(packed_gemv_supported(t));
+    const auto x = testing::normal_values(static_cast<size_t>(cols), 6);
+    const Reference ref = reference(t, x);
+    std::vector<float> oracle(static_cast<size_t>(rows));
+    packed_gemv_rows_reference(t, x.data(), 0, rows, oracle.data());
+    for (uint64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      SCOPED_TRACE(hwy::TargetName(target));
+      std::vector<float> y(static_cast<size_t>(rows), -1.0f);
+      packed_gemv_rows(t, x.data(), 0, rows, y.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        ASSERT_NEAR(y[r], ref.exact[r], 1e-5 * ref.magnitude[r] + 1e-30) << "row " << r;
+        ASSERT_NEAR(oracle[r], ref.exact[r], 1e-5 * ref.magnitude[r] + 1e-30) << "row " << r;
+      }
+      std::vector<float> alone(static_cast<size_t>(rows), 0.0f);
+      packed_gemv_rows(t, x.data(), 20, 21, alone.data());
+      ASSERT_TRUE(same_bits(alone[20], y[20]));
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+}
+
 TEST(PackedGemv, UnsupportedLayoutsFallBackToTheDensePathExactly) {
   auto nf4 = random_tensor(21, 130, QuantScheme::with_format(Format::nf4(), 64), 9);
   auto gidx = random_tensor(21, 130, QuantScheme::integer(4, 32, false), 10);

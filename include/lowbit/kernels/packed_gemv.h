@@ -6,6 +6,8 @@
 //   asymmetric  Format::uint(b) with per-group zero points: W = (code − z) · s
 //   symmetric   two's complement integer grids (Format::int_symmetric(b), int_full(b), any
 //               fraction bits): W = sign_extend_b(code) · 2^-f · s — exactly Format::decode
+//   float min   Format::uint(b) with a float minimum per group (ggml's Q4_1/Q5_1):
+//               W = code · s + m, run as the unsigned codes plus m · Σ_{c in g} x_c per group
 // for any bits 1..8 and any group size (per-row, ragged last group). 2-, 4- and 8-bit codes
 // with byte-aligned groups are unpacked in SIMD registers (Highway, chosen at run time); every
 // other width/grouping is unpacked one row at a time into a small byte buffer first.
