@@ -162,7 +162,7 @@ GgufMetadata gguf_metadata_for_config(const LlamaConfig& c) {
   return m;
 }
 
-ModelFiles open_gguf_model(const std::string& path) {
+ModelFiles open_gguf_model(const std::string& path, const std::set<GgmlType>& keep_block_types) {
   auto file = std::make_shared<const GgufFile>(GgufFile::open(path));
   ModelFiles model;
   model.format = ModelFormat::kGguf;
@@ -183,13 +183,33 @@ ModelFiles open_gguf_model(const std::string& path) {
     if (!hf) throw Error(path, "unexpected tensor '" + infos[k].name + "' for a llama model");
     names[k] = *hf;
   }
-  // Dequantize (or view) every tensor; independent per tensor, so parallel and deterministic.
+  // Dequantize (or view, or keep as blocks) every tensor; independent per tensor, so parallel and
+  // deterministic.
   std::vector<Tensor> tensors(infos.size());
+  std::vector<std::optional<GgufBlockTensor>> blocks(infos.size());
   std::vector<std::string> errors(infos.size());
   parallel_for(static_cast<int64_t>(infos.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       try {
         const GgufTensorInfo& info = infos[k];
+        if (info.dims.size() == 2 && keep_block_types.contains(info.type)) {
+          GgufBlockTensor block;
+          block.type = info.type;
+          block.shape = info.shape();
+          block.bytes = file->tensor_bytes(info);
+          if (is_rope_projection(names[k])) {
+            const bool is_q = names[k].ends_with("q_proj.weight");
+            const int64_t heads = is_q ? c.num_attention_heads : c.num_key_value_heads;
+            if (block.shape[0] != heads * c.head_dim)
+              throw Error(path, "tensor '" + info.name + "' has shape " + shape_to_string(block.shape) + ", expected " +
+                                    std::to_string(heads * c.head_dim) + " rows");
+            block.owned = std::make_shared<const std::vector<std::byte>>(permute_rope_rows(
+                block.bytes, heads, c.head_dim, block.bytes.size() / static_cast<size_t>(block.shape[0]), true));
+            block.bytes = *block.owned;
+          }
+          blocks[k] = std::move(block);
+          continue;
+        }
         Tensor tensor = file->tensor_as_f32_or_view(info);
         if (is_rope_projection(names[k])) {
           const bool is_q = names[k].ends_with("q_proj.weight");
@@ -211,7 +231,10 @@ ModelFiles open_gguf_model(const std::string& path) {
   });
   for (const auto& error : errors)
     if (!error.empty()) throw Error(error);
-  for (size_t k = 0; k < infos.size(); ++k) model.tensors.emplace_back(names[k], std::move(tensors[k]));
+  for (size_t k = 0; k < infos.size(); ++k) {
+    if (blocks[k]) model.gguf_blocks.emplace(names[k], std::move(*blocks[k]));
+    else model.tensors.emplace_back(names[k], std::move(tensors[k]));
+  }
   model.gguf = std::move(file);
   return model;
 }

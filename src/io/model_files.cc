@@ -47,6 +47,7 @@ int64_t ModelFiles::parameter_count() const {
   for (const auto& [name, tensor] : tensors)
     if (!quantized_layers.contains(part_layer(name))) total += tensor.numel();
   for (const auto& [name, spec] : quantized_layers) total += spec.out_features * spec.in_features;
+  for (const auto& [name, block] : gguf_blocks) total += block.shape[0] * block.shape[1];
   return total;
 }
 
@@ -127,6 +128,12 @@ void check_against_config(const ModelFiles& model, const std::string& where) {
   auto expected = expected_llama_tensors(c);
   const std::vector<QuantizedPart> parts = substitute_quantized_layers(model, expected, where);
   for (const auto& [name, shape] : expected) {
+    if (const auto block = model.gguf_blocks.find(name); block != model.gguf_blocks.end()) {
+      if (block->second.shape != shape)
+        throw Error(where, "tensor '" + name + "' has shape " + shape_to_string(block->second.shape) +
+                               ", the config implies " + shape_to_string(shape));
+      continue;
+    }
     const Tensor* tensor = model.find(name);
     if (!tensor) {
       // A weight stored quantized but not listed: the parts are the better clue.
@@ -168,6 +175,10 @@ void check_against_config(const ModelFiles& model, const std::string& where) {
     if (known) continue;
     if (!part_layer(name).empty()) unlisted_part(model, name, where);
     throw Error(where, "unexpected tensor '" + name + "' for a " + c.model_type + " model");
+  }
+  for (const auto& [name, block] : model.gguf_blocks) {
+    const bool known = std::any_of(expected.begin(), expected.end(), [&](const auto& e) { return e.first == name; });
+    if (!known) throw Error(where, "unexpected tensor '" + name + "' for a " + c.model_type + " model");
   }
 }
 
@@ -234,12 +245,13 @@ ModelFiles open_safetensors_model(const fs::path& path, bool with_config) {
 
 }  // namespace
 
-ModelFiles open_model(const std::string& path_text) {
+ModelFiles open_model(const std::string& path_text, const OpenOptions& options) {
   const fs::path path(path_text);
   std::error_code error;
   if (!fs::exists(path, error)) throw Error(path_text, "no such file or folder");
   // Naming a folder's config.json means the folder.
-  if (path.filename() == "config.json") return open_model(path.parent_path().empty() ? "." : path.parent_path().string());
+  if (path.filename() == "config.json")
+    return open_model(path.parent_path().empty() ? "." : path.parent_path().string(), options);
   ModelFiles model;
   if (fs::is_directory(path)) {
     if (fs::exists(path / "config.json")) {
@@ -264,7 +276,7 @@ ModelFiles open_model(const std::string& path_text) {
     model = open_safetensors_model(path, has_config);
     if (has_config) find_tokenizer(model, path.parent_path().empty() ? "." : path.parent_path());
   } else if (starts_with_magic(path, "GGUF")) {
-    model = open_gguf_model(path_text);
+    model = open_gguf_model(path_text, options.gguf_block_types);
     check_against_config(model, path_text);
   } else {
     auto checkpoint = load_llama2c(path_text);

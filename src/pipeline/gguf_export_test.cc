@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 
@@ -14,7 +16,9 @@
 #include "lowbit/compress/rtn.h"
 #include "lowbit/core/error.h"
 #include "lowbit/io/gguf.h"
+#include "lowbit/compress/quantized_linear.h"
 #include "lowbit/pipeline/quantize_model.h"
+#include "lowbit/pipeline/quantized_model.h"
 #include "testing/shared_data.h"
 
 namespace lowbit {
@@ -23,8 +27,7 @@ namespace {
 QuantRecipe gguf_recipe(GgmlType type) {
   QuantRecipe recipe;
   recipe.method = QuantMethod::kRtn;
-  recipe.scheme = *ggml_block_scheme(type);
-  recipe.scheme.signed_scales = true;
+  recipe.scheme = ggml_quantizer_scheme(type);
   recipe.clip_search = true;
   // stories260K's down_proj has 172 inputs, not whole blocks of 32: kept f16 (the CLI's fallback).
   recipe.rules.push_back(parse_keep_rule("*.down_proj=f16", recipe.scheme));
@@ -73,6 +76,58 @@ TEST(GgufExport, FileHoldsExactlyTheValuesLowbitQuantized) {
     expect_bitwise(back.find("model.embed_tokens.weight")->to_f32_vector(),
                    quantize_rtn(embedding.to_f32_vector(), embedding.dim(0), embedding.dim(1), rtn).dequantize(),
                    name + " embedding");
+  }
+}
+
+// A GGUF opened to run keeps its block weights packed (resident about its own size) and runs them
+// on QuantizedLinear: prefill (dequantized 64-row tiles into sgemm) gives the dequantized model's
+// logits bit for bit, decode (the packed GEMV) the same greedy tokens and logits within f32 rounding.
+TEST(GgufExport, OpenedToRunTheBlocksStayPackedAndAgreeWithTheDequantizedModel) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const auto source = std::make_shared<ModelFiles>(open_model(shared + "/models/stories260K/hf"));
+  for (GgmlType type : ggml_scheme_types()) {
+    const std::string name(ggml_traits(type).name);
+    SCOPED_TRACE(name);
+    const std::string path = testing::temp_dir() + "/run-" + name + ".gguf";
+    GgufExportOptions options;
+    options.file_type = llama_file_type(type);
+    options.replace_existing = true;
+    write_quantized_gguf(path, *source, quantize_model(source, gguf_recipe(type), {}).contents, options);
+
+    const auto dense_files = std::make_shared<ModelFiles>(open_model(path));
+    const auto packed_files = std::make_shared<ModelFiles>(open_model_to_run(path));
+    // 29 block linears in `type` (down_proj f16, one up_proj f32) and the Q8_0 embedding.
+    EXPECT_EQ(packed_files->gguf_blocks.size(), 30u);
+    EXPECT_EQ(packed_files->find("model.layers.0.self_attn.q_proj.weight"), nullptr);
+    EXPECT_NE(packed_files->find("model.layers.0.mlp.down_proj.weight"), nullptr);
+    EXPECT_EQ(packed_files->parameter_count(), dense_files->parameter_count());
+    const auto dense = load_llama_model(dense_files), packed = load_llama_model(packed_files);
+    EXPECT_NE(dynamic_cast<const QuantizedLinear*>(&packed->linear("model.layers.0.self_attn.q_proj")), nullptr);
+    EXPECT_NE(dynamic_cast<const QuantizedLinear*>(&packed->embedding()), nullptr);
+    // Resident: the packed codes with f32 scales, under half the f32 copy even for Q8_0 (with the f16
+    // down_proj and f32 up_proj alike in both).
+    EXPECT_LT(packed->weight_bytes_per_token(), dense->weight_bytes_per_token() / 2);
+
+    const LlamaConfig& c = dense->config();
+    std::vector<int32_t> prompt(40);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 37 + 11) % c.vocab_size);
+    KvCache dense_cache(c, 64), packed_cache(c, 64);
+    std::vector<float> a(prompt.size() * static_cast<size_t>(c.vocab_size)), b(a.size());
+    dense->forward(prompt, dense_cache, a.data(), true);
+    packed->forward(prompt, packed_cache, b.data(), true);
+    expect_bitwise(a, b, name + " prefill logits");
+    std::vector<float> la(static_cast<size_t>(c.vocab_size)), lb(la.size());
+    int32_t ta = prompt.back(), tb = ta;
+    for (int step = 0; step < 8; ++step) {
+      dense->forward(std::span<const int32_t>(&ta, 1), dense_cache, la.data(), false);
+      packed->forward(std::span<const int32_t>(&tb, 1), packed_cache, lb.data(), false);
+      float scale = 0;
+      for (float v : la) scale = std::max(scale, std::fabs(v));
+      for (size_t v = 0; v < la.size(); ++v) ASSERT_NEAR(la[v], lb[v], 1e-4f * scale) << "step " << step << " logit " << v;
+      ta = static_cast<int32_t>(std::max_element(la.begin(), la.end()) - la.begin());
+      tb = static_cast<int32_t>(std::max_element(lb.begin(), lb.end()) - lb.begin());
+      ASSERT_EQ(ta, tb) << "step " << step;
+    }
   }
 }
 

@@ -5,10 +5,12 @@
 #include <filesystem>
 #include <set>
 
+#include "lowbit/compress/ggml_blocks.h"
 #include "lowbit/compress/quantized_linear.h"
 #include "lowbit/compress/sparse_linear.h"
 #include "lowbit/core/atomic_file.h"
 #include "lowbit/core/error.h"
+#include "lowbit/core/parallel.h"
 #include "lowbit/io/convert.h"
 #include "lowbit/io/quantized_layout.h"
 #include "lowbit/io/safetensors.h"
@@ -182,14 +184,50 @@ std::map<std::string, std::shared_ptr<const SparseTensor>> read_sparse_layers(co
   return layers;
 }
 
+ModelFiles open_model_to_run(const std::string& path) {
+  OpenOptions options;
+  for (GgmlType type : ggml_scheme_types()) options.gguf_block_types.insert(type);
+  return open_model(path, options);
+}
+
+std::map<std::string, std::shared_ptr<const QuantizedTensor>> read_gguf_block_layers(const ModelFiles& files) {
+  std::vector<std::pair<std::string, const GgufBlockTensor*>> blocks;
+  for (const auto& [name, block] : files.gguf_blocks) blocks.emplace_back(name, &block);
+  std::vector<std::shared_ptr<const QuantizedTensor>> tensors(blocks.size());
+  std::vector<std::string> errors(blocks.size());
+  // Independent per tensor: parallel, and the same tensors whatever the thread count.
+  parallel_for(static_cast<int64_t>(blocks.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const auto& [name, block] = blocks[static_cast<size_t>(k)];
+      try {
+        tensors[static_cast<size_t>(k)] = std::make_shared<const QuantizedTensor>(
+            unpack_ggml_blocks(block->bytes, block->shape[0], block->shape[1], block->type));
+      } catch (const Error& e) {
+        errors[static_cast<size_t>(k)] = files.path + ": tensor '" + name + "': " + e.what();
+      }
+    }
+  });
+  for (const std::string& error : errors)
+    if (!error.empty()) throw Error(error);
+  std::map<std::string, std::shared_ptr<const QuantizedTensor>> layers;
+  for (size_t k = 0; k < blocks.size(); ++k) {
+    const std::string& name = blocks[k].first;
+    layers.emplace(name.substr(0, name.size() - std::string_view(".weight").size()), std::move(tensors[k]));
+  }
+  return layers;
+}
+
 std::shared_ptr<LlamaModel> load_llama_model(std::shared_ptr<const ModelFiles> files) {
   const auto layers = read_quantized_layers(*files);
   const auto sparse = read_sparse_layers(*files);
+  const auto blocks = read_gguf_block_layers(*files);
   const ModelFiles& model_files = *files;
   const LlamaModel::LinearFactory factory = [&](const std::string& name) -> std::unique_ptr<LinearLayer> {
     std::vector<float> bias;
     if (const Tensor* stored = model_files.find(name + ".bias")) bias = stored->to_f32_vector();
     if (const auto layer = layers.find(name); layer != layers.end())
+      return std::make_unique<QuantizedLinear>(layer->second, std::move(bias));
+    if (const auto layer = blocks.find(name); layer != blocks.end())
       return std::make_unique<QuantizedLinear>(layer->second, std::move(bias));
     if (const auto layer = sparse.find(name); layer != sparse.end()) return make_sparse_linear(layer->second, std::move(bias));
     return nullptr;

@@ -55,7 +55,7 @@ Runner add_bench_command(CLI::App& app) {
       if (!dtype) throw Error("--dtype", "expected f32, f16 or bf16, found \"" + o->dtype + "\"");
       files = std::make_shared<ModelFiles>(make_synthetic_model(synthetic_config(o->synthetic), *dtype, 1));
     } else if (!o->model.empty()) {
-      files = std::make_shared<ModelFiles>(open_model(o->model));
+      files = std::make_shared<ModelFiles>(open_model_to_run(o->model));
     } else {
       throw Error("bench", "give --model PATH or --synthetic tiny|135m|1b");
     }

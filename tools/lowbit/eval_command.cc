@@ -75,7 +75,7 @@ nlohmann::json to_json(const PerplexityResult& r) {
 }
 
 std::shared_ptr<LlamaModel> load(const std::string& path, std::unique_ptr<Tokenizer>* tokenizer) {
-  auto files = std::make_shared<ModelFiles>(open_model(path));
+  auto files = std::make_shared<ModelFiles>(open_model_to_run(path));
   if (tokenizer) *tokenizer = load_tokenizer(*files);
   return load_llama_model(files);
 }

@@ -33,7 +33,7 @@ Runner add_run_command(CLI::App& app) {
   app.add_flag("--json", o->json, "print a JSON object (text, ids, timings) instead of streaming");
   app.footer("Example: lowbit run -m ../shared/models/stories260K/hf -p \"Once upon a time\" -n 60");
   return [o] {
-    auto files = std::make_shared<ModelFiles>(open_model(o->model));
+    auto files = std::make_shared<ModelFiles>(open_model_to_run(o->model));
     const auto tokenizer = load_tokenizer(*files);
     const auto llama = load_llama_model(files);
     const LlamaModel& model = *llama;

@@ -6,13 +6,15 @@
 // of attn_q/attn_k from Hugging Face's rotate_half RoPE layout into Meta's interleaved one
 // (its RoPE rotates adjacent pairs); lowbit keeps one convention, so those rows are permuted
 // back on load, and forward again on write. Block-quantized tensors are dequantized to f32
-// at load (bit-exact with ggml); F32/F16/BF16 tensors stay zero-copy views of the mapping.
+// at load (bit-exact with ggml), or kept as blocks for runners that read them (OpenOptions);
+// F32/F16/BF16 tensors stay zero-copy views of the mapping.
 #pragma once
 
 #include <cstddef>
 #include <map>
 #include <vector>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -30,8 +32,9 @@ LlamaConfig llama_config_from_gguf(const GgufFile& file);
 // The `general.architecture` and `llama.*` keys describing `config`.
 GgufMetadata gguf_metadata_for_config(const LlamaConfig& config);
 
-// Opens a GGUF file as a model (format kGguf, tokenizer kGguf, `gguf` set).
-ModelFiles open_gguf_model(const std::string& path);
+// Opens a GGUF file as a model (format kGguf, tokenizer kGguf, `gguf` set). 2-D weights whose type is in
+// `keep_block_types` go to ModelFiles::gguf_blocks undecoded (see OpenOptions).
+ModelFiles open_gguf_model(const std::string& path, const std::set<GgmlType>& keep_block_types = {});
 
 // Permutes the rows of a [heads × head_dim, row_bytes] projection between rotate_half (HF)
 // and interleaved (Meta / GGUF) RoPE layouts. Rows are moved as opaque byte strings, so any

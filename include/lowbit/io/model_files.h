@@ -8,8 +8,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "lowbit/io/gguf.h"
 #include "lowbit/io/hf_config.h"
@@ -23,6 +27,15 @@ std::string_view model_format_name(ModelFormat format);
 
 enum class TokenizerKind { kNone, kLlama2c, kSentencePiece, kHuggingFaceJson, kGguf };
 std::string_view tokenizer_kind_name(TokenizerKind kind);
+
+// A GGUF weight kept in its ggml block layout instead of dequantized (OpenOptions below): the rows as
+// the file stores them, in Hugging Face row order (attn_q/attn_k rows permuted back, as bytes).
+struct GgufBlockTensor {
+  GgmlType type = GgmlType::kF32;
+  Shape shape;                                   // [rows, cols]
+  std::span<const std::byte> bytes;              // rows × ggml_row_bytes(type, cols)
+  std::shared_ptr<const std::vector<std::byte>> owned;  // the permuted copy behind `bytes`, if any
+};
 
 struct ModelFiles {
   ModelFormat format = ModelFormat::kHuggingFace;
@@ -43,6 +56,8 @@ struct ModelFiles {
   // <name>.qweight/.scales/.qzeros/.g_idx instead of <name>.weight.
   nlohmann::json quantization_config;
   std::map<std::string, QuantizedLayerSpec> quantized_layers;
+  // GGUF weights opened with OpenOptions::gguf_block_types: by HF name ("….weight"), not in `tensors`.
+  std::map<std::string, GgufBlockTensor> gguf_blocks;
 
   bool quantized() const { return !quantization_config.is_null(); }
   // Logical parameters: element counts of ordinary tensors plus out x in for each quantized layer
@@ -56,7 +71,13 @@ struct ModelFiles {
 // (unknown extra tensors are refused too: they would be silently ignored otherwise). In a lowbit
 // quantized folder each listed layer's parts replace its weight, with dtypes and shapes checked
 // against the recorded scheme; a quant_method other than "lowbit" is refused.
-ModelFiles open_model(const std::string& path);
+struct OpenOptions {
+  // GGUF 2-D weights of these ggml types stay in their block layout (ModelFiles::gguf_blocks) rather
+  // than being dequantized to f32: for runners whose layers read the blocks themselves
+  // (load_llama_model), so a quantized file stays about its own size in memory.
+  std::set<GgmlType> gguf_block_types;
+};
+ModelFiles open_model(const std::string& path, const OpenOptions& options = {});
 
 // The tensors (name, shape) a Llama-family checkpoint with this config must hold.
 std::vector<std::pair<std::string, Shape>> expected_llama_tensors(const LlamaConfig& config);

@@ -28,8 +28,16 @@ std::map<std::string, std::shared_ptr<const QuantizedTensor>> read_quantized_lay
 // Every sparse layer (those whose quantization_config entry has "sparsity"), validated the same way.
 std::map<std::string, std::shared_ptr<const SparseTensor>> read_sparse_layers(const ModelFiles& files);
 
+// open_model for running a model (lowbit run / eval / bench): a GGUF's weights in the ggml types
+// lowbit's layers read as they are (ggml_scheme_types: Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, IQ4_NL) are not
+// dequantized (ModelFiles::gguf_blocks); load_llama_model runs them from their codes.
+ModelFiles open_model_to_run(const std::string& path);
+// Those GGUF weights as QuantizedTensors by linear name (unpack_ggml_blocks: codes and scales exactly
+// as ggml decodes them; f16 scales held as f32). Error "<path>: tensor '<name>': ..." for a bad block.
+std::map<std::string, std::shared_ptr<const QuantizedTensor>> read_gguf_block_layers(const ModelFiles& files);
+
 // A LlamaModel over `files`: QuantizedLinear for the quantized layers (with "<name>.bias" when
-// the folder has one), DenseLinear for the rest. Sparse layers: the 2:4 kernel where it applies
+// the folder has one) and for a GGUF's block weights kept packed, DenseLinear for the rest. Sparse layers: the 2:4 kernel where it applies
 // (compress/sparse_linear.h), otherwise densified (QuantizedLinear over the codes with zeros, or
 // DenseLinear over the f32 values). For dense models the same as LlamaModel(files).
 std::shared_ptr<LlamaModel> load_llama_model(std::shared_ptr<const ModelFiles> files);
