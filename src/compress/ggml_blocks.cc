@@ -145,13 +145,16 @@ QuantizedTensor unpack_ggml_blocks(std::span<const std::byte> bytes, int64_t row
       uint16_t d;
       std::memcpy(&d, block, 2);
       scales[static_cast<size_t>(b)] = f16_bits_to_f32(d);
-      require(std::isfinite(scales[static_cast<size_t>(b)]), where, "row " + std::to_string(r) + " block " + std::to_string(b) + " has a non-finite scale");
+      // (tested before the message is built: this runs for every block of a model at load)
+      if (!std::isfinite(scales[static_cast<size_t>(b)]))
+        throw Error(where, "row " + std::to_string(r) + " block " + std::to_string(b) + " has a non-finite scale");
       const uint8_t* body = block + 2;
       if (has_min(type)) {
         uint16_t m;
         std::memcpy(&m, block + 2, 2);
         mins[static_cast<size_t>(b)] = f16_bits_to_f32(m);
-        require(std::isfinite(mins[static_cast<size_t>(b)]), where, "row " + std::to_string(r) + " block " + std::to_string(b) + " has a non-finite minimum");
+        if (!std::isfinite(mins[static_cast<size_t>(b)]))
+          throw Error(where, "row " + std::to_string(r) + " block " + std::to_string(b) + " has a non-finite minimum");
         body = block + 4;
       }
       uint8_t* c = codes.data() + b * kBlock;

@@ -220,28 +220,30 @@ std::vector<uint8_t> QuantizedTensor::codes() const {
 void QuantizedTensor::set_row(int64_t row, std::span<const uint8_t> codes, std::span<const float> scales,
                               std::span<const uint8_t> zero_points, std::span<const float> mins) {
   check_row(row);
-  const std::string where = std::string(kWhere) + " row " + str(row);
-  require(codes.size() == static_cast<size_t>(cols_), where,
-          "expected " + str(cols_) + " codes, found " + str(static_cast<int64_t>(codes.size())));
-  require(scales.size() == static_cast<size_t>(groups_), where,
-          "expected " + str(groups_) + " scales, found " + str(static_cast<int64_t>(scales.size())));
+  // Every check tests before it builds its message: set_row runs for every row of every tensor that
+  // is quantized or loaded, and formatting a float per group cost more than the rest of a GGUF load.
+  const auto fail = [&](const std::string& problem) { throw Error(std::string(kWhere) + " row " + str(row), problem); };
+  if (codes.size() != static_cast<size_t>(cols_))
+    fail("expected " + str(cols_) + " codes, found " + str(static_cast<int64_t>(codes.size())));
+  if (scales.size() != static_cast<size_t>(groups_))
+    fail("expected " + str(groups_) + " scales, found " + str(static_cast<int64_t>(scales.size())));
   const size_t expected_zeros = zeros_.empty() ? 0 : static_cast<size_t>(groups_);
-  require(zero_points.size() == expected_zeros, where,
-          "expected " + str(static_cast<int64_t>(expected_zeros)) + " zero points, found " +
-              str(static_cast<int64_t>(zero_points.size())));
-  require(mins.size() == (mins_.empty() ? 0 : static_cast<size_t>(groups_)), where,
-          "expected " + str(mins_.empty() ? 0 : groups_) + " minimums, found " + str(static_cast<int64_t>(mins.size())));
+  if (zero_points.size() != expected_zeros)
+    fail("expected " + str(static_cast<int64_t>(expected_zeros)) + " zero points, found " +
+         str(static_cast<int64_t>(zero_points.size())));
+  if (mins.size() != (mins_.empty() ? 0 : static_cast<size_t>(groups_)))
+    fail("expected " + str(mins_.empty() ? 0 : groups_) + " minimums, found " + str(static_cast<int64_t>(mins.size())));
   for (size_t g = 0; g < mins.size(); ++g)
-    require(std::isfinite(mins[g]) && representable(mins[g], scheme_.scale_dtype), where,
-            "minimum " + std::to_string(mins[g]) + " of group " + str(static_cast<int64_t>(g)) + " is not a finite " +
-                std::string(dtype_name(scheme_.scale_dtype)) + " value");
+    if (!(std::isfinite(mins[g]) && representable(mins[g], scheme_.scale_dtype)))
+      fail("minimum " + std::to_string(mins[g]) + " of group " + str(static_cast<int64_t>(g)) + " is not a finite " +
+           std::string(dtype_name(scheme_.scale_dtype)) + " value");
   const uint32_t limit = static_cast<uint32_t>(scheme_.element.code_count());
   for (size_t g = 0; g < scales.size(); ++g) {
-    require(std::isfinite(scales[g]) && representable(scales[g], scheme_.scale_dtype), where,
-            "scale " + std::to_string(scales[g]) + " of group " + str(static_cast<int64_t>(g)) + " is not a finite " +
-                std::string(dtype_name(scheme_.scale_dtype)) + " value");
-    if (!zero_points.empty())
-      require(zero_points[g] < limit, where, "zero point " + std::to_string(zero_points[g]) + " >= 2^" + std::to_string(bits()));
+    if (!(std::isfinite(scales[g]) && representable(scales[g], scheme_.scale_dtype)))
+      fail("scale " + std::to_string(scales[g]) + " of group " + str(static_cast<int64_t>(g)) + " is not a finite " +
+           std::string(dtype_name(scheme_.scale_dtype)) + " value");
+    if (!zero_points.empty() && zero_points[g] >= limit)
+      fail("zero point " + std::to_string(zero_points[g]) + " >= 2^" + std::to_string(bits()));
   }
   // pack_bits refuses codes >= 2^bits, naming the first.
   pack_bits(codes, bits(),
@@ -269,14 +271,26 @@ void QuantizedTensor::dequantize_row(int64_t row, std::span<float> out) const {
           "row buffer has " + str(static_cast<int64_t>(out.size())) + " entries for " + str(cols_) + " columns");
   thread_local std::vector<uint8_t> codes;
   codes.resize(static_cast<size_t>(cols_));
-  unpack_bits(packed_row(row), bits(), codes);
+  const auto packed = packed_row(row);
+  if (bits() == 8) {
+    std::copy(packed.begin(), packed.end(), codes.begin());
+  } else if (bits() == 4) {  // LSB first: the low nibble is the even column (a loop compilers vectorize)
+    for (size_t i = 0; i < codes.size() / 2; ++i) {
+      codes[2 * i] = packed[i] & 0x0F;
+      codes[2 * i + 1] = packed[i] >> 4;
+    }
+    if (codes.size() % 2) codes.back() = packed.back() & 0x0F;
+  } else {
+    unpack_bits(packed, bits(), codes);
+  }
   const float* scales = scales_.data() + row * groups_;
   const uint8_t* zeros = zeros_.empty() ? nullptr : zeros_.data() + row * groups_;
   if (!mins_.empty()) {  // code · scale + min, in f32 (two roundings, as ggml's Q4_1/Q5_1 decode)
     const float* mins = mins_.data() + row * groups_;
-    for (int64_t c = 0; c < cols_; ++c) {
-      const int64_t g = group_of(c);
-      out[static_cast<size_t>(c)] = static_cast<float>(codes[static_cast<size_t>(c)]) * scales[g] + mins[g];
+    for (int64_t g = 0; g < groups_; ++g) {
+      const int64_t c0 = g * group_, c1 = std::min(cols_, c0 + group_);
+      const float s = scales[g], m = mins[g];
+      for (int64_t c = c0; c < c1; ++c) out[static_cast<size_t>(c)] = static_cast<float>(codes[static_cast<size_t>(c)]) * s + m;
     }
     return;
   }
