@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "testing/shared_data.h"
@@ -73,6 +74,33 @@ TEST(QuantizeCli, GgufFormatWritesAFileThatEvaluates) {
   EXPECT_LT(perplexity, 20.0);
 }
 
+// --budget on lowbit's own grids: --bits 2 and every wider width up to 8, chosen per tensor (the
+// table too) within the budget; the folder runs.
+TEST(QuantizeCli, BudgetOnLowbitGridsMixesWidthsWithinIt) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const std::string out = testing::temp_dir() + "/budget-native";
+  const auto r = run_cli("quantize -m " + shared + "/models/stories260K/hf --method rtn --bits 2 --group 32 --budget 3.5 --calib " +
+                         shared + "/data/tinystories/tinystories_val.txt --nsamples 4 --seqlen 64 -o " + out + " --force --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  const auto& budget = report["budget"];
+  EXPECT_LE(budget["bits_per_weight"].get<double>(), 3.5);
+  EXPECT_GT(budget["bits_per_weight"].get<double>(), 3.0);
+  ASSERT_EQ(budget["tensors"].size(), 31u);  // 5 blocks x 6 linears of 64 inputs (not down_proj), and the table
+  std::set<std::string> types;
+  for (const auto& [name, tensor] : budget["tensors"].items()) {
+    types.insert(tensor["type"].get<std::string>());
+    EXPECT_EQ(tensor["bits"].size(), 7u) << name;  // uint2 .. uint8
+    EXPECT_GT(tensor["measured_kld"].get<double>(), 0.0) << name;
+  }
+  EXPECT_TRUE(types.contains("uint2") && types.size() >= 2) << r.out;
+  EXPECT_EQ(report["layers"][0]["name"], "model.embed_tokens");
+  EXPECT_EQ(report["layers"][0]["plan"].get<std::string>().substr(0, 4), "uint") << report["layers"][0]["plan"];
+  const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+  EXPECT_LT(nlohmann::json::parse(ppl.out)["perplexity"].get<double>(), 50.0);
+}
+
 TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
   LOWBIT_REQUIRE_SHARED(shared);
   const std::string dir = testing::temp_dir();
@@ -103,7 +131,8 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {model + " --method rtn --format gguf:q4_0 --embedding-type q4_k", "--embedding-type: expected q8_0"},
       {model + " --method rtn --embedding-type q8_0", "--embedding-type: only applies to --format gguf:TYPE"},
       {model + " --method rtn --format gguf:q4_0 --keep '*.v_proj=3'", "which no GGUF block type holds"},
-      {model + " --method rtn --budget 5", "--budget: needs --format gguf:TYPE"},
+      {model + " --method rtn --format nf4 --budget 5", "--budget: needs an integer grid (--bits B: B to 8 bits) or --format gguf:TYPE"},
+      {model + " --method rtn --budget 5", "--budget: needs --calib"},
       {model + " --method rtn --format gguf:q4_0 --budget 5", "--budget: needs --calib"},
       {model + " --method rtn --format gguf:q4_0 --budget 4" + calib, "--budget: 4.0000 bits per weight is below the cheapest grids' 4.5000"},
   };

@@ -102,6 +102,12 @@ void build_sparsity(const QuantizeCliOptions& o, const CLI::App& app, QuantRecip
 }
 
 // --format gguf:TYPE: the GGUF block type the output is written in; nullopt for lowbit grids.
+// A budget grid as reports name it: the ggml type ("q5_0") or lowbit's scheme ("uint3 g64 ...").
+std::string budget_grid_name(const QuantScheme& scheme) {
+  const auto type = ggml_type_of_scheme(scheme);
+  return type ? std::string(ggml_traits(*type).name) : scheme.element.to_string();
+}
+
 std::optional<GgmlType> gguf_output_type(const std::string& format) {
   if (!format.starts_with("gguf:")) return std::nullopt;
   const auto type = parse_ggml_type(format.substr(5));
@@ -201,8 +207,9 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
                  "gguf:q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl to write a GGUF file llama.cpp runs, quantized on that type's grid");
   if (!sparsify)
     app.add_option("--budget", o->budget,
-                   "with --format gguf:TYPE and --calib: bits per weight to spend over the block linears and the embedding "
-                   "table; each tensor gets TYPE or a wider GGUF type where the calibration says it matters most");
+                   "with --calib: bits per weight to spend over the block linears and the embedding table; each tensor "
+                   "gets the base grid (--bits B, or --format gguf:TYPE) or a wider one (up to 8 bits, or the wider GGUF "
+                   "types) where the measured KL divergence says it matters most");
   if (!sparsify)
     app.add_option("--embedding-type", o->embedding_type,
                    "with --format gguf:TYPE: the token embedding's type, q8_0 (default; llama.cpp's choice for a tied "
@@ -246,8 +253,9 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     // Output problems are found now, not after the work.
     if (std::filesystem::exists(o->output) && !o->force)
       throw Error(o->output, "already exists (pass --force to replace it)");
-    if (flag_given(*self, "--budget") && !gguf_output_type(o->format))
-      throw Error("--budget", "needs --format gguf:TYPE (the grids it chooses among)");
+    if (flag_given(*self, "--budget") && !gguf_output_type(o->format) &&
+        !(recipe.scheme.element.kind() == Format::Kind::kInt && !recipe.scheme.float_min))
+      throw Error("--budget", "needs an integer grid (--bits B: B to 8 bits) or --format gguf:TYPE (that type and the wider ones)");
     auto files = std::make_shared<ModelFiles>(open_model(o->model));
     const auto gguf = gguf_output_type(o->format);
     std::vector<std::string> notes;  // printed once every check has passed (errors stay one line)
@@ -300,17 +308,31 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     std::optional<BudgetPlan> budget;
     if (flag_given(*self, "--budget")) {
       if (calibration.empty()) throw Error("--budget", "needs --calib: the sensitivities are measured on it");
-      // The ladder: TYPE, then every wider type (by true bits per weight).
-      std::vector<std::pair<double, QuantScheme>> ladder;
-      const double base_bits = ggml_traits(*gguf).type_size * 8.0 / 32;
-      for (GgmlType type : ggml_scheme_types()) {
-        const double bits = ggml_traits(type).type_size * 8.0 / 32;
-        if (type == *gguf || bits > base_bits) ladder.emplace_back(bits, ggml_quantizer_scheme(type));
-      }
-      std::stable_sort(ladder.begin(), ladder.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
       std::vector<QuantScheme> candidates;
-      for (size_t i = 0; i < ladder.size(); ++i)
-        if (i == 0 || ladder[i].first > ladder[i - 1].first) candidates.push_back(ladder[i].second);  // one per width
+      if (gguf) {
+        // The ladder: TYPE, then every wider type (by true bits per weight).
+        std::vector<std::pair<double, QuantScheme>> ladder;
+        const double base_bits = ggml_traits(*gguf).type_size * 8.0 / 32;
+        for (GgmlType type : ggml_scheme_types()) {
+          const double bits = ggml_traits(type).type_size * 8.0 / 32;
+          if (type == *gguf || bits > base_bits) ladder.emplace_back(bits, ggml_quantizer_scheme(type));
+        }
+        std::stable_sort(ladder.begin(), ladder.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (size_t i = 0; i < ladder.size(); ++i)
+          if (i == 0 || ladder[i].first > ladder[i - 1].first) candidates.push_back(ladder[i].second);  // one per width
+      } else {
+        // lowbit's own grids: the recipe's integer grid at its width and every wider one up to 8 bits,
+        // same group size, scale dtype and symmetry.
+        for (int bits = recipe.scheme.bits(); bits <= 8; ++bits) {
+          QuantScheme scheme = recipe.scheme;
+          scheme.element = recipe.scheme.element.twos_complement()
+                               ? (recipe.scheme.element.int_min() == -recipe.scheme.element.int_max()
+                                      ? Format::int_symmetric(bits)
+                                      : Format::int_full(bits))
+                               : Format::uint(bits);
+          candidates.push_back(scheme);
+        }
+      }
       budget = plan_budget(files, candidates, o->budget, calibration);
       std::map<std::string, int> counts;
       for (const auto& [name, scheme] : budget->schemes) {
@@ -320,7 +342,7 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
           rule.plan.scheme = scheme;
           recipe.rules.push_back(rule);
         }
-        counts[std::string(ggml_traits(*ggml_type_of_scheme(scheme)).name)]++;
+        counts[budget_grid_name(scheme)]++;
       }
       std::string summary;
       for (const auto& [type, count] : counts) summary += " " + type + " x" + std::to_string(count);
@@ -388,7 +410,7 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
         for (size_t i = 0; i < budget->items.size(); ++i) {
           const BudgetItem& item = budget->items[i];
           budget_json["tensors"][item.name] = {
-              {"type", std::string(ggml_traits(*ggml_type_of_scheme(budget->schemes.at(item.name))).name)},
+              {"type", budget_grid_name(budget->schemes.at(item.name))},
               {"bits", item.bits}, {"relative_errors", item.relative_errors},
               {"measured_kld", item.measured_kld}, {"estimated_kld", item.errors}};
         }
