@@ -308,6 +308,79 @@ void DirectRows(D d, const Args& a, const float* xp, size_t row_begin, size_t ro
   }
 }
 
+// 3-, 5-, 6- and 7-bit codes, read in place. Sixteen codes are exactly 2·bits bytes (≤ 14), so a
+// step loads 16 bytes, copies them into every 128-bit block, and gives each 32-bit lane the two bytes
+// holding its code (TableLookupBytesOr0: the byte index pattern repeats every 16 codes), shifted right
+// by the code's bit offset and masked. Lanes < 16 (AVX2, SSE4) take the step in 16/lanes chunks, each
+// with its own index and shift pattern. Per group: acc = Σ value·x over whole steps, the ragged rest
+// scalar, then y += s·(acc − z·Σx) as RowDot. Groups must be whole steps (a multiple of 16, or one
+// group per row); the caller checks.
+inline bool odd_direct_layout(const Args& a) {
+  const bool odd = a.bits == 3 || a.bits == 5 || a.bits == 6 || a.bits == 7;
+  return odd && (a.groups <= 1 || a.group % 16 == 0);
+}
+
+#if HWY_TARGET != HWY_SCALAR  // byte shuffles need 128-bit blocks
+template <bool kSigned>
+void OddRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  const hn::CappedTag<float, 16> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Repartition<uint8_t, decltype(du)> d8;
+  const size_t lanes = hn::Lanes(d), chunks = 16 / lanes;
+  const int bits = a.bits;
+  const size_t step_bytes = 2 * static_cast<size_t>(bits);
+  // Per chunk: the byte-index pattern (lane j ← bytes k, k+1 of the 16 loaded) and the shifts.
+  HWY_ALIGN uint8_t index[4][64];
+  HWY_ALIGN uint32_t shift[4][16];
+  const size_t block_lanes = std::min<size_t>(lanes, 4);  // 32-bit lanes per 128-bit block
+  for (size_t q = 0; q < chunks; ++q)
+    for (size_t j = 0; j < lanes; ++j) {
+      const size_t code = q * lanes + j, bit = code * static_cast<size_t>(bits);
+      const size_t at = (j % block_lanes) * 4 + (j / block_lanes) * 16;  // lane j's bytes in the vector
+      index[q][at] = static_cast<uint8_t>(bit >> 3);
+      index[q][at + 1] = static_cast<uint8_t>((bit >> 3) + 1);
+      index[q][at + 2] = index[q][at + 3] = 0x80;  // zero
+      shift[q][j] = static_cast<uint32_t>(bit & 7);
+    }
+  const auto mask = hn::Set(di, (1 << bits) - 1);
+  const auto sign = hn::Set(di, 1 << (bits - 1));
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = a.codes + r * a.row_bytes;
+    const float* scales = a.scales + r * a.groups;
+    const uint8_t* zeros = a.zeros ? a.zeros + r * a.groups : nullptr;
+    auto yv = hn::Zero(d);
+    float ys = 0.0f;
+    for (size_t g = 0; g < a.groups; ++g) {
+      const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
+      auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+      size_t c = c0;
+      // Whole steps whose 16-byte load stays inside the row.
+      for (; c + 16 <= c1 && (c / 16) * step_bytes + 16 <= a.row_bytes; c += 16) {
+        const auto bytes = hn::LoadDup128(d8, row + (c / 16) * step_bytes);
+        for (size_t q = 0; q < chunks; ++q) {
+          const auto window = hn::BitCast(du, hn::TableLookupBytesOr0(bytes, hn::Load(d8, index[q])));
+          auto v = hn::BitCast(di, hn::Shr(window, hn::Load(du, shift[q])));
+          v = hn::And(v, mask);
+          if constexpr (kSigned) v = hn::Sub(hn::Xor(v, sign), sign);
+          const auto term = hn::ConvertTo(d, v);
+          if (q % 2 == 0) acc0 = hn::MulAdd(term, hn::LoadU(d, a.x + c + q * lanes), acc0);
+          else acc1 = hn::MulAdd(term, hn::LoadU(d, a.x + c + q * lanes), acc1);
+        }
+      }
+      float tail = 0.0f;
+      for (; c < c1; ++c)
+        tail += static_cast<float>(value_of(code_at(row, a.row_bytes, c, bits), bits, kSigned)) * a.x[c];
+      const float sc = scales[g] * a.factor;
+      yv = hn::MulAdd(hn::Set(d, sc), hn::Add(acc0, acc1), yv);
+      if (zeros != nullptr) tail -= static_cast<float>(zeros[g]) * a.xsum[g];
+      ys += sc * tail;
+    }
+    y[r] = hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
+  }
+}
+#endif
+
 // Vector width of the 2-/4-bit steps on this target (the CappedTags of RowsSigned); 0 for 8 bits.
 size_t StepLanes(int bits) {
   if (bits == 4) return hn::Lanes(hn::CappedTag<float, 16>());
@@ -344,8 +417,11 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
     if (a.bits == 4) return DirectRows<4, kSigned>(d4bit, a, xp, row_begin, row_end, y);
     return DirectRows<2, kSigned>(d2bit, a, xp, row_begin, row_end, y);
   }
-  // 3, 5, 6, 7 bits (codes cross bytes) or groups not starting on a byte: one byte per code,
-  // a row at a time.
+#if HWY_TARGET != HWY_SCALAR
+  if (odd_direct_layout(a)) return OddRows<kSigned>(a, row_begin, row_end, y);
+#endif
+  // Other widths and groupings (groups not starting on a byte, or not whole 16-code steps): one byte
+  // per code, a row at a time.
   for (size_t r = row_begin; r < row_end; ++r) {
     unpack_bits(std::span<const uint8_t>(a.codes + r * a.row_bytes, a.row_bytes), a.bits,
                 std::span<uint8_t>(unpacked));

@@ -1,5 +1,7 @@
 #include "lowbit/numerics/packing.h"
 
+#include <bit>
+#include <cstring>
 #include <string>
 
 #include "lowbit/core/error.h"
@@ -33,8 +35,44 @@ void pack_range(const Code* codes, size_t count, int bits, uint8_t* out) {
   if (filled > 0) *out = static_cast<uint8_t>(acc);
 }
 
+// Eight kBits-bit codes are exactly kBits bytes: read them as one little-endian 64-bit word and
+// take the codes out with constant shifts (a loop compilers unroll), while 8 whole bytes remain.
+// Returns the codes done; the bit-serial loop below finishes the tail.
+template <int kBits, class Code>
+size_t unpack_words(const uint8_t* in, size_t count, size_t in_bytes, Code* codes) {
+  constexpr uint64_t mask = (uint64_t{1} << kBits) - 1;
+  size_t i = 0;
+  for (; i + 8 <= count && (i / 8) * kBits + 8 <= in_bytes; i += 8) {
+    const uint8_t* bytes = in + (i / 8) * kBits;
+    uint64_t word = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&word, bytes, 8);
+    } else {
+      for (int k = 0; k < 8; ++k) word |= static_cast<uint64_t>(bytes[k]) << (8 * k);
+    }
+    for (int j = 0; j < 8; ++j) codes[i + static_cast<size_t>(j)] = static_cast<Code>((word >> (j * kBits)) & mask);
+  }
+  return i;
+}
+
 template <class Code>
 void unpack_range(const uint8_t* in, size_t count, int bits, Code* codes) {
+  const size_t in_bytes = packed_bytes(count, bits);
+  size_t done = 0;
+  switch (bits) {
+    case 1: done = unpack_words<1>(in, count, in_bytes, codes); break;
+    case 2: done = unpack_words<2>(in, count, in_bytes, codes); break;
+    case 3: done = unpack_words<3>(in, count, in_bytes, codes); break;
+    case 4: done = unpack_words<4>(in, count, in_bytes, codes); break;
+    case 5: done = unpack_words<5>(in, count, in_bytes, codes); break;
+    case 6: done = unpack_words<6>(in, count, in_bytes, codes); break;
+    case 7: done = unpack_words<7>(in, count, in_bytes, codes); break;
+    case 8: done = unpack_words<8>(in, count, in_bytes, codes); break;
+    default: break;
+  }
+  in += done / 8 * static_cast<size_t>(bits);
+  codes += done;
+  count -= done;
   const uint32_t mask = (uint32_t{1} << bits) - 1;
   uint32_t acc = 0;
   int filled = 0;
@@ -79,6 +117,8 @@ void unpack(std::span<const uint8_t> packed, int bits, std::span<Code> codes) {
     require((packed.back() >> (used_bits % 8)) == 0, "unpack_bits",
             "the padding bits of the last byte are not zero (wrong count or bit width?)");
   const int64_t groups = static_cast<int64_t>((codes.size() + 7) / 8);
+  // One chunk (a row, typically, called from inside a parallel kernel): no parallel_for to dispatch.
+  if (groups <= kGroupsPerChunk) return unpack_range(packed.data(), codes.size(), bits, codes.data());
   parallel_for(groups, kGroupsPerChunk, [&](int64_t begin, int64_t end) {
     const size_t first = static_cast<size_t>(begin) * 8;
     const size_t count = std::min(codes.size(), static_cast<size_t>(end) * 8) - first;
