@@ -102,5 +102,22 @@ TEST(BenchKernelsCli, TextTableAndBadShapes) {
   EXPECT_TRUE(contains(with_model.err, "bench kernels: measures random matrices")) << with_model.err;
 }
 
+// bench --bits: the model's linears RTN-quantized in memory, so the whole-model decode runs on the
+// packed kernels and reads about bits/16 of the bf16 bytes per token.
+TEST(BenchCli, BitsQuantizesTheLinearsInMemory) {
+  const auto bf16 = run_cli("bench --synthetic tiny --prompt-tokens 8 --gen-tokens 4 --json");
+  const auto packed = run_cli("bench --synthetic tiny --bits 4 --group 32 --prompt-tokens 8 --gen-tokens 4 --json");
+  ASSERT_EQ(bf16.exit_code, 0) << bf16.err;
+  ASSERT_EQ(packed.exit_code, 0) << packed.err;
+  const auto a = nlohmann::json::parse(bf16.out), b = nlohmann::json::parse(packed.out);
+  EXPECT_TRUE(a["rtn_quantized"].is_null());
+  EXPECT_EQ(b["rtn_quantized"], "uint4 g32 (F16 scales, zero points)");
+  EXPECT_LT(b["weight_bytes_per_token"].get<double>(), a["weight_bytes_per_token"].get<double>());
+  const auto bad = run_cli("bench --synthetic tiny --bits 4 --group 128 --gen-tokens 2");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(contains(bad.err, "lowbit: --bits: layer 'model.layers.0.self_attn.q_proj': ")) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+}
+
 }  // namespace
 }  // namespace lowbit

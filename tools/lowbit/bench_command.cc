@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "lowbit/compress/quantized_linear.h"
+#include "lowbit/compress/rtn.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/memory_bandwidth.h"
 #include "lowbit/core/parallel.h"
@@ -21,6 +23,8 @@ namespace {
 struct BenchOptions {
   std::string model, synthetic, dtype = "bf16";
   int64_t prompt_tokens = 512, gen_tokens = 128;
+  int bits = 0;  // 0: run the weights as they are; else RTN-quantize the dense linears first
+  int64_t group = 128;
   bool json = false;
 };
 double since(std::chrono::steady_clock::time_point start) {
@@ -35,6 +39,12 @@ Runner add_bench_command(CLI::App& app) {
   app.add_option("--dtype", o->dtype, "weight dtype of a synthetic model: f32, f16, bf16 (default bf16)");
   app.add_option("--prompt-tokens", o->prompt_tokens, "prefill length (default 512)")->check(CLI::PositiveNumber);
   app.add_option("--gen-tokens", o->gen_tokens, "decode steps (default 128)")->check(CLI::PositiveNumber);
+  app.add_option("--bits", o->bits,
+                 "RTN-quantize the model's dense linear layers (not the embedding table) in memory to uintB with a zero "
+                 "point per group before timing, to measure the packed kernels on a whole model, e.g. --synthetic 1b "
+                 "--bits 4 against --synthetic 1b --dtype bf16 (1..8)")
+      ->check(CLI::Range(1, 8));
+  app.add_option("--group", o->group, "with --bits: inputs per scale (default 128; 0 = one per row)")->check(CLI::NonNegativeNumber);
   app.add_flag("--json", o->json, "print one JSON object");
   CLI::App* kernels = app.add_subcommand(
       "kernels", "one-token GEMV of every weight format (dense, packed low-bit, 2:4 sparse) against the read roofline");
@@ -42,6 +52,7 @@ Runner add_bench_command(CLI::App& app) {
   app.footer(
       "Examples:\n"
       "  lowbit --threads 2 bench --synthetic 1b --dtype bf16\n"
+      "  lowbit --threads 2 bench --synthetic 1b --bits 4 --group 128\n"
       "  lowbit --threads 2 bench kernels");
   return [o, kernels, run_kernels] {
     if (kernels->parsed()) {
@@ -59,7 +70,28 @@ Runner add_bench_command(CLI::App& app) {
     } else {
       throw Error("bench", "give --model PATH or --synthetic tiny|135m|1b");
     }
-    const auto loaded = load_llama_model(files);
+    std::shared_ptr<LlamaModel> loaded;
+    if (o->bits > 0) {
+      // RTN (absmax, f16 scales) per dense linear as the model is built: each layer is quantized from
+      // the file's weights and only its packed form is kept.
+      RtnOptions rtn;
+      rtn.scheme = QuantScheme::integer(o->bits, o->group, false);
+      loaded = std::make_shared<LlamaModel>(files, [&](const std::string& name) -> std::unique_ptr<LinearLayer> {
+        const Tensor* weight = files->find(name + ".weight");
+        if (name == "model.embed_tokens" || !weight || weight->rank() != 2) return nullptr;
+        std::shared_ptr<const QuantizedTensor> q;
+        try {
+          q = std::make_shared<const QuantizedTensor>(quantize_rtn(weight->to_f32_vector(), weight->dim(0), weight->dim(1), rtn));
+        } catch (const Error& e) {
+          throw Error("--bits", "layer '" + name + "': " + e.what());
+        }
+        std::vector<float> bias;
+        if (const Tensor* b = files->find(name + ".bias")) bias = b->to_f32_vector();
+        return std::make_unique<QuantizedLinear>(std::move(q), std::move(bias));
+      });
+    } else {
+      loaded = load_llama_model(files);
+    }
     const LlamaModel& llama = *loaded;
     const LlamaConfig& c = llama.config();
     if (o->prompt_tokens + o->gen_tokens > c.max_position_embeddings)
@@ -105,6 +137,8 @@ Runner add_bench_command(CLI::App& app) {
     if (o->json) {
       std::cout << nlohmann::json{{"model", o->synthetic.empty() ? o->model : "synthetic " + o->synthetic},
                                   {"threads", num_threads()},
+                                  {"rtn_quantized", o->bits > 0 ? nlohmann::json(QuantScheme::integer(o->bits, o->group, false).to_string())
+                                                                : nlohmann::json(nullptr)},
                                   {"parameters", files->parameter_count()},
                                   {"prefill_tokens", o->prompt_tokens},
                                   {"prefill_tokens_per_second", prefill_rate},
@@ -123,6 +157,9 @@ Runner add_bench_command(CLI::App& app) {
       std::printf("model:      %s (%s parameters), %d threads\n",
                   o->synthetic.empty() ? o->model.c_str() : ("synthetic " + o->synthetic).c_str(),
                   with_thousands(files->parameter_count()).c_str(), num_threads());
+      if (o->bits > 0)
+        std::printf("weights:    linear layers RTN-quantized in memory to %s\n",
+                    QuantScheme::integer(o->bits, o->group, false).to_string().c_str());
       std::printf("memory:     %.1f GB/s streaming read (measured now)\n", bandwidth / 1e9);
       std::printf("sgemm:      %.1f GFLOP/s (f32 2048x2048 x 512 tokens, measured now)\n", sgemm_flops / 1e9);
       std::printf("prefill:    %lld tokens, %.1f tokens/s; linear layers at %.1f GFLOP/s = %.0f%% of sgemm\n",
