@@ -176,7 +176,8 @@ void check_against_config(const ModelFiles& model, const std::string& where) {
     if (!part_layer(name).empty()) unlisted_part(model, name, where);
     throw Error(where, "unexpected tensor '" + name + "' for a " + c.model_type + " model");
   }
-  for (const auto& [name, block] : model.gguf_blocks) {
+  for (const auto& entry : model.gguf_blocks) {
+    const std::string& name = entry.first;  // (clang: lambdas cannot capture structured bindings)
     const bool known = std::any_of(expected.begin(), expected.end(), [&](const auto& e) { return e.first == name; });
     if (!known) throw Error(where, "unexpected tensor '" + name + "' for a " + c.model_type + " model");
   }
