@@ -66,7 +66,10 @@ Runner add_bench_command(CLI::App& app) {
       if (!dtype) throw Error("--dtype", "expected f32, f16 or bf16, found \"" + o->dtype + "\"");
       files = std::make_shared<ModelFiles>(make_synthetic_model(synthetic_config(o->synthetic), *dtype, 1));
     } else if (!o->model.empty()) {
-      files = std::make_shared<ModelFiles>(open_model_to_run(o->model));
+      // --bits requantizes the weights as numbers: a GGUF's blocks are dequantized first.
+      files = std::make_shared<ModelFiles>(o->bits > 0 ? open_model(o->model) : open_model_to_run(o->model));
+      if (o->bits > 0 && files->quantized())
+        throw Error("--bits", o->model + " is already a quantized lowbit model; give a dense model (or drop --bits)");
     } else {
       throw Error("bench", "give --model PATH or --synthetic tiny|135m|1b");
     }
