@@ -71,8 +71,9 @@ TEST(QuantizedLinear, EqualsDenseLinearOverTheDequantizedMatrix) {
     SCOPED_TRACE(scheme.to_string());
     const auto q = quantized_weight(scheme);
     const DenseLinear dense = dense_over(*q);
-    // Packed decode is the default wherever the kernel handles the layout (here int4 and uint3, not NF4).
-    EXPECT_EQ(QuantizedLinear(q).packed_decode(), scheme.element.kind() == Format::Kind::kInt);
+    // Packed decode is the default wherever the kernel handles the layout (here all three: int4, uint3
+    // and NF4's lookup).
+    EXPECT_TRUE(QuantizedLinear(q).packed_decode());
     EXPECT_EQ(QuantizedLinear(q).packed_decode(), packed_gemv_supported(*q));
     for (const bool packed : {false, true}) {
       const QuantizedLinear layer(q, {}, packed);

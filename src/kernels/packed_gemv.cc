@@ -30,6 +30,7 @@ struct Args {
   const uint8_t* zeros = nullptr;  // rows x groups, null for symmetric grids
   const float* xsum = nullptr;     // groups: Σ x over each group (asymmetric only)
   float factor = 1.0f;             // 2^-fraction_bits of the symmetric grid
+  const float* levels = nullptr;   // 4-bit lookup grids (NF4, IQ4_NL): the 16 values codes stand for
   const float* x = nullptr;
   const float* xp = nullptr;       // x permuted for `xp_lanes`-wide 2-/4-bit steps, or null
   size_t xp_lanes = 0;
@@ -392,6 +393,56 @@ void OddRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
 }
 #endif
 
+#if HWY_TARGET != HWY_SCALAR
+// 4-bit lookup grids (NF4, IQ4_NL): RowDot's 4-bit steps with each code's value taken from the 16
+// levels in registers instead of converted — one TableLookupLanes where 16 floats fill a vector
+// (AVX-512), else one per 16/lanes-level slice, merged by the code's slice. Groups must start on a
+// byte boundary (even group sizes).
+void LookupRows(const Args& a, const float* xp, size_t row_begin, size_t row_end, float* y) {
+  const hn::CappedTag<float, 16> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> d8;
+  const size_t lanes = hn::Lanes(d), slices = 16 / lanes;
+  using VF = hn::Vec<decltype(d)>;
+  VF table[16];
+  for (size_t k = 0; k < slices; ++k) table[k] = hn::LoadU(d, a.levels + k * lanes);
+  const auto low = hn::Set(di, static_cast<int32_t>(lanes - 1)), nibble = hn::Set(di, 15);
+  const auto value = [&](hn::Vec<decltype(di)> code) {
+    VF v = hn::TableLookupLanes(table[0], hn::IndicesFromVec(d, hn::And(code, low)));
+    for (size_t k = 1; k < slices; ++k) {
+      const auto in_slice = hn::RebindMask(d, hn::Gt(code, hn::Set(di, static_cast<int32_t>(k * lanes) - 1)));
+      v = hn::IfThenElse(in_slice, hn::TableLookupLanes(table[k], hn::IndicesFromVec(d, hn::And(code, low))), v);
+    }
+    return v;
+  };
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = a.codes + r * a.row_bytes;
+    const float* scales = a.scales + r * a.groups;
+    auto yv = hn::Zero(d);
+    float ys = 0.0f;
+    for (size_t g = 0; g < a.groups; ++g) {
+      const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
+      hwy::Prefetch(row + c0 / 2 + packed_detail::kRowPrefetchBytes);  // as RowDot
+      auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+      size_t c = c0;
+      // `lanes` bytes = 2·lanes codes: low nibbles are the even columns, high nibbles the odd; xp
+      // holds each step's x split that way (permute_x, as RowDot's 4-bit steps).
+      for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+        const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2));
+        acc0 = hn::MulAdd(value(hn::And(bytes, nibble)), hn::LoadU(d, xp + c), acc0);
+        acc1 = hn::MulAdd(value(hn::ShiftRight<4>(bytes)), hn::LoadU(d, xp + c + lanes), acc1);
+      }
+      float tail = 0.0f;
+      for (; c < c1; ++c) tail += a.levels[code_at(row, a.row_bytes, c, 4)] * a.x[c];
+      const float sc = scales[g];
+      yv = hn::MulAdd(hn::Set(d, sc), hn::Add(acc0, acc1), yv);
+      ys += sc * tail;
+    }
+    y[r] = hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
+  }
+}
+#endif
+
 // Vector width of the 2-/4-bit steps on this target (the CappedTags of RowsSigned); 0 for 8 bits.
 size_t StepLanes(int bits) {
   if (bits == 4) return hn::Lanes(hn::CappedTag<float, 16>());
@@ -444,6 +495,33 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
 }
 
 void PackedRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
+#if HWY_TARGET != HWY_SCALAR
+  if (a.levels != nullptr) {
+    thread_local std::vector<float> permuted;
+    const float* xp = a.xp;
+    if (xp == nullptr || a.xp_lanes != StepLanes(4)) {
+      permuted.resize(a.cols);
+      packed_detail::permute_x(a, StepLanes(4), permuted.data());
+      xp = permuted.data();
+    }
+    return LookupRows(a, xp, row_begin, row_end, y);
+  }
+#else
+  if (a.levels != nullptr) {  // one lane: each code's level, a group at a time
+    for (size_t r = row_begin; r < row_end; ++r) {
+      const uint8_t* row = a.codes + r * a.row_bytes;
+      float sum = 0.0f;
+      for (size_t g = 0; g < a.groups; ++g) {
+        const size_t c1 = std::min(a.cols, (g + 1) * a.group);
+        float acc = 0.0f;
+        for (size_t c = g * a.group; c < c1; ++c) acc += a.levels[code_at(row, a.row_bytes, c, 4)] * a.x[c];
+        sum += a.scales[r * a.groups + g] * acc;
+      }
+      y[r] = sum;
+    }
+    return;
+  }
+#endif
   if (a.is_signed) {
     RowsSigned<true>(a, row_begin, row_end, y);
   } else {
@@ -487,6 +565,7 @@ packed_detail::Args make_args(const QuantizedTensor& w, const PackedGemvInput& i
     a.zeros = w.zero_points().empty() ? nullptr : w.zero_points().data();  // none with a float minimum
     a.xsum = input.group_sums.data();
   }
+  if (w.scheme().element.kind() == Format::Kind::kLookup) a.levels = w.scheme().element.levels().data();
   if (!input.permuted.empty()) {
     a.xp = input.permuted.data();
     a.xp_lanes = input.permuted_lanes;
@@ -514,8 +593,16 @@ void add_group_minimums(const QuantizedTensor& w, const PackedGemvInput& input, 
 }
 }  // namespace
 
+// 4-bit lookup grids of 16 levels (NF4, IQ4_NL's codebook) without zero points, groups on bytes.
+bool lookup_layout(const QuantizedTensor& w) {
+  const Format& f = w.scheme().element;
+  return f.kind() == Format::Kind::kLookup && w.bits() == 4 && f.levels().size() == 16 && w.g_idx().empty() &&
+         w.zero_points().empty() && !w.scheme().float_min && (w.groups_per_row() <= 1 || w.group_size() % 2 == 0);
+}
+
 bool packed_gemv_supported(const QuantizedTensor& w) {
   const Format& f = w.scheme().element;
+  if (lookup_layout(w)) return true;
   if (!w.g_idx().empty() || f.kind() != Format::Kind::kInt || w.bits() < 1 || w.bits() > 8) return false;
   const size_t groups = static_cast<size_t>(w.rows() * w.groups_per_row());
   if (w.scheme().float_min) return !f.twos_complement() && w.zero_points().empty() && w.mins().size() == groups;
@@ -595,10 +682,10 @@ void packed_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_
     for (size_t g = 0; g < a.groups; ++g) {
       const size_t c1 = std::min(a.cols, (g + 1) * a.group);
       float acc = 0.0f;
-      for (size_t c = g * a.group; c < c1; ++c)
-        acc += static_cast<float>(packed_detail::value_of(packed_detail::code_at(row, a.row_bytes, c, a.bits), a.bits,
-                                                          a.is_signed)) *
-               x[c];
+      for (size_t c = g * a.group; c < c1; ++c) {
+        const uint32_t code = packed_detail::code_at(row, a.row_bytes, c, a.bits);
+        acc += (a.levels ? a.levels[code] : static_cast<float>(packed_detail::value_of(code, a.bits, a.is_signed))) * x[c];
+      }
       const float s = w.scale(r, static_cast<int64_t>(g)) * a.factor;
       const float z = a.zeros ? static_cast<float>(w.zero_point(r, static_cast<int64_t>(g))) : 0.0f;
       sum += s * (acc - z * (a.zeros ? a.xsum[g] : 0.0f));

@@ -20,6 +20,7 @@
 #include "lowbit/core/parallel.h"
 #include "lowbit/core/random.h"
 #include "lowbit/kernels/dense_gemv.h"
+#include "lowbit/numerics/packing.h"
 #include "testing/shared_data.h"
 
 namespace lowbit {
@@ -178,14 +179,57 @@ TEST(PackedGemv, FloatMinimumGridsDecodeLikeDequantize) {
   }
 }
 
+// 4-bit lookup grids of 16 levels: NF4, and IQ4_NL's codebook with signed scales (a negative scale
+// mirrors the grid), per group of 32/64, per row, with a ragged last group.
+TEST(PackedGemv, FourBitLookupGridsDecodeLikeDequantize) {
+  QuantScheme iq4nl = QuantScheme::with_format(
+      Format::codebook({-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}), 32);
+  iq4nl.signed_scales = true;
+  const QuantScheme schemes[] = {QuantScheme::with_format(Format::nf4(), 64), QuantScheme::with_format(Format::nf4(), 0),
+                                 iq4nl};
+  const auto x = testing::normal_values(200, 8);
+  for (const QuantScheme& scheme : schemes) {
+    SCOPED_TRACE(scheme.to_string());
+    QuantizedTensor t = random_tensor(37, 200, scheme, 50);
+    if (scheme.signed_scales) {  // flip every other group's scale
+      std::vector<uint8_t> codes(200);
+      for (int64_t r = 0; r < t.rows(); ++r) {
+        unpack_bits(t.packed_row(r), 4, codes);
+        std::vector<float> scales;
+        for (int64_t g = 0; g < t.groups_per_row(); ++g) scales.push_back((g % 2 ? -1.0f : 1.0f) * t.scale(r, g));
+        t.set_row(r, codes, scales);
+      }
+    }
+    ASSERT_TRUE(packed_gemv_supported(t));
+    const Reference ref = reference(t, x);
+    std::vector<float> oracle(37);
+    packed_gemv_rows_reference(t, x.data(), 0, 37, oracle.data());
+    for (uint64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      SCOPED_TRACE(hwy::TargetName(target));
+      std::vector<float> y(37, -1.0f);
+      packed_gemv_rows(t, x.data(), 0, 37, y.data());
+      for (int64_t r = 0; r < 37; ++r) {
+        ASSERT_NEAR(y[r], ref.exact[r], 1e-5 * ref.magnitude[r] + 1e-30) << "row " << r;
+        ASSERT_NEAR(oracle[r], ref.exact[r], 1e-5 * ref.magnitude[r] + 1e-30) << "row " << r;
+      }
+      std::vector<float> alone(37, 0.0f);
+      packed_gemv_rows(t, x.data(), 36, 37, alone.data());
+      ASSERT_TRUE(same_bits(alone[36], y[36]));
+    }
+    hwy::SetSupportedTargetsForTest(0);
+  }
+}
+
 TEST(PackedGemv, UnsupportedLayoutsFallBackToTheDensePathExactly) {
-  auto nf4 = random_tensor(21, 130, QuantScheme::with_format(Format::nf4(), 64), 9);
+  // 3-bit lookup grids have no kernel yet.
+  auto nf3 = random_tensor(21, 130, QuantScheme::with_format(Format::nf3(), 64), 9);
   auto gidx = random_tensor(21, 130, QuantScheme::integer(4, 32, false), 10);
   std::vector<int32_t> g_idx(130);
   for (size_t c = 0; c < g_idx.size(); ++c) g_idx[c] = static_cast<int32_t>((c * 7) % 5);
   gidx.set_g_idx(g_idx);
   const auto x = testing::normal_values(130, 6);
-  for (const QuantizedTensor* t : {&nf4, &gidx}) {
+  for (const QuantizedTensor* t : {&nf3, &gidx}) {
     EXPECT_FALSE(packed_gemv_supported(*t));
     const auto w = t->dequantize();
     std::vector<float> y(21), dense(21);

@@ -8,6 +8,8 @@
 //               fraction bits): W = sign_extend_b(code) · 2^-f · s — exactly Format::decode
 //   float min   Format::uint(b) with a float minimum per group (ggml's Q4_1/Q5_1):
 //               W = code · s + m, run as the unsigned codes plus m · Σ_{c in g} x_c per group
+//   lookup      4-bit grids of 16 levels (NF4, IQ4_NL's codebook), groups of an even size:
+//               W = levels[code] · s, the levels looked up in registers
 // for any bits 1..8 and any group size (per-row, ragged last group). 2-, 4- and 8-bit codes
 // with byte-aligned groups are unpacked in SIMD registers (Highway, chosen at run time); every
 // other width/grouping is unpacked one row at a time into a small byte buffer first.
@@ -20,7 +22,7 @@
 // gives bit-identical results. The result is not bit-equal to dequantize-then-dot (different
 // rounding); it agrees within a few f32 ulps of Σ|W_rc · x_c|.
 //
-// Layouts not handled (lookup grids such as NF4, minifloats, g_idx) fall back inside
+// Layouts not handled (other lookup grids such as NF3, minifloats, g_idx) fall back inside
 // packed_gemv_rows to dequantizing each row to f32 and dense_gemv_rows.
 #pragma once
 
