@@ -118,12 +118,38 @@ class KlProbe {
 
 BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vector<QuantScheme>& candidates,
                        double budget_bits_per_weight, const std::vector<std::vector<int32_t>>& calibration,
-                       int64_t probe_tokens) {
+                       int64_t probe_tokens, const std::function<void(int64_t measured, int64_t tensors)>& progress) {
   require(!candidates.empty(), "--budget", "no candidate grids");
   require(!calibration.empty(), "--budget", "needs calibration text (--calib): the sensitivities come from it");
   require(probe_tokens > 0, "--budget", "the KL probe needs at least one token");
   LlamaModel model(files);
   const LlamaConfig& config = model.config();
+  // The tensors: every block linear, and the table (whose input, tied, is the head's) last, since
+  // measuring it turns the tied head into a plain copy of the table.
+  std::vector<std::pair<std::string, int64_t>> names;  // name, block (-1: the table)
+  for (int64_t b = 0; b < model.num_blocks(); ++b)
+    for (const std::string& name : model.block_linear_names(b)) names.emplace_back(name, b);
+  names.emplace_back("model.embed_tokens", -1);
+  auto shape_of = [&](const std::string& name, bool table) {
+    const LinearLayer& layer = table ? model.embedding() : model.linear(name);
+    return std::pair<int64_t, int64_t>{layer.out_features(), layer.in_features()};
+  };
+  // Rows that are not whole groups of every candidate are left to the caller's own rule.
+  auto fits = [&](int64_t cols) {
+    for (const QuantScheme& scheme : candidates)
+      if (scheme.group_size != 0 && cols % scheme.group_size != 0) return false;
+    return true;
+  };
+  {
+    // An impossible budget is refused before any measuring (allocate_budget's message).
+    std::vector<BudgetItem> cheapest;
+    for (const auto& [name, block] : names) {
+      const auto [rows, cols] = shape_of(name, block < 0);
+      if (fits(cols))
+        cheapest.push_back({name, rows * cols, {QuantizedTensor(rows, cols, candidates.front()).bits_per_weight()}, {0.0}, {}, 0.0});
+    }
+    allocate_budget(cheapest, budget_bits_per_weight);
+  }
   // diag(H) of every linear's input: Σ_t x_tj² (ChannelStatistics' sum of squares), sequences in order.
   std::map<std::string, ChannelStatistics> inputs;
   model.set_linear_observer([&](const std::string& name, const float* x, int64_t tokens, int64_t in) {
@@ -139,21 +165,16 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
                                         std::min<size_t>(calibration.front().size(), static_cast<size_t>(probe_tokens)));
   const KlProbe probe(model, window);
 
-  // The tensors: every block linear, and the table (whose input, tied, is the head's) last, since
-  // measuring it turns the tied head into a plain copy of the table.
-  std::vector<std::pair<std::string, int64_t>> names;  // name, block (-1: the table)
-  for (int64_t b = 0; b < model.num_blocks(); ++b)
-    for (const std::string& name : model.block_linear_names(b)) names.emplace_back(name, b);
-  names.emplace_back("model.embed_tokens", -1);
   BudgetPlan plan;
+  int64_t visited = 0;
   for (const auto& [name, block] : names) {
+    ++visited;
     const bool table = block < 0;
-    const LinearLayer& layer = table ? model.embedding() : model.linear(name);
-    const int64_t rows = layer.out_features(), cols = layer.in_features();
-    // Rows that are not whole groups of every candidate are left to the caller's own rule.
-    bool fits = true;
-    for (const QuantScheme& scheme : candidates) fits = fits && (scheme.group_size == 0 || cols % scheme.group_size == 0);
-    if (!fits) continue;
+    const auto [rows, cols] = shape_of(name, table);
+    if (!fits(cols)) {
+      if (progress) progress(visited, static_cast<int64_t>(names.size()));
+      continue;
+    }
     const std::vector<float> w = pipeline_detail::dense_weight(model, name);
     // An untied table is only looked up: every column counts alike.
     std::vector<float> importance(static_cast<size_t>(cols), 1.0f);
@@ -205,6 +226,7 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
     const double base = item.relative_errors.front();
     for (double e : item.relative_errors) item.errors.push_back(base > 0 ? item.measured_kld * e / base : 0.0);
     plan.items.push_back(std::move(item));
+    if (progress) progress(visited, static_cast<int64_t>(names.size()));
   }
   plan.chosen = allocate_budget(plan.items, budget_bits_per_weight);
   double bits = 0, weights = 0;

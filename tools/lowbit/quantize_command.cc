@@ -13,6 +13,7 @@
 #include <cmath>
 #include <map>
 #include <filesystem>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -333,7 +334,17 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
           candidates.push_back(scheme);
         }
       }
-      budget = plan_budget(files, candidates, o->budget, calibration);
+      const bool tty = ::isatty(STDERR_FILENO);
+      const auto started = std::chrono::steady_clock::now();
+      budget = plan_budget(files, candidates, o->budget, calibration, 512, [&](int64_t done, int64_t total) {
+        // (the budget is checked before the first call: a refusal stays one line)
+        if (done == 1) std::fprintf(stderr, "budget: measuring every tensor on %zu grids and its KL on the model\n", candidates.size());
+        if (!tty && done % 16 != 0 && done != total) return;
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        std::fprintf(stderr, "budget: tensor %lld/%lld  %.0f s%s", (long long)done, (long long)total, seconds,
+                     tty ? "   \r" : "\n");
+      });
+      if (tty) std::fprintf(stderr, "\n");
       std::map<std::string, int> counts;
       for (const auto& [name, scheme] : budget->schemes) {
         if (recipe.plan_for(name).quantize || name == "model.embed_tokens") {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,7 @@ struct BudgetPlan {
 // Deterministic.
 BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vector<QuantScheme>& candidates,
                        double budget_bits_per_weight, const std::vector<std::vector<int32_t>>& calibration,
-                       int64_t probe_tokens = 512);
+                       int64_t probe_tokens = 512,
+                       const std::function<void(int64_t measured, int64_t tensors)>& progress = {});
 
 }  // namespace lowbit
