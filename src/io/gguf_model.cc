@@ -188,6 +188,18 @@ ModelFiles open_gguf_model(const std::string& path, const std::set<GgmlType>& ke
   std::vector<Tensor> tensors(infos.size());
   std::vector<std::optional<GgufBlockTensor>> blocks(infos.size());
   std::vector<std::string> errors(infos.size());
+  // attn_q/attn_k rows back into rotate_half order, moved as opaque byte rows (any dtype or block
+  // layout); nullopt for every other tensor.
+  auto rope_rows_to_hf = [&](size_t k, const Shape& shape, std::span<const std::byte> bytes)
+      -> std::optional<std::vector<std::byte>> {
+    if (!is_rope_projection(names[k])) return std::nullopt;
+    const bool is_q = names[k].ends_with("q_proj.weight");
+    const int64_t heads = is_q ? c.num_attention_heads : c.num_key_value_heads;
+    if (shape.size() != 2 || shape[0] != heads * c.head_dim)
+      throw Error(path, "tensor '" + infos[k].name + "' has shape " + shape_to_string(shape) + ", expected " +
+                            std::to_string(heads * c.head_dim) + " rows");
+    return permute_rope_rows(bytes, heads, c.head_dim, bytes.size() / static_cast<size_t>(shape[0]), true);
+  };
   parallel_for(static_cast<int64_t>(infos.size()), 1, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       try {
@@ -197,32 +209,16 @@ ModelFiles open_gguf_model(const std::string& path, const std::set<GgmlType>& ke
           block.type = info.type;
           block.shape = info.shape();
           block.bytes = file->tensor_bytes(info);
-          if (is_rope_projection(names[k])) {
-            const bool is_q = names[k].ends_with("q_proj.weight");
-            const int64_t heads = is_q ? c.num_attention_heads : c.num_key_value_heads;
-            if (block.shape[0] != heads * c.head_dim)
-              throw Error(path, "tensor '" + info.name + "' has shape " + shape_to_string(block.shape) + ", expected " +
-                                    std::to_string(heads * c.head_dim) + " rows");
-            block.owned = std::make_shared<const std::vector<std::byte>>(permute_rope_rows(
-                block.bytes, heads, c.head_dim, block.bytes.size() / static_cast<size_t>(block.shape[0]), true));
+          if (auto permuted = rope_rows_to_hf(static_cast<size_t>(k), block.shape, block.bytes)) {
+            block.owned = std::make_shared<const std::vector<std::byte>>(std::move(*permuted));
             block.bytes = *block.owned;
           }
           blocks[k] = std::move(block);
           continue;
         }
         Tensor tensor = file->tensor_as_f32_or_view(info);
-        if (is_rope_projection(names[k])) {
-          const bool is_q = names[k].ends_with("q_proj.weight");
-          const int64_t heads = is_q ? c.num_attention_heads : c.num_key_value_heads;
-          if (tensor.rank() != 2 || tensor.dim(0) != heads * c.head_dim)
-            throw Error(path, "tensor '" + info.name + "' has shape " + shape_to_string(tensor.shape()) + ", expected " +
-                                  std::to_string(heads * c.head_dim) + " rows");
-          const size_t row_bytes = static_cast<size_t>(tensor.dim(1)) * dtype_size(tensor.dtype());
-          const auto permuted = permute_rope_rows(
-              tensor.bytes(), heads,
-              c.head_dim, row_bytes, true);
-          tensor = Tensor::copy_of(tensor.dtype(), tensor.shape(), permuted.data(), permuted.size());
-        }
+        if (auto permuted = rope_rows_to_hf(static_cast<size_t>(k), tensor.shape(), tensor.bytes()))
+          tensor = Tensor::copy_of(tensor.dtype(), tensor.shape(), permuted->data(), permuted->size());
         tensors[k] = std::move(tensor);
       } catch (const Error& e) {
         errors[k] = e.what();
