@@ -271,18 +271,7 @@ void QuantizedTensor::dequantize_row(int64_t row, std::span<float> out) const {
           "row buffer has " + str(static_cast<int64_t>(out.size())) + " entries for " + str(cols_) + " columns");
   thread_local std::vector<uint8_t> codes;
   codes.resize(static_cast<size_t>(cols_));
-  const auto packed = packed_row(row);
-  if (bits() == 8) {
-    std::copy(packed.begin(), packed.end(), codes.begin());
-  } else if (bits() == 4) {  // LSB first: the low nibble is the even column (a loop compilers vectorize)
-    for (size_t i = 0; i < codes.size() / 2; ++i) {
-      codes[2 * i] = packed[i] & 0x0F;
-      codes[2 * i + 1] = packed[i] >> 4;
-    }
-    if (codes.size() % 2) codes.back() = packed.back() & 0x0F;
-  } else {
-    unpack_bits(packed, bits(), codes);
-  }
+  unpack_bits(packed_row(row), bits(), codes);
   const float* scales = scales_.data() + row * groups_;
   const uint8_t* zeros = zeros_.empty() ? nullptr : zeros_.data() + row * groups_;
   if (!mins_.empty()) {  // code · scale + min, in f32 (two roundings, as ggml's Q4_1/Q5_1 decode)

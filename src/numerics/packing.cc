@@ -1,5 +1,6 @@
 #include "lowbit/numerics/packing.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <string>
@@ -57,17 +58,28 @@ size_t unpack_words(const uint8_t* in, size_t count, size_t in_bytes, Code* code
 
 template <class Code>
 void unpack_range(const uint8_t* in, size_t count, int bits, Code* codes) {
+  // Bytes and nibbles (the common widths) by plain loops compilers vectorize.
+  if (bits == 8) {
+    std::copy(in, in + count, codes);
+    return;
+  }
+  if (bits == 4) {  // LSB first: the low nibble is the even code
+    for (size_t i = 0; i < count / 2; ++i) {
+      codes[2 * i] = static_cast<Code>(in[i] & 0x0F);
+      codes[2 * i + 1] = static_cast<Code>(in[i] >> 4);
+    }
+    if (count % 2) codes[count - 1] = static_cast<Code>(in[count / 2] & 0x0F);
+    return;
+  }
   const size_t in_bytes = packed_bytes(count, bits);
   size_t done = 0;
   switch (bits) {
     case 1: done = unpack_words<1>(in, count, in_bytes, codes); break;
     case 2: done = unpack_words<2>(in, count, in_bytes, codes); break;
     case 3: done = unpack_words<3>(in, count, in_bytes, codes); break;
-    case 4: done = unpack_words<4>(in, count, in_bytes, codes); break;
     case 5: done = unpack_words<5>(in, count, in_bytes, codes); break;
     case 6: done = unpack_words<6>(in, count, in_bytes, codes); break;
     case 7: done = unpack_words<7>(in, count, in_bytes, codes); break;
-    case 8: done = unpack_words<8>(in, count, in_bytes, codes); break;
     default: break;
   }
   in += done / 8 * static_cast<size_t>(bits);
