@@ -155,10 +155,15 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
   model.set_linear_observer([&](const std::string& name, const float* x, int64_t tokens, int64_t in) {
     inputs.try_emplace(name, in).first->second.add({x, static_cast<size_t>(tokens * in)}, tokens);
   });
-  for (const auto& sequence : calibration) {  // all logits: the head must see every position
-    KvCache cache(config, static_cast<int64_t>(sequence.size()));
-    std::vector<float> logits(sequence.size() * static_cast<size_t>(config.vocab_size));
-    model.forward(sequence, cache, logits.data(), true);
+  // Block by block (forward_block: forward()'s arithmetic, without a cache): the head's input is the
+  // final RMSNorm of every position, taken directly, so no logits are computed for it.
+  for (const auto& sequence : calibration) {
+    const int64_t tokens = static_cast<int64_t>(sequence.size());
+    std::vector<float> x(static_cast<size_t>(tokens * config.hidden_size)), normed(x.size());
+    model.embed(sequence, x.data());
+    for (int64_t b = 0; b < model.num_blocks(); ++b) model.forward_block(b, x.data(), tokens);
+    model.final_norm(x.data(), tokens, normed.data());
+    inputs.try_emplace("lm_head", config.hidden_size).first->second.add(normed, tokens);
   }
   model.set_linear_observer({});
   const std::span<const int32_t> window(calibration.front().data(),
