@@ -102,13 +102,13 @@ void build_sparsity(const QuantizeCliOptions& o, const CLI::App& app, QuantRecip
   }
 }
 
-// --format gguf:TYPE: the GGUF block type the output is written in; nullopt for lowbit grids.
-// A budget grid as reports name it: the ggml type ("q5_0") or lowbit's scheme ("uint3 g64 ...").
+// A budget grid as reports name it: the ggml type ("q5_0") or lowbit's element format ("uint3").
 std::string budget_grid_name(const QuantScheme& scheme) {
   const auto type = ggml_type_of_scheme(scheme);
   return type ? std::string(ggml_traits(*type).name) : scheme.element.to_string();
 }
 
+// --format gguf:TYPE: the GGUF block type the output is written in; nullopt for lowbit grids.
 std::optional<GgmlType> gguf_output_type(const std::string& format) {
   if (!format.starts_with("gguf:")) return std::nullopt;
   const auto type = parse_ggml_type(format.substr(5));
