@@ -331,7 +331,7 @@ inline bool odd_direct_layout(const Args& a) {
   return odd && (a.groups <= 1 || a.group % 16 == 0);
 }
 
-#if HWY_TARGET != HWY_SCALAR  // byte shuffles need 128-bit blocks
+#if HWY_TARGET != HWY_SCALAR  // byte shuffles and 16-level tables need 128-bit vectors
 template <bool kSigned>
 void OddRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
   const hn::CappedTag<float, 16> d;
@@ -391,9 +391,7 @@ void OddRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
     y[r] = hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
   }
 }
-#endif
 
-#if HWY_TARGET != HWY_SCALAR
 // 4-bit lookup grids (NF4, IQ4_NL): RowDot's 4-bit steps with each code's value taken from the 16
 // levels in registers instead of converted — one TableLookupLanes where 16 floats fill a vector
 // (AVX-512), else one per 16/lanes-level slice, merged by the code's slice. Groups must start on a
@@ -404,7 +402,7 @@ void LookupRows(const Args& a, const float* xp, size_t row_begin, size_t row_end
   const hn::Rebind<uint8_t, decltype(d)> d8;
   const size_t lanes = hn::Lanes(d), slices = 16 / lanes;
   using VF = hn::Vec<decltype(d)>;
-  VF table[16];
+  VF table[4];  // 16 levels in 16/lanes slices: at most 4 (128-bit vectors)
   for (size_t k = 0; k < slices; ++k) table[k] = hn::LoadU(d, a.levels + k * lanes);
   const auto low = hn::Set(di, static_cast<int32_t>(lanes - 1)), nibble = hn::Set(di, 15);
   const auto value = [&](hn::Vec<decltype(di)> code) {
@@ -450,6 +448,16 @@ size_t StepLanes(int bits) {
   return 0;
 }
 
+// x as the 2-/4-bit steps of `lanes`-wide vectors read it (packed_detail::permute_x): prepared once
+// per token by the caller for this target's width, or here when it was prepared for another width.
+const float* StepsX(const Args& a, size_t lanes) {
+  if (a.xp != nullptr && a.xp_lanes == lanes) return a.xp;
+  thread_local std::vector<float> permuted;
+  permuted.resize(a.cols);
+  packed_detail::permute_x(a, lanes, permuted.data());
+  return permuted.data();
+}
+
 template <bool kSigned>
 void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
   // Vector widths capped so that one step (2·lanes, 2·lanes, 4·lanes columns) is at most 32
@@ -460,20 +468,8 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
   const bool direct = packed_detail::direct_layout(a);
   thread_local std::vector<uint8_t> unpacked;
   if (!direct) unpacked.resize(a.cols);
-  // 2- and 4-bit steps read x permuted (packed_detail::permute_x): prepared once per token by
-  // the caller for this target's width, or here when it was prepared for another width.
-  thread_local std::vector<float> permuted;
-  const float* xp = a.x;
-  if (direct && a.bits < 8) {
-    const size_t lanes = StepLanes(a.bits);
-    if (a.xp != nullptr && a.xp_lanes == lanes) {
-      xp = a.xp;
-    } else {
-      permuted.resize(a.cols);
-      packed_detail::permute_x(a, lanes, permuted.data());
-      xp = permuted.data();
-    }
-  }
+  // 2- and 4-bit steps read x permuted.
+  const float* xp = direct && a.bits < 8 ? StepsX(a, StepLanes(a.bits)) : a.x;
   if (direct) {
     if (a.bits == 8) return DirectRows<8, kSigned>(d8bit, a, a.x, row_begin, row_end, y);
     if (a.bits == 4) return DirectRows<4, kSigned>(d4bit, a, xp, row_begin, row_end, y);
@@ -496,16 +492,7 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
 
 void PackedRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
 #if HWY_TARGET != HWY_SCALAR
-  if (a.levels != nullptr) {
-    thread_local std::vector<float> permuted;
-    const float* xp = a.xp;
-    if (xp == nullptr || a.xp_lanes != StepLanes(4)) {
-      permuted.resize(a.cols);
-      packed_detail::permute_x(a, StepLanes(4), permuted.data());
-      xp = permuted.data();
-    }
-    return LookupRows(a, xp, row_begin, row_end, y);
-  }
+  if (a.levels != nullptr) return LookupRows(a, StepsX(a, StepLanes(4)), row_begin, row_end, y);
 #else
   if (a.levels != nullptr) {  // one lane: each code's level, a group at a time
     for (size_t r = row_begin; r < row_end; ++r) {
