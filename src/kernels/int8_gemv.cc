@@ -1,0 +1,288 @@
+// The int8-activation GEMV: activation rounding, dispatch, and the scalar definition every kernel
+// finishes with (kernels/int8_gemv.h). Compiled with -ffp-contract=off (CMakeLists.txt): the
+// canonical sums are written as separate multiplies and fmas, and must stay so.
+#include "lowbit/kernels/int8_gemv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "lowbit/core/error.h"
+#include "src/kernels/int8_gemv_internal.h"
+
+namespace lowbit {
+namespace int8_detail {
+
+namespace {
+// Code c of a row packed LSB-first at 4 or 8 bits.
+inline uint32_t code_at(const uint8_t* row, size_t c, int bits) {
+  if (bits == 8) return row[c];
+  return (row[c >> 1] >> ((c & 1) * 4)) & 0xF;
+}
+
+// tree(v): v[i] + v[i+8], then +4, +2, +1 (the header's fixed order).
+inline float tree(float* v) {
+  for (size_t half = kLanes / 2; half >= 1; half /= 2)
+    for (size_t i = 0; i < half; ++i) v[i] = v[i] + v[i + half];
+  return v[0];
+}
+}  // namespace
+
+float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc, float* cor) {
+  const uint8_t* row = a.codes + r * a.row_bytes;
+  const float* scales = a.scales + r * a.groups;
+  for (size_t run = run0; run < a.runs; ++run) {
+    const size_t c0 = run * a.run_cols, c1 = std::min(a.cols, c0 + a.run_cols);
+    int32_t p = 0;
+    for (size_t c = c0; c < c1; ++c) {
+      const int32_t u = static_cast<int32_t>(code_at(row, c, a.bits) ^ a.flip);
+      p += (u - a.offset) * a.q[c];
+    }
+    const float s = scales[a.groups <= 1 ? 0 : c0 / a.group] * a.factor;
+    const float d = a.run_scale[run] * s;
+    acc[run % kLanes] = std::fma(static_cast<float>(p), d, acc[run % kLanes]);
+  }
+  if (a.has_correction) {
+    const uint8_t* zeros = a.zeros ? a.zeros + r * a.groups : nullptr;
+    const float* mins = a.mins ? a.mins + r * a.groups : nullptr;
+    const int z_flip = a.flip;  // two's complement: u = v + 2^(b−1), the zero point every group has
+    for (size_t g = group0; g < a.groups; ++g) {
+      const int z = zeros ? zeros[g] : z_flip;
+      const float s = scales[g] * a.factor;
+      const float k = static_cast<float>(a.offset - z) * s;
+      cor[g % kLanes] = std::fma(k, a.group_x[g], cor[g % kLanes]);
+      if (mins) cor[g % kLanes] = std::fma(mins[g], a.group_x[g], cor[g % kLanes]);
+    }
+  }
+  return tree(acc) + tree(cor);
+}
+
+}  // namespace int8_detail
+
+namespace {
+using int8_detail::Args;
+constexpr const char* kWhere = "int8 GEMV";
+
+bool cpu_has(Int8Kernel k) {
+#if defined(__x86_64__) || defined(__i386__)
+  switch (k) {
+    case Int8Kernel::kScalar:
+      return true;
+    case Int8Kernel::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Int8Kernel::kAvx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && cpu_has(Int8Kernel::kAvx2);
+    case Int8Kernel::kAvx512Vnni:
+      return cpu_has(Int8Kernel::kAvx512) && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+#else
+  return k == Int8Kernel::kScalar;
+#endif
+}
+
+// Columns per vector step (0 for the scalar kernel).
+size_t step_cols(Int8Kernel k, int bits) {
+  switch (k) {
+    case Int8Kernel::kScalar:
+      return 0;
+    case Int8Kernel::kAvx2:
+      return bits == 4 ? 64 : 32;
+    case Int8Kernel::kAvx512:
+    case Int8Kernel::kAvx512Vnni:
+      return bits == 4 ? 128 : 64;
+  }
+  return 0;
+}
+
+// Everything but the per-token parts, from the tensor.
+Args tensor_args(const QuantizedTensor& w) {
+  Args a;
+  a.codes = w.packed_codes().data();
+  a.row_bytes = static_cast<size_t>(w.row_bytes());
+  a.cols = static_cast<size_t>(w.cols());
+  a.group = static_cast<size_t>(w.group_size());
+  a.groups = static_cast<size_t>(w.groups_per_row());
+  a.bits = w.bits();
+  a.run_cols = a.bits == 4 ? 8 : 4;
+  a.runs = (a.cols + a.run_cols - 1) / a.run_cols;
+  a.offset = a.bits == 8 ? 128 : 0;
+  a.scales = w.scales().data();
+  const Format& f = w.scheme().element;
+  if (f.twos_complement()) {
+    a.flip = static_cast<uint8_t>(1u << (a.bits - 1));
+    a.factor = static_cast<float>(std::ldexp(1.0, -f.fraction_bits()));
+  }
+  a.zeros = w.zero_points().empty() ? nullptr : w.zero_points().data();
+  a.mins = w.mins().empty() ? nullptr : w.mins().data();
+  // k_g = (o − z_g)·s'_g + m_g is structurally zero only for 8-bit two's complement codes (z = o = 128).
+  a.has_correction = a.zeros != nullptr || a.mins != nullptr || a.flip != a.offset;
+  return a;
+}
+
+void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end) {
+  require(row_begin >= 0 && row_begin <= row_end && row_end <= w.rows(), kWhere,
+          "rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ") outside a tensor of " +
+              std::to_string(w.rows()) + " rows");
+}
+
+// x rounded per 32-column block: q (natural order) and dx per block.
+void round_blocks(const float* x, size_t cols, std::vector<int8_t>& q, std::vector<float>& dx) {
+  const size_t blocks = (cols + int8_detail::kBlock - 1) / int8_detail::kBlock;
+  q.assign(cols, 0);
+  dx.assign(blocks, 0.0f);
+  for (size_t b = 0; b < blocks; ++b) {
+    const size_t c0 = b * int8_detail::kBlock, c1 = std::min(cols, c0 + int8_detail::kBlock);
+    float amax = 0.0f;
+    bool finite = true;
+    for (size_t c = c0; c < c1; ++c) {
+      finite = finite && std::isfinite(x[c]);
+      amax = std::max(amax, std::fabs(x[c]));
+    }
+    if (!finite) {  // q stays 0 and dx NaN: the outputs become NaN, as the f32 path's would
+      dx[b] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    const float d = amax / 127.0f;
+    dx[b] = d;
+    if (!(d > 0.0f)) continue;  // an all-zero block
+    for (size_t c = c0; c < c1; ++c) {
+      const float v = std::nearbyint(x[c] / d);
+      q[c] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+    }
+  }
+}
+}  // namespace
+
+std::string int8_kernel_name(Int8Kernel kernel) {
+  switch (kernel) {
+    case Int8Kernel::kScalar:
+      return "scalar";
+    case Int8Kernel::kAvx2:
+      return "avx2";
+    case Int8Kernel::kAvx512:
+      return "avx512bw";
+    case Int8Kernel::kAvx512Vnni:
+      return "avx512vnni";
+  }
+  return "?";
+}
+
+std::vector<Int8Kernel> int8_kernels_available() {
+  std::vector<Int8Kernel> out;
+  for (Int8Kernel k : {Int8Kernel::kScalar, Int8Kernel::kAvx2, Int8Kernel::kAvx512, Int8Kernel::kAvx512Vnni})
+    if (cpu_has(k)) out.push_back(k);
+  return out;
+}
+
+Int8Kernel int8_kernel_best() {
+  static const Int8Kernel best = int8_kernels_available().back();
+  return best;
+}
+
+bool int8_gemv_supported(const QuantizedTensor& w) {
+  const Format& f = w.scheme().element;
+  if (!w.g_idx().empty() || f.kind() != Format::Kind::kInt || (w.bits() != 4 && w.bits() != 8)) return false;
+  if (w.groups_per_row() > 1 && w.group_size() % static_cast<int64_t>(int8_detail::kBlock) != 0) return false;
+  const size_t groups = static_cast<size_t>(w.rows() * w.groups_per_row());
+  if (w.scheme().float_min) return !f.twos_complement() && w.zero_points().empty() && w.mins().size() == groups;
+  return f.twos_complement() ? w.zero_points().empty() : w.zero_points().size() == groups;
+}
+
+std::vector<float> int8_rounded_activations(const float* x, int64_t cols) {
+  std::vector<int8_t> q;
+  std::vector<float> dx;
+  round_blocks(x, static_cast<size_t>(cols), q, dx);
+  std::vector<float> out(static_cast<size_t>(cols));
+  for (size_t c = 0; c < out.size(); ++c) out[c] = dx[c / int8_detail::kBlock] * static_cast<float>(q[c]);
+  return out;
+}
+
+void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& input, Int8Kernel kernel) {
+  require(int8_gemv_supported(w), kWhere, "no int8 kernel for " + w.scheme().to_string());
+  require(cpu_has(kernel), kWhere, "the " + int8_kernel_name(kernel) + " kernel does not run on this CPU");
+  const Args a = tensor_args(w);
+  input.kernel = kernel;
+  input.cols = w.cols();
+  input.groups = w.groups_per_row();
+  input.group_size = w.group_size();
+  input.bits = w.bits();
+  thread_local std::vector<int8_t> natural;
+  thread_local std::vector<float> dx;
+  round_blocks(x, a.cols, natural, dx);
+  input.run_scale.resize(a.runs);
+  input.run_bias.resize(a.runs);
+  for (size_t run = 0; run < a.runs; ++run) {
+    const size_t c0 = run * a.run_cols, c1 = std::min(a.cols, c0 + a.run_cols);
+    input.run_scale[run] = dx[c0 / int8_detail::kBlock];
+    int32_t sum = 0;
+    for (size_t c = c0; c < c1; ++c) sum += natural[c];
+    input.run_bias[run] = 128 * sum;
+  }
+  // X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c, blocks left to right.
+  input.group_x.assign(a.groups, 0.0f);
+  const size_t blocks = dx.size();
+  for (size_t b = 0; b < blocks; ++b) {
+    const size_t c0 = b * int8_detail::kBlock, c1 = std::min(a.cols, c0 + int8_detail::kBlock);
+    int32_t sum = 0;
+    for (size_t c = c0; c < c1; ++c) sum += natural[c];
+    const size_t g = a.groups <= 1 ? 0 : c0 / a.group;
+    input.group_x[g] = std::fma(dx[b], static_cast<float>(sum), input.group_x[g]);
+  }
+  // The kernel's order: 4-bit steps read the even columns' q, then the odd columns'.
+  const size_t step = step_cols(kernel, a.bits);
+  input.q = natural;
+  if (a.bits == 4 && step != 0 && int8_detail::vector_scales(a, step))
+    for (size_t c = 0; c + step <= a.cols; c += step)
+      for (size_t i = 0; i < step / 2; ++i) {
+        input.q[c + i] = natural[c + 2 * i];
+        input.q[c + step / 2 + i] = natural[c + 2 * i + 1];
+      }
+}
+
+void int8_gemv_rows(const QuantizedTensor& w, const Int8GemvInput& input, int64_t row_begin, int64_t row_end,
+                    float* y) {
+  check_range(w, row_begin, row_end);
+  require(int8_gemv_supported(w), kWhere, "no int8 kernel for " + w.scheme().to_string());
+  require(input.cols == w.cols() && input.groups == w.groups_per_row() && input.group_size == w.group_size() &&
+              input.bits == w.bits() && input.q.size() == static_cast<size_t>(w.cols()),
+          kWhere, "input was prepared for another tensor layout");
+  Args a = tensor_args(w);
+  a.q = input.q.data();
+  a.run_scale = input.run_scale.data();
+  a.run_bias = input.run_bias.data();
+  a.group_x = input.group_x.data();
+  const size_t step = step_cols(input.kernel, a.bits);
+  a.step_cols = step != 0 && int8_detail::vector_scales(a, step) ? step : 0;
+  const size_t r0 = static_cast<size_t>(row_begin), r1 = static_cast<size_t>(row_end);
+  if (a.step_cols != 0) {
+#if defined(__x86_64__) || defined(__i386__)
+    switch (input.kernel) {
+      case Int8Kernel::kAvx2:
+        return int8_detail::rows_avx2(a, r0, r1, y);
+      case Int8Kernel::kAvx512:
+        return int8_detail::rows_avx512(a, r0, r1, y);
+      case Int8Kernel::kAvx512Vnni:
+        return int8_detail::rows_avx512_vnni(a, r0, r1, y);
+      case Int8Kernel::kScalar:
+        break;
+    }
+#endif
+  }
+  for (size_t r = r0; r < r1; ++r) {
+    float acc[int8_detail::kLanes] = {}, cor[int8_detail::kLanes] = {};
+    y[r] = int8_detail::finish_row(a, r, 0, 0, acc, cor);
+  }
+}
+
+void int8_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end,
+                              float* y) {
+  check_range(w, row_begin, row_end);
+  Int8GemvInput input;
+  int8_gemv_prepare(w, x, input, Int8Kernel::kScalar);
+  int8_gemv_rows(w, input, row_begin, row_end, y);
+}
+
+}  // namespace lowbit

@@ -1,0 +1,51 @@
+// Internal to the int8-activation GEMV (kernels/int8_gemv.h): what a kernel gets resolved from the
+// tensor and the prepared x, and the scalar code every kernel finishes its rows with.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lowbit::int8_detail {
+
+constexpr size_t kBlock = 32;  // columns per activation scale
+constexpr size_t kLanes = 16;  // canonical accumulator lanes (header: acc[r mod 16], cor[g mod 16])
+
+struct Args {
+  const uint8_t* codes = nullptr;  // rows x row_bytes, LSB-first at `bits`
+  size_t row_bytes = 0, cols = 0, group = 1, groups = 0;
+  size_t run_cols = 8, runs = 0;   // R and ⌈cols / R⌉
+  int bits = 4;
+  uint8_t flip = 0;                // XOR that turns a code into offset binary u (2^(b−1) for two's complement)
+  int offset = 0;                  // o: 128 for 8 bits, else 0 (w = u − o)
+  bool has_correction = false;     // some k_g can be non-zero (zero points, flipped codes, minimums, 8-bit u)
+  const float* scales = nullptr;   // rows x groups
+  const uint8_t* zeros = nullptr;  // rows x groups, or null
+  const float* mins = nullptr;     // rows x groups, or null
+  float factor = 1.0f;             // 2^−f of a two's complement grid
+  const int8_t* q = nullptr;       // the rounded x, permuted inside the first `vector_cols` columns (4 bits)
+  const float* run_scale = nullptr;
+  const int32_t* run_bias = nullptr;
+  const float* group_x = nullptr;
+  size_t step_cols = 0;            // columns per vector step of the kernel (0: scalar, q natural)
+};
+
+// Row r's canonical sums from run `run0` and group `group0` on (the kernel having added the runs and
+// groups before them into acc and cor, in canonical lanes), then y = tree(acc) + tree(cor). Reads q
+// at columns ≥ run0·R in natural order. Lives in its own translation unit, compiled without FMA
+// contraction, so that every kernel finishes with the same scalar operations.
+float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc, float* cor);
+
+// Whether a vector kernel whose steps are `step_cols` columns can form each lane's group scale
+// (one group per row, groups a multiple of the step, or 2/4 groups per step).
+inline bool vector_scales(const Args& a, size_t step_cols) {
+  if (a.groups <= 1 || a.group % step_cols == 0) return true;
+  return step_cols % a.group == 0 && (step_cols / a.group == 2 || step_cols / a.group == 4);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+void rows_avx2(const Args& a, size_t row_begin, size_t row_end, float* y);
+void rows_avx512(const Args& a, size_t row_begin, size_t row_end, float* y);
+void rows_avx512_vnni(const Args& a, size_t row_begin, size_t row_end, float* y);
+#endif
+
+}  // namespace lowbit::int8_detail

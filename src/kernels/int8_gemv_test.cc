@@ -1,0 +1,201 @@
+// The int8-activation GEMV: every kernel this CPU runs equals the scalar definition bit for bit
+// (the integer sums are exact and the float steps are fixed, kernels/int8_gemv.h), over 4- and 8-bit
+// codes with zero points, two's complement and float minimums, groups of 32..256, per-row, ragged
+// rows and shapes that leave partial vector steps. The definition itself is checked against an
+// independent one: the f32 packed kernel run on x̂ (x rounded to its int8 blocks), and the rounding
+// against its bound. Then: rows alone give the same bits, x̂ is what the header says, and bad
+// layouts are refused.
+#include "lowbit/kernels/int8_gemv.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "lowbit/core/error.h"
+#include "lowbit/core/half.h"
+#include "lowbit/core/random.h"
+#include "lowbit/kernels/packed_gemv.h"
+#include "compress/compress_test_util.h"
+
+namespace lowbit {
+namespace {
+
+enum class Grid { kZeroPoint, kSigned, kFloatMin };
+
+std::string grid_name(Grid g) {
+  return g == Grid::kZeroPoint ? "zero-point" : g == Grid::kSigned ? "twos-complement" : "float-min";
+}
+
+QuantScheme scheme_of(Grid grid, int bits, int64_t group) {
+  if (grid == Grid::kFloatMin) {
+    QuantScheme s = QuantScheme::with_format(Format::uint(bits), group);
+    s.float_min = true;
+    return s;
+  }
+  return QuantScheme::integer(bits, group, grid == Grid::kSigned);
+}
+
+// Random codes over the whole range (−2^(b−1) included), f16 scales, zero points and minimums.
+QuantizedTensor random_tensor(int64_t rows, int64_t cols, Grid grid, int bits, int64_t group, uint64_t seed) {
+  const QuantScheme scheme = scheme_of(grid, bits, group);
+  QuantizedTensor t(rows, cols, scheme);
+  const CounterRng rng(seed, 3);
+  const int64_t groups = t.groups_per_row();
+  std::vector<uint8_t> codes(static_cast<size_t>(cols)), zeros;
+  std::vector<float> scales(static_cast<size_t>(groups)), mins;
+  uint64_t k = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (auto& c : codes) c = static_cast<uint8_t>(rng.bits(k++) % (1u << bits));
+    for (auto& s : scales) s = f16_bits_to_f32(f32_to_f16_bits(0.01f + 0.02f * rng.uniform(k++)));
+    zeros.clear();
+    mins.clear();
+    for (int64_t g = 0; g < groups; ++g) {
+      if (grid == Grid::kZeroPoint) zeros.push_back(static_cast<uint8_t>(rng.bits(k++) % (1u << bits)));
+      if (grid == Grid::kFloatMin) mins.push_back(f16_bits_to_f32(f32_to_f16_bits(-0.2f + 0.1f * rng.uniform(k++))));
+    }
+    t.set_row(r, codes, scales, zeros, mins);
+  }
+  return t;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+
+TEST(Int8Gemv, EveryKernelEqualsTheScalarDefinitionBitForBit) {
+  const auto kernels = int8_kernels_available();
+  ASSERT_EQ(kernels.front(), Int8Kernel::kScalar);
+  // cols: partial AVX-512/AVX2 steps (200, 1000), exact steps (4096), 576 (SmolLM2's width), a
+  // short row below one step (96). group 0 = one per row; 96 and 160 leave the vector scale forms
+  // (scalar rest); 256 spans steps.
+  const int64_t shapes[][2] = {{19, 96}, {37, 200}, {8, 576}, {5, 1000}, {9, 4096}};
+  const int64_t groups[] = {32, 64, 96, 128, 160, 256, 0};
+  uint64_t seed = 10;
+  for (const auto& shape : shapes) {
+    const int64_t rows = shape[0], cols = shape[1];
+    auto x = testing::normal_values(static_cast<size_t>(cols), 5);
+    x[3] = 9.0f;  // an outlier: its block gets a coarse scale
+    for (const int bits : {4, 8}) {
+      for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin}) {
+        for (const int64_t group : groups) {
+          if (group > cols) continue;
+          const QuantizedTensor t = random_tensor(rows, cols, grid, bits, group, seed++);
+          ASSERT_TRUE(int8_gemv_supported(t)) << t.scheme().to_string();
+          std::vector<float> want(static_cast<size_t>(rows));
+          int8_gemv_rows_reference(t, x.data(), 0, rows, want.data());
+          for (const Int8Kernel kernel : kernels) {
+            SCOPED_TRACE(int8_kernel_name(kernel) + " " + grid_name(grid) + " " + t.scheme().to_string() + " " +
+                         std::to_string(rows) + "x" + std::to_string(cols));
+            Int8GemvInput input;
+            int8_gemv_prepare(t, x.data(), input, kernel);
+            std::vector<float> y(static_cast<size_t>(rows), -1.0f);
+            int8_gemv_rows(t, input, 0, rows, y.data());
+            for (int64_t r = 0; r < rows; ++r) ASSERT_TRUE(same_bits(y[r], want[r])) << "row " << r << ": " << y[r] << " vs " << want[r];
+            // Rows computed alone, in any range, give the same bits (so any thread split does).
+            std::vector<float> alone(static_cast<size_t>(rows), 0.0f);
+            int8_gemv_rows(t, input, rows / 2, rows / 2 + 1, alone.data());
+            ASSERT_TRUE(same_bits(alone[rows / 2], want[rows / 2]));
+          }
+        }
+      }
+    }
+  }
+}
+
+// The definition against independent arithmetic: W·x̂ by the f32 packed kernel (whose own error is
+// tested in packed_gemv_test) within 1e-5 of Σ|W||x̂|, and W·x within the rounding bound
+// Σ_c |W_rc| · dx_b / 2.
+TEST(Int8Gemv, ComputesTheProductWithRoundedActivations) {
+  const int64_t rows = 24, cols = 1000;
+  auto x = testing::normal_values(static_cast<size_t>(cols), 8);
+  x[40] = -30.0f;
+  const std::vector<float> xr = int8_rounded_activations(x.data(), cols);
+  uint64_t seed = 400;
+  for (const int bits : {4, 8})
+    for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin})
+      for (const int64_t group : {int64_t{32}, int64_t{128}, int64_t{0}}) {
+        const QuantizedTensor t = random_tensor(rows, cols, grid, bits, group, seed++);
+        SCOPED_TRACE(grid_name(grid) + " " + t.scheme().to_string());
+        std::vector<float> y(static_cast<size_t>(rows)), f32(static_cast<size_t>(rows));
+        int8_gemv_rows_reference(t, x.data(), 0, rows, y.data());
+        packed_gemv_rows(t, xr.data(), 0, rows, f32.data());
+        const auto w = t.dequantize();
+        for (int64_t r = 0; r < rows; ++r) {
+          double magnitude = 0, exact = 0, bound = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double wc = w[static_cast<size_t>(r * cols + c)];
+            magnitude += std::abs(wc * xr[c]);
+            exact += wc * x[c];
+            // dx/2 per column, dx = max|x| over the column's block / 127.
+            double amax = 0;
+            for (int64_t k = c / 32 * 32; k < std::min(cols, c / 32 * 32 + 32); ++k) amax = std::max(amax, std::abs(double(x[k])));
+            bound += std::abs(wc) * amax / 127 / 2;
+          }
+          ASSERT_NEAR(y[r], f32[r], 1e-5 * magnitude + 1e-30) << "row " << r;
+          ASSERT_NEAR(y[r], exact, bound * 1.001 + 1e-5 * magnitude) << "row " << r;
+        }
+      }
+}
+
+TEST(Int8Gemv, RoundsEachBlockOf32ToItsOwnScale) {
+  std::vector<float> x(70, 0.0f);
+  x[0] = 1.0f;    // block 0: dx = 1/127
+  x[1] = 0.25f;   // 31.75 steps → 32
+  x[2] = -0.1f;   // -12.7 → -13
+  x[40] = 127.0f; // block 1: dx = 1
+  x[41] = 1.4f;   // → 1
+  x[42] = -2.5f;  // a tie: → -2 (half to even)
+  x[69] = -2.0f;  // the ragged third block (64..69): its own scale, dx = 2/127
+  const auto r = int8_rounded_activations(x.data(), 70);
+  const float d0 = 1.0f / 127.0f, d2 = 2.0f / 127.0f;
+  EXPECT_EQ(r[0], d0 * 127);
+  EXPECT_EQ(r[1], d0 * 32);
+  EXPECT_EQ(r[2], d0 * -13);
+  EXPECT_EQ(r[5], 0.0f);
+  EXPECT_EQ(r[40], 127.0f);
+  EXPECT_EQ(r[41], 1.0f);
+  EXPECT_EQ(r[42], -2.0f);
+  EXPECT_EQ(r[69], d2 * -127);
+  EXPECT_EQ(r[64], 0.0f);
+}
+
+TEST(Int8Gemv, NonFiniteActivationsGiveNaNNotGarbage) {
+  const QuantizedTensor t = random_tensor(3, 64, Grid::kSigned, 4, 32, 1);
+  std::vector<float> x(64, 1.0f);
+  x[33] = std::numeric_limits<float>::infinity();
+  for (const Int8Kernel kernel : int8_kernels_available()) {
+    Int8GemvInput input;
+    int8_gemv_prepare(t, x.data(), input, kernel);
+    std::vector<float> y(3);
+    int8_gemv_rows(t, input, 0, 3, y.data());
+    for (float v : y) EXPECT_TRUE(std::isnan(v)) << int8_kernel_name(kernel);
+  }
+}
+
+TEST(Int8Gemv, RefusesLayoutsItHasNoKernelFor) {
+  std::vector<float> x(96, 1.0f);
+  Int8GemvInput input;
+  // 3-bit codes, groups not a multiple of 32, g_idx, and a minifloat grid.
+  const QuantizedTensor three = random_tensor(2, 96, Grid::kZeroPoint, 3, 32, 1);
+  EXPECT_FALSE(int8_gemv_supported(three));
+  EXPECT_THROW(int8_gemv_prepare(three, x.data(), input), Error);
+  const QuantizedTensor g48 = random_tensor(2, 96, Grid::kSigned, 4, 48, 1);
+  EXPECT_FALSE(int8_gemv_supported(g48));
+  QuantizedTensor with_gidx = random_tensor(2, 96, Grid::kSigned, 4, 32, 1);
+  std::vector<int32_t> g_idx(96);
+  for (int c = 0; c < 96; ++c) g_idx[c] = (c * 7) % 3;
+  with_gidx.set_g_idx(g_idx);
+  EXPECT_FALSE(int8_gemv_supported(with_gidx));
+  EXPECT_FALSE(int8_gemv_supported(QuantizedTensor(2, 96, QuantScheme::with_format(Format::e4m3(), 32))));
+  // An input prepared for another layout, and rows out of range.
+  const QuantizedTensor a = random_tensor(2, 96, Grid::kSigned, 4, 32, 1);
+  const QuantizedTensor b = random_tensor(2, 96, Grid::kSigned, 8, 32, 1);
+  int8_gemv_prepare(a, x.data(), input);
+  std::vector<float> y(2);
+  EXPECT_THROW(int8_gemv_rows(b, input, 0, 2, y.data()), Error);
+  EXPECT_THROW(int8_gemv_rows(a, input, 1, 3, y.data()), Error);
+}
+
+}  // namespace
+}  // namespace lowbit
