@@ -35,6 +35,11 @@ std::vector<Expected> expected_kernels() {
           {"packed", "int4 g128", 4 + 16.0 / 128},             // symmetric: no zero point
           {"packed", "uint3 g128", 3 + 16.0 / 128 + 3.0 / 128},
           {"packed", "uint2 g128", 2 + 16.0 / 128 + 2.0 / 128},
+          // int8 activations (int8_gemv.h) on the same layouts, and on Q4_0's shape.
+          {"int8-act", "int8 per-row", 8 + 16 / cols},
+          {"int8-act", "uint4 g128", 4 + 16.0 / 128 + 4.0 / 128},
+          {"int8-act", "int4 g128", 4 + 16.0 / 128},
+          {"int8-act", "int4 g32", 4 + 16.0 / 32},
           // 2:4: two value slots and 4 bits of positions per 4 columns (+ an f32 scale per row for int8).
           {"sparse24", "f16 2:4", (2 * 16 + 4) / 4.0},
           {"sparse24", "int8 per-row 2:4", (2 * 8 + 4) / 4.0 + 32 / cols}};

@@ -36,55 +36,56 @@ constexpr size_t kPrefetchBytes = 4096;
 #define LOWBIT_AVX2 __attribute__((target("avx2,fma,bmi2")))
 
 namespace {
-// 8 lanes of one AVX2 step: the group scale s' of each lane (lanes 0-3 / 4-7 may be two groups).
-LOWBIT_AVX2 inline __m256 avx2_lane_scales(const Args& a, const float* scales, size_t c0) {
-  const size_t step = a.step_cols;
-  if (a.groups <= 1) return _mm256_set1_ps(scales[0] * a.factor);
-  if (a.group % step == 0) return _mm256_set1_ps(scales[c0 / a.group] * a.factor);
-  const size_t g = c0 / a.group;  // two groups per step (4 bits, groups of 32)
-  const __m128 lo = _mm_set1_ps(scales[g] * a.factor), hi = _mm_set1_ps(scales[g + 1] * a.factor);
-  return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
-}
-
-LOWBIT_AVX2 inline __m256i avx2_step_sums(const Args& a, const uint8_t* codes, const int8_t* q) {
+// One AVX2 step's 8 run sums (columns of 4-bit or 8-bit codes; see the file comment).
+template <int kBits, bool kFlip>
+LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q) {
   const __m256i ones = _mm256_set1_epi16(1);
-  if (a.bits == 4) {
-    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
-    if (a.flip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
+  __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
+  if constexpr (kBits == 4) {
+    if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
     const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
     const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ql), _mm256_maddubs_epi16(hi, qh));
     return _mm256_madd_epi16(pairs, ones);
+  } else {
+    // w = u − 128 as int8: the two's complement code itself, or an unsigned code with its top bit flipped.
+    if constexpr (!kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x80)));
+    const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(b), _mm256_sign_epi8(qv, b)), ones);
   }
-  __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));  // w = u − 128 as int8
-  if (a.flip == 0) v = _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));
-  const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(qv, v)), ones);
 }
-}  // namespace
 
-LOWBIT_AVX2 void rows_avx2(const Args& a, size_t row_begin, size_t row_end, float* y) {
-  const size_t step = a.step_cols, steps = a.cols / step, step_bytes = step * static_cast<size_t>(a.bits) / 8;
-  const size_t runs_per_step = step / a.run_cols;  // 8
-  const size_t group_steps = a.groups / 8;
+template <int kBits, bool kFlip>
+LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  constexpr size_t step = kBits == 4 ? 64 : 32, step_bytes = 32, runs_per_step = 8;
+  const size_t steps = a.cols / step;
+  // Lane scales without a division per step: one group spans whole steps (or the row), or a step
+  // holds two groups (4 bits, groups of 32).
+  const bool two_per_step = a.groups > 1 && a.group < step;
+  const size_t steps_per_group = a.groups <= 1 ? steps : two_per_step ? 1 : a.group / step;
   for (size_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = a.codes + r * a.row_bytes;
     const float* scales = a.scales + r * a.groups;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (size_t s = 0; s < steps; ++s) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + s * step_bytes + kPrefetchBytes), _MM_HINT_T0);
-      const __m256i sums = avx2_step_sums(a, row + s * step_bytes, a.q + s * step);
-      const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(a.run_scale + s * runs_per_step), avx2_lane_scales(a, scales, s * step));
-      acc[s & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), d, acc[s & 1]);
+    size_t s = 0;
+    for (size_t g = 0; s < steps; g += two_per_step ? 2 : 1) {
+      __m256 sv = _mm256_set1_ps(scales[g] * a.factor);
+      if (two_per_step) sv = _mm256_insertf128_ps(sv, _mm_set1_ps(scales[g + 1] * a.factor), 1);
+      for (const size_t e = std::min(steps, s + steps_per_group); s < e; ++s) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + s * step_bytes + kPrefetchBytes), _MM_HINT_T0);
+        const __m256i sums = avx2_step_sums<kBits, kFlip>(row + s * step_bytes, a.q + s * step);
+        const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(a.run_scale + s * runs_per_step), sv);
+        acc[s & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), d, acc[s & 1]);
+      }
     }
     __m256 cor[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     size_t g0 = 0;
     if (a.has_correction) {
       const __m256 factor = _mm256_set1_ps(a.factor);
       const __m256i offset = _mm256_set1_epi32(a.offset);
-      for (size_t k = 0; k < group_steps; ++k, g0 += 8) {
+      for (size_t k = 0; g0 + 8 <= a.groups; ++k, g0 += 8) {
         __m256i z = _mm256_set1_epi32(a.flip);
         if (a.zeros) z = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + r * a.groups + g0)));
         const __m256 sc = _mm256_mul_ps(_mm256_loadu_ps(scales + g0), factor);
@@ -102,6 +103,12 @@ LOWBIT_AVX2 void rows_avx2(const Args& a, size_t row_begin, size_t row_end, floa
     y[r] = finish_row(a, r, steps * runs_per_step, g0, acc_lanes, cor_lanes);
   }
 }
+}  // namespace
+
+void rows_avx2(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  if (a.bits == 4) return a.flip ? avx2_rows<4, true>(a, row_begin, row_end, y) : avx2_rows<4, false>(a, row_begin, row_end, y);
+  return a.flip ? avx2_rows<8, true>(a, row_begin, row_end, y) : avx2_rows<8, false>(a, row_begin, row_end, y);
+}
 
 // -------------------------------------------------------------------------------------------- AVX-512
 // Both AVX-512 kernels are one template compiled with VNNI enabled; the kVnni = false instance
@@ -110,23 +117,12 @@ LOWBIT_AVX2 void rows_avx2(const Args& a, size_t row_begin, size_t row_end, floa
 #define LOWBIT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,bmi2")))
 
 namespace {
-// 16 lanes of one AVX-512 step: the group scale s' of each lane (1, 2 or 4 groups per step).
-LOWBIT_AVX512 inline __m512 avx512_lane_scales(const Args& a, const float* scales, size_t c0) {
-  const size_t step = a.step_cols;
-  if (a.groups <= 1) return _mm512_set1_ps(scales[0] * a.factor);
-  if (a.group % step == 0) return _mm512_set1_ps(scales[c0 / a.group] * a.factor);
-  const size_t per = step / a.group, g = c0 / a.group;  // 2 or 4 groups per step
-  const __m512 loaded = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << per) - 1), scales + g);
-  const __m512i index = per == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
-                                 : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  return _mm512_mul_ps(_mm512_permutexvar_ps(index, loaded), _mm512_set1_ps(a.factor));
-}
-
-template <bool kVnni>
-LOWBIT_AVX512 inline __m512i avx512_step_sums(const Args& a, const uint8_t* codes, const int8_t* q, const int32_t* bias) {
-  if (a.bits == 4) {
-    __m512i b = _mm512_loadu_si512(codes);
-    if (a.flip) b = _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x88)));
+// One AVX-512 step's 16 run sums.
+template <bool kVnni, int kBits, bool kFlip>
+LOWBIT_AVX512 inline __m512i avx512_step_sums(const uint8_t* codes, const int8_t* q, const int32_t* bias) {
+  __m512i b = _mm512_loadu_si512(codes);
+  if constexpr (kBits == 4) {
+    if constexpr (kFlip) b = _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x88)));
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i lo = _mm512_and_si512(b, m4), hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
     const __m512i ql = _mm512_loadu_si512(q), qh = _mm512_loadu_si512(q + 64);
@@ -136,42 +132,53 @@ LOWBIT_AVX512 inline __m512i avx512_step_sums(const Args& a, const uint8_t* code
       const __m512i pairs = _mm512_add_epi16(_mm512_maddubs_epi16(lo, ql), _mm512_maddubs_epi16(hi, qh));
       return _mm512_madd_epi16(pairs, _mm512_set1_epi16(1));
     }
-  }
-  const __m512i b = _mm512_loadu_si512(codes);
-  const __m512i qv = _mm512_loadu_si512(q);
-  if constexpr (kVnni) {
-    // Σ (u − 128)·q = Σ u·q − 128·Σ q (the run's bias, prepared per token).
-    const __m512i u = a.flip ? _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80))) : b;
-    return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, qv), _mm512_loadu_si512(bias));
   } else {
-    const __m512i v = a.flip ? b : _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80)));
-    const __mmask64 negative = _mm512_movepi8_mask(v);
-    const __m512i signed_q = _mm512_mask_sub_epi8(qv, negative, _mm512_setzero_si512(), qv);
-    return _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(v), signed_q), _mm512_set1_epi16(1));
+    const __m512i qv = _mm512_loadu_si512(q);
+    if constexpr (kVnni) {
+      // Σ (u − 128)·q = Σ u·q − 128·Σ q (the run's bias, prepared per token).
+      if constexpr (kFlip) b = _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80)));
+      return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), b, qv), _mm512_loadu_si512(bias));
+    } else {
+      if constexpr (!kFlip) b = _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80)));
+      const __m512i signed_q = _mm512_mask_sub_epi8(qv, _mm512_movepi8_mask(b), _mm512_setzero_si512(), qv);
+      return _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(b), signed_q), _mm512_set1_epi16(1));
+    }
   }
 }
 
-template <bool kVnni>
-LOWBIT_AVX512 void rows_avx512_impl(const Args& a, size_t row_begin, size_t row_end, float* y) {
-  const size_t step = a.step_cols, steps = a.cols / step, step_bytes = step * static_cast<size_t>(a.bits) / 8;
-  const size_t runs_per_step = step / a.run_cols;  // 16
-  const size_t group_steps = a.groups / 16;
+template <bool kVnni, int kBits, bool kFlip>
+LOWBIT_AVX512 void avx512_rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  constexpr size_t step = kBits == 4 ? 128 : 64, step_bytes = 64, runs_per_step = 16;
+  const size_t steps = a.cols / step;
+  // Lane scales without a division per step: one group spans whole steps (or the row), or a step
+  // holds 2 or 4 groups, spread over its lanes by one permute.
+  const size_t per = a.groups > 1 && a.group < step ? step / a.group : 1;
+  const size_t steps_per_group = a.groups <= 1 ? steps : per > 1 ? 1 : a.group / step;
+  const __m512i spread = per == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                                  : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  const __mmask16 loaded = static_cast<__mmask16>((1u << per) - 1);
+  const __m512 factor = _mm512_set1_ps(a.factor);
   for (size_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = a.codes + r * a.row_bytes;
     const float* scales = a.scales + r * a.groups;
     __m512 acc = _mm512_setzero_ps();
-    for (size_t s = 0; s < steps; ++s) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + s * step_bytes + kPrefetchBytes), _MM_HINT_T0);
-      const __m512i sums = avx512_step_sums<kVnni>(a, row + s * step_bytes, a.q + s * step, a.run_bias + s * runs_per_step);
-      const __m512 d = _mm512_mul_ps(_mm512_loadu_ps(a.run_scale + s * runs_per_step), avx512_lane_scales(a, scales, s * step));
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), d, acc);
+    size_t s = 0;
+    for (size_t g = 0; s < steps; g += per) {
+      const __m512 sv = per == 1 ? _mm512_set1_ps(scales[g] * a.factor)
+                                 : _mm512_mul_ps(_mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(loaded, scales + g)), factor);
+      for (const size_t e = std::min(steps, s + steps_per_group); s < e; ++s) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + s * step_bytes + kPrefetchBytes), _MM_HINT_T0);
+        const __m512i sums = avx512_step_sums<kVnni, kBits, kFlip>(row + s * step_bytes, a.q + s * step,
+                                                                     a.run_bias + s * runs_per_step);
+        const __m512 d = _mm512_mul_ps(_mm512_loadu_ps(a.run_scale + s * runs_per_step), sv);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), d, acc);
+      }
     }
     __m512 cor = _mm512_setzero_ps();
     size_t g0 = 0;
     if (a.has_correction) {
-      const __m512 factor = _mm512_set1_ps(a.factor);
       const __m512i offset = _mm512_set1_epi32(a.offset);
-      for (size_t k = 0; k < group_steps; ++k, g0 += 16) {
+      for (; g0 + 16 <= a.groups; g0 += 16) {
         __m512i z = _mm512_set1_epi32(a.flip);
         if (a.zeros) z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.zeros + r * a.groups + g0)));
         const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(scales + g0), factor);
@@ -187,14 +194,19 @@ LOWBIT_AVX512 void rows_avx512_impl(const Args& a, size_t row_begin, size_t row_
     y[r] = finish_row(a, r, steps * runs_per_step, g0, acc_lanes, cor_lanes);
   }
 }
+
+template <bool kVnni>
+void avx512_dispatch(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  if (a.bits == 4)
+    return a.flip ? avx512_rows<kVnni, 4, true>(a, row_begin, row_end, y)
+                  : avx512_rows<kVnni, 4, false>(a, row_begin, row_end, y);
+  return a.flip ? avx512_rows<kVnni, 8, true>(a, row_begin, row_end, y)
+                : avx512_rows<kVnni, 8, false>(a, row_begin, row_end, y);
+}
 }  // namespace
 
-void rows_avx512(const Args& a, size_t row_begin, size_t row_end, float* y) {
-  rows_avx512_impl<false>(a, row_begin, row_end, y);
-}
-void rows_avx512_vnni(const Args& a, size_t row_begin, size_t row_end, float* y) {
-  rows_avx512_impl<true>(a, row_begin, row_end, y);
-}
+void rows_avx512(const Args& a, size_t row_begin, size_t row_end, float* y) { avx512_dispatch<false>(a, row_begin, row_end, y); }
+void rows_avx512_vnni(const Args& a, size_t row_begin, size_t row_end, float* y) { avx512_dispatch<true>(a, row_begin, row_end, y); }
 
 }  // namespace lowbit::int8_detail
 #endif

@@ -7,7 +7,7 @@
 // parallel_for (as DenseLinear / QuantizedLinear / Sparse24Linear), the packed kernel's x prepared
 // once per call (its cost counted, as in QuantizedLinear::forward). Time = median of --reps calls
 // after a few warm-up calls. Weights come from one random f32 matrix: dense copies in f32/f16/bf16,
-// RTN-quantized copies for the packed formats, and a 2:4-pruned copy for the sparse kernel; a
+// RTN-quantized copies for the packed formats (with f32 and with int8 activations), and a 2:4-pruned copy for the sparse kernel; a
 // kernel's weights exist only while it is measured (11008 x 4096 f32 alone is 180 MB).
 #include <algorithm>
 #include <chrono>
@@ -30,6 +30,7 @@
 #include "lowbit/core/random.h"
 #include "lowbit/core/tensor.h"
 #include "lowbit/kernels/dense_gemv.h"
+#include "lowbit/kernels/int8_gemv.h"
 #include "lowbit/kernels/packed_gemv.h"
 #include "lowbit/kernels/sparse24_gemv.h"
 
@@ -170,6 +171,25 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
       k.prepare = [q, input](const float* x) { packed_gemv_prepare(*q, x, *input); };
       k.rows = [q, input](const float*, int64_t begin, int64_t end, float* y) {
         packed_gemv_rows(*q, *input, begin, end, y);
+      };
+      return k;
+    });
+  }
+  // The same layouts with x rounded to int8 per 32 columns and integer dot products (int8_gemv.h),
+  // plus int4 g32, the shape of ggml's Q4_0; x's rounding counted per call (once per token).
+  const QuantScheme int8_schemes[] = {QuantScheme::integer(8, 0, true), QuantScheme::integer(4, 128, false),
+                                      QuantScheme::integer(4, 128, true), QuantScheme::integer(4, 32, true)};
+  for (const QuantScheme& scheme : int8_schemes) {
+    makers.push_back([&s, &w, scheme] {
+      RtnOptions options;
+      options.scheme = scheme;
+      auto q = std::make_shared<const QuantizedTensor>(quantize_rtn(w, s.rows, s.cols, options));
+      const std::string group = scheme.group_size > 0 ? " g" + std::to_string(scheme.group_size) : " per-row";
+      Kernel k{"int8-act", scheme.element.to_string() + group, static_cast<double>(q->storage_bytes()), {}, {}};
+      auto input = std::make_shared<Int8GemvInput>();
+      k.prepare = [q, input](const float* x) { int8_gemv_prepare(*q, x, *input); };
+      k.rows = [q, input](const float*, int64_t begin, int64_t end, float* y) {
+        int8_gemv_rows(*q, *input, begin, end, y);
       };
       return k;
     });
