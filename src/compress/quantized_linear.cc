@@ -3,12 +3,14 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <span>
 #include <string>
 
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/kernels/dense_gemv.h"
+#include "lowbit/kernels/int8_gemv.h"
 #include "lowbit/kernels/packed_gemv.h"
 #include "lowbit/linalg/blas.h"
 
@@ -18,7 +20,11 @@ namespace {
 // Output rows per work item, as DenseLinear: fixed (never derived from the thread count) so each
 // output element comes from the same sgemm/GEMV call whatever --threads is.
 constexpr int64_t kRowTile = 64;
+std::atomic<DecodeActivations> g_decode_activations{DecodeActivations::kF32};
 }  // namespace
+
+void set_decode_activations(DecodeActivations activations) { g_decode_activations = activations; }
+DecodeActivations decode_activations() { return g_decode_activations; }
 
 QuantizedLinear::QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, std::vector<float> bias,
                                  bool packed_decode)
@@ -27,6 +33,7 @@ QuantizedLinear::QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, 
   require(bias_.empty() || static_cast<int64_t>(bias_.size()) == weight_->rows(), "quantized linear",
           "bias has " + std::to_string(bias_.size()) + " values for " + std::to_string(weight_->rows()) + " outputs");
   packed_ = packed_decode && packed_gemv_supported(*weight_);
+  int8_ = packed_ && int8_gemv_supported(*weight_);
   pin_blas_to_one_thread();
 }
 
@@ -34,7 +41,15 @@ void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
   const int64_t out = weight_->rows();
   if (tokens <= 0 || out == 0) return;
   const int64_t tiles = (out + kRowTile - 1) / kRowTile;
-  if (tokens == 1 && packed_) {
+  if (tokens == 1 && int8_ && decode_activations() == DecodeActivations::kInt8) {
+    // x rounded to int8 once per token, then integer dot products over the same fixed tiles.
+    thread_local Int8GemvInput input;
+    int8_gemv_prepare(*weight_, x, input);
+    const Int8GemvInput& shared = input;
+    parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
+      int8_gemv_rows(*weight_, shared, begin * kRowTile, std::min(out, end * kRowTile), y);
+    });
+  } else if (tokens == 1 && packed_) {
     // Decode: straight from the packed codes; each row's sum does not depend on the tiling.
     // x is prepared once (group sums, permuted order) and shared by every tile.
     thread_local PackedGemvInput input;

@@ -16,6 +16,7 @@
 #include "lowbit/compress/rtn.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
+#include "lowbit/kernels/int8_gemv.h"
 #include "lowbit/kernels/packed_gemv.h"
 #include "testing/shared_data.h"
 
@@ -154,6 +155,61 @@ TEST(QuantizedLinear, WeightBytesAreTheStoredBytesAndBadBiasIsRefused) {
   EXPECT_EQ(&layer.tensor(), q.get());
   const std::string message = testing::error_from([&] { QuantizedLinear(q, std::vector<float>(3, 0.0f)); });
   EXPECT_TRUE(testing::contains(message, "bias has 3 values for 150 outputs")) << message;
+}
+
+}  // namespace
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// Under DecodeActivations::kInt8 one token takes the int8 GEMV on layouts it has a kernel for
+// (exactly its scalar definition, any thread count), keeps the f32 packed kernel elsewhere, and
+// prefill is untouched.
+TEST(QuantizedLinear, Int8ActivationsTakeTheInt8KernelWhereItExists) {
+  struct Restore {
+    ~Restore() {
+      set_decode_activations(DecodeActivations::kF32);
+      set_num_threads(0);
+    }
+  } restore;
+  const int64_t cols = 128;  // groups of 32 divide it (kCols = 100 has no int8 layout with groups)
+  RtnOptions options;
+  options.scheme = QuantScheme::integer(4, 32, false);
+  const auto int4 = std::make_shared<const QuantizedTensor>(
+      quantize_rtn(normal_values(static_cast<size_t>(kRows * cols), 12, 0.05f), kRows, cols, options));
+  options.scheme = QuantScheme::integer(3, 32, false);
+  const auto int3 = std::make_shared<const QuantizedTensor>(
+      quantize_rtn(normal_values(static_cast<size_t>(kRows * cols), 12, 0.05f), kRows, cols, options));
+  const auto x = normal_values(static_cast<size_t>(cols), 13);
+  const QuantizedLinear four(int4), three(int3);
+  EXPECT_TRUE(four.int8_decode());
+  EXPECT_FALSE(three.int8_decode());  // 3-bit codes: no int8 kernel
+
+  std::vector<float> want(kRows), want_f32(kRows), f32_three(kRows);
+  int8_gemv_rows_reference(*int4, x.data(), 0, kRows, want.data());
+  four.forward(x.data(), 1, want_f32.data());
+  three.forward(x.data(), 1, f32_three.data());
+  set_decode_activations(DecodeActivations::kInt8);
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    std::vector<float> y(kRows), y3(kRows);
+    four.forward(x.data(), 1, y.data());
+    three.forward(x.data(), 1, y3.data());
+    for (int64_t r = 0; r < kRows; ++r) {
+      EXPECT_EQ(std::memcmp(&y[r], &want[r], sizeof(float)), 0) << threads << " threads, row " << r;
+      EXPECT_EQ(std::memcmp(&y3[r], &f32_three[r], sizeof(float)), 0) << threads << " threads, row " << r;
+    }
+    EXPECT_NE(y, want_f32);  // really the other path
+  }
+  // Two tokens: the dequantized path, whatever the setting.
+  std::vector<float> x2(x);
+  x2.insert(x2.end(), x.begin(), x.end());
+  std::vector<float> int8_prefill(2 * kRows), f32_prefill(2 * kRows);
+  four.forward(x2.data(), 2, int8_prefill.data());
+  set_decode_activations(DecodeActivations::kF32);
+  four.forward(x2.data(), 2, f32_prefill.data());
+  EXPECT_EQ(int8_prefill, f32_prefill);
 }
 
 }  // namespace

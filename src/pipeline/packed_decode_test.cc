@@ -115,5 +115,37 @@ TEST(PackedDecode, Stories260KPerplexityAndGreedyTextMatchTheDequantizedPath) {
   }
 }
 
+// Int8 activations (--activations int8) on the same model and text: every block linear runs the
+// int8 GEMV, and the perplexity moves only by the activation rounding (measured: 4.5069 with f32
+// activations, 4.5058 with int8, 0.03 %; the bound is 1 %).
+TEST(PackedDecode, Stories260KWithInt8ActivationsStaysWithinTheActivationRounding) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS();
+  const OneThread one_thread;
+  struct Restore {
+    ~Restore() { set_decode_activations(DecodeActivations::kF32); }
+  } restore;
+  const auto files = std::make_shared<const ModelFiles>(open_model(shared + "/models/stories260K/hf"));
+  const auto tokenizer = load_tokenizer(*files);
+  const std::string text = testing::read_all(shared + "/data/tinystories/tinystories_val.txt");
+  auto tokens = tokenizer->encode(text.substr(0, 1200), true);
+  tokens.resize(std::min<size_t>(tokens.size(), 300));
+  QuantRecipe recipe;
+  recipe.method = QuantMethod::kRtn;
+  recipe.scheme = QuantScheme::integer(4, 32, true);
+  const std::string dir = testing::temp_dir() + "/q";
+  write_quantized_model(dir, *files, quantize_model(files, recipe, {}).contents, false);
+  const auto model = load_quantized(dir, true);
+  int int8_layers = 0;
+  for (const auto& name : model->linear_names())
+    if (const auto* layer = dynamic_cast<const QuantizedLinear*>(&model->linear(name))) int8_layers += layer->int8_decode();
+  EXPECT_EQ(int8_layers, 35);
+  const double ppl_f32 = std::exp(decode_mean_nll(*model, tokens));
+  set_decode_activations(DecodeActivations::kInt8);
+  const double ppl_int8 = std::exp(decode_mean_nll(*model, tokens));
+  EXPECT_NE(ppl_int8, ppl_f32);
+  EXPECT_NEAR(ppl_int8, ppl_f32, 0.01 * ppl_f32);
+}
+
 }  // namespace
 }  // namespace lowbit

@@ -15,6 +15,13 @@
 // path equals a DenseLinear over the dequantized matrix bit for bit; packed_decode = false is
 // kept so tests (and comparisons) can ask for it on one token too.
 //
+// Int8 activations (set_decode_activations(kInt8), the CLI's --activations int8): one token on a
+// layout with an int8 kernel (kernels/int8_gemv.h: 4-/8-bit integer grids, groups of multiples of
+// 32) rounds x to int8 per 32 columns and multiplies with integer dot products instead — what ggml
+// does for its block types, about twice the decode speed of the f32 kernel; the result is W·x̂ for
+// the rounded x̂, so it differs from the f32 path by the activation rounding. Other layouts keep
+// f32. Process-wide, like the thread count.
+//
 // Either way work is split over fixed row tiles and each row's sum is formed independently of
 // the split, so the output is the same for any thread count. No whole-matrix f32 copy is made.
 #pragma once
@@ -27,6 +34,11 @@
 #include "lowbit/model/linear.h"
 
 namespace lowbit {
+
+// How one token's activations meet packed weights (see above). Default kF32.
+enum class DecodeActivations { kF32, kInt8 };
+void set_decode_activations(DecodeActivations activations);
+DecodeActivations decode_activations();
 
 class QuantizedLinear final : public LinearLayer {
  public:
@@ -47,6 +59,8 @@ class QuantizedLinear final : public LinearLayer {
   const std::vector<float>& bias() const { return bias_; }
   // Whether one token runs the packed GEMV: requested (the default) and packed_gemv_supported(tensor()).
   bool packed_decode() const { return packed_; }
+  // Whether one token runs the int8 GEMV under DecodeActivations::kInt8 (packed and int8_gemv_supported).
+  bool int8_decode() const { return int8_; }
 
  private:
   // Dequantized f32 tiles, then sgemm (several tokens) or the dense GEMV (one); no bias.
@@ -55,6 +69,7 @@ class QuantizedLinear final : public LinearLayer {
   std::shared_ptr<const QuantizedTensor> weight_;
   std::vector<float> bias_;
   bool packed_ = false;  // one token reads the packed codes (requested and supported)
+  bool int8_ = false;    // ... and has an int8-activation kernel
 };
 
 }  // namespace lowbit
