@@ -234,12 +234,18 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
   // The kernel's order: 4-bit steps read the even columns' q, then the odd columns'.
   const size_t step = step_cols(kernel, a.bits);
   input.q = natural;
-  if (a.bits == 4 && step != 0 && int8_detail::vector_scales(a, step))
-    for (size_t c = 0; c + step <= a.cols; c += step)
-      for (size_t i = 0; i < step / 2; ++i) {
+  if (a.bits == 4 && step != 0 && int8_detail::vector_scales(a, step)) {
+    const auto permute = [&](size_t c, size_t width) {
+      for (size_t i = 0; i < width / 2; ++i) {
         input.q[c + i] = natural[c + 2 * i];
-        input.q[c + step / 2 + i] = natural[c + 2 * i + 1];
+        input.q[c + width / 2 + i] = natural[c + 2 * i + 1];
       }
+    };
+    size_t c = 0;
+    for (; c + step <= a.cols; c += step) permute(c, step);
+    // AVX-512 also reads a trailing half step (64 columns) that way.
+    if (step == 128 && c + 64 <= a.cols) permute(c, 64);
+  }
 }
 
 void int8_gemv_rows(const QuantizedTensor& w, const Int8GemvInput& input, int64_t row_begin, int64_t row_end,

@@ -57,6 +57,14 @@ LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q)
   }
 }
 
+// The header's tree over 16 lanes held as lanes 0-7 (lo) and 8-15 (hi): lo[i] + hi[i], then +4, +2, +1.
+LOWBIT_AVX2 inline float avx2_tree(__m256 lo, __m256 hi) {
+  const __m256 t8 = _mm256_add_ps(lo, hi);
+  const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+  const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+  return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+}
+
 template <int kBits, bool kFlip>
 LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
   constexpr size_t step = kBits == 4 ? 64 : 32, step_bytes = 32, runs_per_step = 8;
@@ -94,6 +102,10 @@ LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, floa
         cor[k & 1] = _mm256_fmadd_ps(kg, x, cor[k & 1]);
         if (a.mins) cor[k & 1] = _mm256_fmadd_ps(_mm256_loadu_ps(a.mins + r * a.groups + g0), x, cor[k & 1]);
       }
+    }
+    if (steps * runs_per_step == a.runs && (!a.has_correction || g0 == a.groups)) {
+      y[r] = avx2_tree(acc[0], acc[1]) + avx2_tree(cor[0], cor[1]);
+      continue;
     }
     alignas(32) float acc_lanes[kLanes], cor_lanes[kLanes];
     _mm256_store_ps(acc_lanes, acc[0]);
@@ -146,10 +158,28 @@ LOWBIT_AVX512 inline __m512i avx512_step_sums(const uint8_t* codes, const int8_t
   }
 }
 
-template <bool kVnni, int kBits, bool kFlip>
-LOWBIT_AVX512 void avx512_rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
+// The header's tree over 16 lanes: v[i] + v[i+8], then +4, +2, +1.
+LOWBIT_AVX512 inline float avx512_tree(__m512 v) {
+  const __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+  const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+  return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+}
+
+// kRows rows side by side (more weight streams in flight per core), each computed exactly as alone.
+template <bool kVnni, int kBits, bool kFlip, size_t kRows>
+LOWBIT_AVX512 void avx512_rows_block(const Args& a, size_t r0, float* y) {
   constexpr size_t step = kBits == 4 ? 128 : 64, step_bytes = 64, runs_per_step = 16;
   const size_t steps = a.cols / step;
+  // 4 bits: a trailing half step (64 columns, e.g. SmolLM2's 576 = 4.5 steps) runs as lanes 0-7 of
+  // one more step instead of 64 scalar columns. Lane j's group, relative to the half step's first.
+  const bool half = kBits == 4 && a.cols - steps * step >= step / 2;
+  const size_t half_c0 = steps * step, half_g0 = a.groups <= 1 ? 0 : half_c0 / a.group;
+  alignas(64) int32_t half_lane_group[16] = {};
+  for (size_t j = 0; j < 8 && a.groups > 1; ++j)
+    half_lane_group[j] = static_cast<int32_t>((half_c0 + j * 8) / a.group - half_g0);
+  const __m512i half_spread = _mm512_load_si512(half_lane_group);
+  const __mmask16 half_loaded = static_cast<__mmask16>((1u << (half_lane_group[7] + 1)) - 1);
   // Lane scales without a division per step: one group spans whole steps (or the row), or a step
   // holds 2 or 4 groups, spread over its lanes by one permute.
   const size_t per = a.groups > 1 && a.group < step ? step / a.group : 1;
@@ -158,41 +188,92 @@ LOWBIT_AVX512 void avx512_rows(const Args& a, size_t row_begin, size_t row_end, 
                                   : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
   const __mmask16 loaded = static_cast<__mmask16>((1u << per) - 1);
   const __m512 factor = _mm512_set1_ps(a.factor);
-  for (size_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* row = a.codes + r * a.row_bytes;
-    const float* scales = a.scales + r * a.groups;
-    __m512 acc = _mm512_setzero_ps();
-    size_t s = 0;
-    for (size_t g = 0; s < steps; g += per) {
-      const __m512 sv = per == 1 ? _mm512_set1_ps(scales[g] * a.factor)
-                                 : _mm512_mul_ps(_mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(loaded, scales + g)), factor);
-      for (const size_t e = std::min(steps, s + steps_per_group); s < e; ++s) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + s * step_bytes + kPrefetchBytes), _MM_HINT_T0);
-        const __m512i sums = avx512_step_sums<kVnni, kBits, kFlip>(row + s * step_bytes, a.q + s * step,
+  const uint8_t* rows[kRows];
+  const float* scales[kRows];
+  __m512 acc[kRows];
+  for (size_t k = 0; k < kRows; ++k) {
+    rows[k] = a.codes + (r0 + k) * a.row_bytes;
+    scales[k] = a.scales + (r0 + k) * a.groups;
+    acc[k] = _mm512_setzero_ps();
+  }
+  size_t s = 0;
+  for (size_t g = 0; s < steps; g += per) {
+    __m512 sv[kRows];
+    for (size_t k = 0; k < kRows; ++k)
+      sv[k] = per == 1 ? _mm512_set1_ps(scales[k][g] * a.factor)
+                       : _mm512_mul_ps(_mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(loaded, scales[k] + g)), factor);
+    for (const size_t e = std::min(steps, s + steps_per_group); s < e; ++s) {
+      const __m512 dx = _mm512_loadu_ps(a.run_scale + s * runs_per_step);
+      for (size_t k = 0; k < kRows; ++k) {
+        _mm_prefetch(reinterpret_cast<const char*>(rows[k] + s * step_bytes + kPrefetchBytes), _MM_HINT_T0);
+        const __m512i sums = avx512_step_sums<kVnni, kBits, kFlip>(rows[k] + s * step_bytes, a.q + s * step,
                                                                      a.run_bias + s * runs_per_step);
-        const __m512 d = _mm512_mul_ps(_mm512_loadu_ps(a.run_scale + s * runs_per_step), sv);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), d, acc);
+        acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dx, sv[k]), acc[k]);
       }
     }
-    __m512 cor = _mm512_setzero_ps();
-    size_t g0 = 0;
-    if (a.has_correction) {
-      const __m512i offset = _mm512_set1_epi32(a.offset);
-      for (; g0 + 16 <= a.groups; g0 += 16) {
-        __m512i z = _mm512_set1_epi32(a.flip);
-        if (a.zeros) z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.zeros + r * a.groups + g0)));
-        const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(scales + g0), factor);
-        const __m512 kg = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(offset, z)), sc);
-        const __m512 x = _mm512_loadu_ps(a.group_x + g0);
-        cor = _mm512_fmadd_ps(kg, x, cor);
-        if (a.mins) cor = _mm512_fmadd_ps(_mm512_loadu_ps(a.mins + r * a.groups + g0), x, cor);
+  }
+  if (half) {
+    // The half step's codes (32 bytes) give lanes 0-7; q holds its evens then odds (prepare).
+    const __m256 dx = _mm256_loadu_ps(a.run_scale + steps * runs_per_step);
+    for (size_t k = 0; k < kRows; ++k) {
+      __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + steps * step_bytes));
+      if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
+      const __m256i m4 = _mm256_set1_epi8(0x0F);
+      const __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      const int8_t* q = a.q + steps * step;
+      const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
+      __m256i sums;
+      if constexpr (kVnni) {
+        sums = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, ql), hi, qh);
+      } else {
+        sums = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, ql), _mm256_maddubs_epi16(hi, qh)),
+                                 _mm256_set1_epi16(1));
       }
+      const __m512 sv = _mm512_mul_ps(
+          _mm512_permutexvar_ps(half_spread, _mm512_maskz_loadu_ps(half_loaded, scales[k] + half_g0)), factor);
+      const __m256 d = _mm256_mul_ps(dx, _mm512_castps512_ps256(sv));
+      // Lanes 8-15 untouched (masked), as the definition leaves them.
+      acc[k] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(_mm256_cvtepi32_ps(sums)), _mm512_castps256_ps512(d),
+                                     acc[k], 0x00FF);
+    }
+  }
+  const size_t runs_done = steps * runs_per_step + (half ? runs_per_step / 2 : 0);
+  for (size_t k = 0; k < kRows; ++k) {
+    const size_t r = r0 + k;
+    __m512 cor = _mm512_setzero_ps();
+    if (a.has_correction) {
+      // 16 groups at a time, the last ones masked (group g in lane g mod 16, as the definition).
+      const __m512i offset = _mm512_set1_epi32(a.offset);
+      for (size_t g0 = 0; g0 < a.groups; g0 += 16) {
+        const size_t n = std::min<size_t>(16, a.groups - g0);
+        const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+        __m512i z = _mm512_set1_epi32(a.flip);
+        if (a.zeros) z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a.zeros + r * a.groups + g0));
+        const __m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, scales[k] + g0), factor);
+        const __m512 kg = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(offset, z)), sc);
+        const __m512 x = _mm512_maskz_loadu_ps(m, a.group_x + g0);
+        cor = _mm512_mask3_fmadd_ps(kg, x, cor, m);
+        if (a.mins) cor = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a.mins + r * a.groups + g0), x, cor, m);
+      }
+    }
+    if (runs_done == a.runs) {
+      y[r] = avx512_tree(acc[k]) + avx512_tree(cor);
+      continue;
     }
     alignas(64) float acc_lanes[kLanes], cor_lanes[kLanes];
-    _mm512_store_ps(acc_lanes, acc);
+    _mm512_store_ps(acc_lanes, acc[k]);
     _mm512_store_ps(cor_lanes, cor);
-    y[r] = finish_row(a, r, steps * runs_per_step, g0, acc_lanes, cor_lanes);
+    y[r] = finish_row(a, r, runs_done, a.groups, acc_lanes, cor_lanes);
   }
+}
+
+template <bool kVnni, int kBits, bool kFlip>
+LOWBIT_AVX512 void avx512_rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  constexpr size_t kBlock = 2;
+  size_t r = row_begin;
+  for (; r + kBlock <= row_end; r += kBlock) avx512_rows_block<kVnni, kBits, kFlip, kBlock>(a, r, y);
+  for (; r < row_end; ++r) avx512_rows_block<kVnni, kBits, kFlip, 1>(a, r, y);
 }
 
 template <bool kVnni>
