@@ -198,14 +198,34 @@ void LlamaModel::run_linear(const std::string& name, const float* x, int64_t tok
   layer.forward(x, tokens, y);
 }
 
+namespace {
+// Σ a[d]·b[d] in 16 interleaved partial sums (lane d mod 16), then their pairwise tree: independent
+// chains the compiler vectorizes, where one running sum was a chain of head_dim dependent adds
+// (SmolLM2 decode at 512 tokens of context spent ~16 % of its time there). A fixed order, so the
+// result does not depend on the thread count.
+float dot_product(const float* a, const float* b, int64_t n) {
+  constexpr int64_t kLanes = 16;
+  float lanes[kLanes] = {};
+  int64_t d = 0;
+  for (; d + kLanes <= n; d += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) lanes[j] += a[d + j] * b[d + j];
+  for (int64_t j = 0; d + j < n; ++j) lanes[j] += a[d + j] * b[d + j];
+  for (int64_t half = kLanes / 2; half >= 1; half /= 2)
+    for (int64_t j = 0; j < half; ++j) lanes[j] += lanes[j + half];
+  return lanes[0];
+}
+}  // namespace
+
 void LlamaModel::attention(const float* q, const float* keys, const float* values, int64_t start,
                            int64_t tokens, float* out) const {
   const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim, kv_dim = config_.kv_dim();
   const int64_t group = heads / config_.num_key_value_heads, q_dim = config_.q_dim();
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  // One work item per (token, head): each writes only its own output slice.
-  parallel_for(tokens * heads, 8, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(start + tokens));
+  // One work item per (token, head): each writes only its own output slice. Grain 1: one token's 9
+  // heads (SmolLM2) went 8 + 1 over two threads with a grain of 8.
+  parallel_for(tokens * heads, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores;
+    scores.resize(static_cast<size_t>(start + tokens));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / heads, h = item % heads;
       const int64_t position = start + t, kv_head = h / group;
@@ -213,9 +233,7 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
       float max_score = -INFINITY;
       for (int64_t p = 0; p <= position; ++p) {
         const float* kv = keys + p * kv_dim + kv_head * head_dim;
-        float dot = 0;
-        for (int64_t d = 0; d < head_dim; ++d) dot += qv[d] * kv[d];
-        scores[p] = dot * scale;
+        scores[p] = dot_product(qv, kv, head_dim) * scale;
         max_score = std::max(max_score, scores[p]);
       }
       double total = 0;
