@@ -20,11 +20,11 @@ namespace {
 // Output rows per work item, as DenseLinear: fixed (never derived from the thread count) so each
 // output element comes from the same sgemm/GEMV call whatever --threads is.
 constexpr int64_t kRowTile = 64;
-std::atomic<DecodeActivations> g_decode_activations{DecodeActivations::kF32};
+std::atomic<ActivationPrecision> g_activation_precision{ActivationPrecision::kF32};
 }  // namespace
 
-void set_decode_activations(DecodeActivations activations) { g_decode_activations = activations; }
-DecodeActivations decode_activations() { return g_decode_activations; }
+void set_activation_precision(ActivationPrecision activations) { g_activation_precision = activations; }
+ActivationPrecision activation_precision() { return g_activation_precision; }
 
 QuantizedLinear::QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, std::vector<float> bias,
                                  bool packed_decode)
@@ -41,7 +41,7 @@ void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
   const int64_t out = weight_->rows();
   if (tokens <= 0 || out == 0) return;
   const int64_t tiles = (out + kRowTile - 1) / kRowTile;
-  if (tokens == 1 && int8_ && decode_activations() == DecodeActivations::kInt8) {
+  if (tokens == 1 && int8_ && activation_precision() == ActivationPrecision::kInt8) {
     // x rounded to int8 once per token, then integer dot products over the same fixed tiles.
     thread_local Int8GemvInput input;
     int8_gemv_prepare(*weight_, x, input);

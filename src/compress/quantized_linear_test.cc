@@ -163,13 +163,13 @@ TEST(QuantizedLinear, WeightBytesAreTheStoredBytesAndBadBiasIsRefused) {
 namespace lowbit {
 namespace {
 
-// Under DecodeActivations::kInt8 one token takes the int8 GEMV on layouts it has a kernel for
+// Under ActivationPrecision::kInt8 one token takes the int8 GEMV on layouts it has a kernel for
 // (exactly its scalar definition, any thread count), keeps the f32 packed kernel elsewhere, and
 // prefill is untouched.
 TEST(QuantizedLinear, Int8ActivationsTakeTheInt8KernelWhereItExists) {
   struct Restore {
     ~Restore() {
-      set_decode_activations(DecodeActivations::kF32);
+      set_activation_precision(ActivationPrecision::kF32);
       set_num_threads(0);
     }
   } restore;
@@ -190,7 +190,7 @@ TEST(QuantizedLinear, Int8ActivationsTakeTheInt8KernelWhereItExists) {
   int8_gemv_rows_reference(*int4, x.data(), 0, kRows, want.data());
   four.forward(x.data(), 1, want_f32.data());
   three.forward(x.data(), 1, f32_three.data());
-  set_decode_activations(DecodeActivations::kInt8);
+  set_activation_precision(ActivationPrecision::kInt8);
   for (const int threads : {1, 2}) {
     set_num_threads(threads);
     std::vector<float> y(kRows), y3(kRows);
@@ -202,13 +202,13 @@ TEST(QuantizedLinear, Int8ActivationsTakeTheInt8KernelWhereItExists) {
     }
     EXPECT_NE(y, want_f32);  // really the other path
   }
-  // Two tokens: the dequantized path, whatever the setting.
-  std::vector<float> x2(x);
-  x2.insert(x2.end(), x.begin(), x.end());
-  std::vector<float> int8_prefill(2 * kRows), f32_prefill(2 * kRows);
-  four.forward(x2.data(), 2, int8_prefill.data());
-  set_decode_activations(DecodeActivations::kF32);
-  four.forward(x2.data(), 2, f32_prefill.data());
+  // Several tokens (prefill): the dequantized path, whatever the setting.
+  const int64_t tokens = 6;
+  const auto xs = normal_values(static_cast<size_t>(tokens * cols), 14);
+  std::vector<float> int8_prefill(static_cast<size_t>(tokens * kRows)), f32_prefill(int8_prefill.size());
+  four.forward(xs.data(), tokens, int8_prefill.data());
+  set_activation_precision(ActivationPrecision::kF32);
+  four.forward(xs.data(), tokens, f32_prefill.data());
   EXPECT_EQ(int8_prefill, f32_prefill);
 }
 

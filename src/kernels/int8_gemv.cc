@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <span>
 #include <string>
 
 #include "lowbit/core/error.h"
@@ -128,29 +129,36 @@ void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end) {
               std::to_string(w.rows()) + " rows");
 }
 
-// x rounded per 32-column block: q (natural order) and dx per block.
+// x rounded per 32-column block: q (natural order) and dx per block. q = round-half-even(x · 127/amax),
+// by adding and subtracting 1.5·2^23 (exact for |v| < 2^22; the file is compiled without contraction,
+// so the product is rounded first, as written): plain float operations the compiler vectorizes, where
+// nearbyint and a division per column were library calls (they made prefill's rounding as slow as its
+// matrix products).
 void round_blocks(const float* x, size_t cols, std::vector<int8_t>& q, std::vector<float>& dx) {
   const size_t blocks = (cols + int8_detail::kBlock - 1) / int8_detail::kBlock;
-  q.assign(cols, 0);
-  dx.assign(blocks, 0.0f);
+  q.resize(cols);
+  dx.resize(blocks);
+  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
   for (size_t b = 0; b < blocks; ++b) {
     const size_t c0 = b * int8_detail::kBlock, c1 = std::min(cols, c0 + int8_detail::kBlock);
-    float amax = 0.0f;
-    bool finite = true;
+    float amax = 0.0f, poison = 0.0f;
     for (size_t c = c0; c < c1; ++c) {
-      finite = finite && std::isfinite(x[c]);
       amax = std::max(amax, std::fabs(x[c]));
-    }
-    if (!finite) {  // q stays 0 and dx NaN: the outputs become NaN, as the f32 path's would
-      dx[b] = std::numeric_limits<float>::quiet_NaN();
-      continue;
+      poison += x[c] * 0.0f;  // NaN if any value is Inf or NaN
     }
     const float d = amax / 127.0f;
+    if (poison != 0.0f || !(d > 0.0f)) {
+      // Inf/NaN: q 0 and dx NaN, so the outputs become NaN as the f32 path's would; all zero: q 0, dx 0.
+      dx[b] = poison != 0.0f ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+      std::fill(q.begin() + static_cast<ptrdiff_t>(c0), q.begin() + static_cast<ptrdiff_t>(c1), int8_t{0});
+      continue;
+    }
     dx[b] = d;
-    if (!(d > 0.0f)) continue;  // an all-zero block
+    const float inverse = 127.0f / amax;
     for (size_t c = c0; c < c1; ++c) {
-      const float v = std::nearbyint(x[c] / d);
-      q[c] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+      const float product = x[c] * inverse;
+      const float v = (product + kMagic) - kMagic;
+      q[c] = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, v)));
     }
   }
 }
@@ -229,7 +237,7 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
     int32_t sum = 0;
     for (size_t c = c0; c < c1; ++c) sum += natural[c];
     const size_t g = a.groups <= 1 ? 0 : c0 / a.group;
-    input.group_x[g] = std::fma(dx[b], static_cast<float>(sum), input.group_x[g]);
+    input.group_x[g] += dx[b] * static_cast<float>(sum);
   }
   // The kernel's order: 4-bit steps read the even columns' q, then the odd columns'.
   const size_t step = step_cols(kernel, a.bits);
@@ -248,39 +256,70 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
   }
 }
 
+namespace {
+void check_input(const QuantizedTensor& w, const Int8GemvInput& input) {
+  require(input.cols == w.cols() && input.groups == w.groups_per_row() && input.group_size == w.group_size() &&
+              input.bits == w.bits() && input.q.size() == static_cast<size_t>(w.cols()),
+          kWhere, "input was prepared for another tensor layout");
+}
+
+int8_detail::TokenX token_of(const Int8GemvInput& input, float* y) {
+  return {input.q.data(), input.run_scale.data(), input.run_bias.data(), input.group_x.data(), y};
+}
+
+// Rows [r0, r1) of every token in `tok` (all prepared for `kernel`), on that kernel.
+void run_rows(const QuantizedTensor& w, Int8Kernel kernel, const int8_detail::TokenX* tok, size_t tokens, size_t r0,
+              size_t r1) {
+  Args a = tensor_args(w);
+  const size_t step = step_cols(kernel, a.bits);
+  a.step_cols = step != 0 && int8_detail::vector_scales(a, step) ? step : 0;
+#if defined(__x86_64__) || defined(__i386__)
+  if (a.step_cols != 0 && kernel == Int8Kernel::kAvx512) return int8_detail::rows_avx512(a, tok, tokens, r0, r1);
+  if (a.step_cols != 0 && kernel == Int8Kernel::kAvx512Vnni) return int8_detail::rows_avx512_vnni(a, tok, tokens, r0, r1);
+#endif
+  for (size_t t = 0; t < tokens; ++t) {
+    a.q = tok[t].q;
+    a.run_scale = tok[t].run_scale;
+    a.run_bias = tok[t].run_bias;
+    a.group_x = tok[t].group_x;
+#if defined(__x86_64__) || defined(__i386__)
+    if (a.step_cols != 0 && kernel == Int8Kernel::kAvx2) {
+      int8_detail::rows_avx2(a, r0, r1, tok[t].y);
+      continue;
+    }
+#endif
+    for (size_t r = r0; r < r1; ++r) {
+      float acc[int8_detail::kLanes] = {}, cor[int8_detail::kLanes] = {};
+      tok[t].y[r] = int8_detail::finish_row(a, r, 0, 0, acc, cor);
+    }
+  }
+}
+}  // namespace
+
 void int8_gemv_rows(const QuantizedTensor& w, const Int8GemvInput& input, int64_t row_begin, int64_t row_end,
                     float* y) {
   check_range(w, row_begin, row_end);
   require(int8_gemv_supported(w), kWhere, "no int8 kernel for " + w.scheme().to_string());
-  require(input.cols == w.cols() && input.groups == w.groups_per_row() && input.group_size == w.group_size() &&
-              input.bits == w.bits() && input.q.size() == static_cast<size_t>(w.cols()),
-          kWhere, "input was prepared for another tensor layout");
-  Args a = tensor_args(w);
-  a.q = input.q.data();
-  a.run_scale = input.run_scale.data();
-  a.run_bias = input.run_bias.data();
-  a.group_x = input.group_x.data();
-  const size_t step = step_cols(input.kernel, a.bits);
-  a.step_cols = step != 0 && int8_detail::vector_scales(a, step) ? step : 0;
-  const size_t r0 = static_cast<size_t>(row_begin), r1 = static_cast<size_t>(row_end);
-  if (a.step_cols != 0) {
-#if defined(__x86_64__) || defined(__i386__)
-    switch (input.kernel) {
-      case Int8Kernel::kAvx2:
-        return int8_detail::rows_avx2(a, r0, r1, y);
-      case Int8Kernel::kAvx512:
-        return int8_detail::rows_avx512(a, r0, r1, y);
-      case Int8Kernel::kAvx512Vnni:
-        return int8_detail::rows_avx512_vnni(a, r0, r1, y);
-      case Int8Kernel::kScalar:
-        break;
-    }
-#endif
+  check_input(w, input);
+  const int8_detail::TokenX tok = token_of(input, y);
+  run_rows(w, input.kernel, &tok, 1, static_cast<size_t>(row_begin), static_cast<size_t>(row_end));
+}
+
+void int8_gemm_rows(const QuantizedTensor& w, std::span<const Int8GemvInput> inputs, int64_t row_begin,
+                    int64_t row_end, float* y, int64_t y_stride) {
+  check_range(w, row_begin, row_end);
+  require(int8_gemv_supported(w), kWhere, "no int8 kernel for " + w.scheme().to_string());
+  require(y_stride >= w.rows(), kWhere, "output stride " + std::to_string(y_stride) + " below the " +
+                                           std::to_string(w.rows()) + " rows");
+  if (inputs.empty()) return;
+  thread_local std::vector<int8_detail::TokenX> tok;
+  tok.clear();
+  for (size_t t = 0; t < inputs.size(); ++t) {
+    check_input(w, inputs[t]);
+    require(inputs[t].kernel == inputs[0].kernel, kWhere, "tokens prepared for different kernels");
+    tok.push_back(token_of(inputs[t], y + static_cast<int64_t>(t) * y_stride));
   }
-  for (size_t r = r0; r < r1; ++r) {
-    float acc[int8_detail::kLanes] = {}, cor[int8_detail::kLanes] = {};
-    y[r] = int8_detail::finish_row(a, r, 0, 0, acc, cor);
-  }
+  run_rows(w, inputs[0].kernel, tok.data(), tok.size(), static_cast<size_t>(row_begin), static_cast<size_t>(row_end));
 }
 
 void int8_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end,

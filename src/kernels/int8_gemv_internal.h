@@ -29,6 +29,15 @@ struct Args {
   size_t step_cols = 0;            // columns per vector step of the kernel (0: scalar, q natural)
 };
 
+// One token's prepared x as a kernel reads it, and where its outputs go (y[r]).
+struct TokenX {
+  const int8_t* q = nullptr;
+  const float* run_scale = nullptr;
+  const int32_t* run_bias = nullptr;
+  const float* group_x = nullptr;
+  float* y = nullptr;
+};
+
 // Row r's canonical sums from run `run0` and group `group0` on (the kernel having added the runs and
 // groups before them into acc and cor, in canonical lanes), then y = tree(acc) + tree(cor). Reads q
 // at columns ≥ run0·R in natural order. Lives in its own translation unit, compiled without FMA
@@ -44,8 +53,9 @@ inline bool vector_scales(const Args& a, size_t step_cols) {
 
 #if defined(__x86_64__) || defined(__i386__)
 void rows_avx2(const Args& a, size_t row_begin, size_t row_end, float* y);
-void rows_avx512(const Args& a, size_t row_begin, size_t row_end, float* y);
-void rows_avx512_vnni(const Args& a, size_t row_begin, size_t row_end, float* y);
+// Rows [row_begin, row_end) for each of `tokens` tokens (a's own per-token fields are not read).
+void rows_avx512(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end);
+void rows_avx512_vnni(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end);
 #endif
 
 }  // namespace lowbit::int8_detail

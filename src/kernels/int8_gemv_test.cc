@@ -103,6 +103,39 @@ TEST(Int8Gemv, EveryKernelEqualsTheScalarDefinitionBitForBit) {
   }
 }
 
+// Several tokens at once (prefill): every (row, token) equals the one-token definition bit for bit,
+// for 7 tokens (a block of 4 sharing each row's unpacked codes, then 3 alone) and any row range.
+TEST(Int8Gemv, SeveralTokensEqualEachTokenAlone) {
+  const int64_t shapes[][2] = {{13, 200}, {6, 576}, {5, 1000}};
+  uint64_t seed = 900;
+  for (const auto& shape : shapes) {
+    const int64_t rows = shape[0], cols = shape[1], tokens = 7;
+    const auto x = testing::normal_values(static_cast<size_t>(tokens * cols), 21);
+    for (const int bits : {4, 8})
+      for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin})
+        for (const int64_t group : {int64_t{32}, int64_t{64}, int64_t{0}}) {
+          const QuantizedTensor t = random_tensor(rows, cols, grid, bits, group, seed++);
+          std::vector<float> want(static_cast<size_t>(tokens * rows));
+          for (int64_t k = 0; k < tokens; ++k)
+            int8_gemv_rows_reference(t, x.data() + k * cols, 0, rows, want.data() + k * rows);
+          for (const Int8Kernel kernel : int8_kernels_available()) {
+            SCOPED_TRACE(int8_kernel_name(kernel) + " " + grid_name(grid) + " " + t.scheme().to_string() + " " +
+                         std::to_string(rows) + "x" + std::to_string(cols));
+            std::vector<Int8GemvInput> inputs(static_cast<size_t>(tokens));
+            for (int64_t k = 0; k < tokens; ++k) int8_gemv_prepare(t, x.data() + k * cols, inputs[k], kernel);
+            const int64_t stride = rows + 3;  // a wider output row than the tensor's
+            std::vector<float> y(static_cast<size_t>(tokens * stride), -1.0f);
+            int8_gemm_rows(t, inputs, 0, rows / 2, y.data(), stride);
+            int8_gemm_rows(t, inputs, rows / 2, rows, y.data(), stride);
+            for (int64_t k = 0; k < tokens; ++k)
+              for (int64_t r = 0; r < rows; ++r)
+                ASSERT_TRUE(same_bits(y[k * stride + r], want[k * rows + r])) << "token " << k << " row " << r;
+            EXPECT_THROW(int8_gemm_rows(t, inputs, 0, rows, y.data(), rows - 1), Error);
+          }
+        }
+  }
+}
+
 // The definition against independent arithmetic: W·x̂ by the f32 packed kernel (whose own error is
 // tested in packed_gemv_test) within 1e-5 of Σ|W||x̂|, and W·x within the rounding bound
 // Σ_c |W_rc| · dx_b / 2.

@@ -129,31 +129,51 @@ void rows_avx2(const Args& a, size_t row_begin, size_t row_end, float* y) {
 #define LOWBIT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,bmi2")))
 
 namespace {
-// One AVX-512 step's 16 run sums.
+// One AVX-512 step's codes, made ready for the dot products of every token: 4 bits: the low and high
+// nibbles (p0, p1); 8 bits: VNNI the offset-binary bytes (p0), otherwise |w| (p0) and w's sign (neg).
+struct Unpacked512 {
+  __m512i p0, p1;
+  __mmask64 neg;
+};
+
 template <bool kVnni, int kBits, bool kFlip>
-LOWBIT_AVX512 inline __m512i avx512_step_sums(const uint8_t* codes, const int8_t* q, const int32_t* bias) {
+LOWBIT_AVX512 inline Unpacked512 avx512_unpack(const uint8_t* codes) {
   __m512i b = _mm512_loadu_si512(codes);
+  Unpacked512 u{};
   if constexpr (kBits == 4) {
     if constexpr (kFlip) b = _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x88)));
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i lo = _mm512_and_si512(b, m4), hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+    u.p0 = _mm512_and_si512(b, m4);
+    u.p1 = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+  } else if constexpr (kVnni) {
+    u.p0 = kFlip ? _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80))) : b;
+  } else {
+    const __m512i v = kFlip ? b : _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80)));  // w = u − 128
+    u.p0 = _mm512_abs_epi8(v);
+    u.neg = _mm512_movepi8_mask(v);
+  }
+  return u;
+}
+
+// The step's 16 run sums for one token's q (and, 8 bits on VNNI, its 128·Σq per run).
+template <bool kVnni, int kBits>
+LOWBIT_AVX512 inline __m512i avx512_dot(const Unpacked512& u, const int8_t* q, const int32_t* bias) {
+  if constexpr (kBits == 4) {
     const __m512i ql = _mm512_loadu_si512(q), qh = _mm512_loadu_si512(q + 64);
     if constexpr (kVnni) {
-      return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, ql), hi, qh);
+      return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u.p0, ql), u.p1, qh);
     } else {
-      const __m512i pairs = _mm512_add_epi16(_mm512_maddubs_epi16(lo, ql), _mm512_maddubs_epi16(hi, qh));
+      const __m512i pairs = _mm512_add_epi16(_mm512_maddubs_epi16(u.p0, ql), _mm512_maddubs_epi16(u.p1, qh));
       return _mm512_madd_epi16(pairs, _mm512_set1_epi16(1));
     }
   } else {
     const __m512i qv = _mm512_loadu_si512(q);
     if constexpr (kVnni) {
       // Σ (u − 128)·q = Σ u·q − 128·Σ q (the run's bias, prepared per token).
-      if constexpr (kFlip) b = _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80)));
-      return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), b, qv), _mm512_loadu_si512(bias));
+      return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u.p0, qv), _mm512_loadu_si512(bias));
     } else {
-      if constexpr (!kFlip) b = _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80)));
-      const __m512i signed_q = _mm512_mask_sub_epi8(qv, _mm512_movepi8_mask(b), _mm512_setzero_si512(), qv);
-      return _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(b), signed_q), _mm512_set1_epi16(1));
+      const __m512i signed_q = _mm512_mask_sub_epi8(qv, u.neg, _mm512_setzero_si512(), qv);
+      return _mm512_madd_epi16(_mm512_maddubs_epi16(u.p0, signed_q), _mm512_set1_epi16(1));
     }
   }
 }
@@ -166,35 +186,61 @@ LOWBIT_AVX512 inline float avx512_tree(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
 }
 
-// kRows rows side by side (more weight streams in flight per core), each computed exactly as alone.
-template <bool kVnni, int kBits, bool kFlip, size_t kRows>
-LOWBIT_AVX512 void avx512_rows_block(const Args& a, size_t r0, float* y) {
-  constexpr size_t step = kBits == 4 ? 128 : 64, step_bytes = 64, runs_per_step = 16;
-  const size_t steps = a.cols / step;
+// kRows rows × kTokens tokens side by side: more weight streams in flight per core (one token), or
+// each row's codes unpacked once for several tokens (prefill). Every (row, token) is computed exactly
+// as it would be alone.
+// What a call's rows share (from the layout alone), worked out once per call: a row of SmolLM2 is
+// only 4.5 steps, and these divisions per row had cost as much as its dot products.
+struct Plan512 {
+  size_t steps = 0;
   // 4 bits: a trailing half step (64 columns, e.g. SmolLM2's 576 = 4.5 steps) runs as lanes 0-7 of
-  // one more step instead of 64 scalar columns. Lane j's group, relative to the half step's first.
-  const bool half = kBits == 4 && a.cols - steps * step >= step / 2;
-  const size_t half_c0 = steps * step, half_g0 = a.groups <= 1 ? 0 : half_c0 / a.group;
-  alignas(64) int32_t half_lane_group[16] = {};
-  for (size_t j = 0; j < 8 && a.groups > 1; ++j)
-    half_lane_group[j] = static_cast<int32_t>((half_c0 + j * 8) / a.group - half_g0);
-  const __m512i half_spread = _mm512_load_si512(half_lane_group);
-  const __mmask16 half_loaded = static_cast<__mmask16>((1u << (half_lane_group[7] + 1)) - 1);
+  // one more step instead of 64 scalar columns; lane j's group relative to the half step's first.
+  bool half = false;
+  size_t half_g0 = 0;
+  __m512i half_spread;
+  __mmask16 half_loaded = 1;
   // Lane scales without a division per step: one group spans whole steps (or the row), or a step
-  // holds 2 or 4 groups, spread over its lanes by one permute.
-  const size_t per = a.groups > 1 && a.group < step ? step / a.group : 1;
-  const size_t steps_per_group = a.groups <= 1 ? steps : per > 1 ? 1 : a.group / step;
-  const __m512i spread = per == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
-                                  : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  const __mmask16 loaded = static_cast<__mmask16>((1u << per) - 1);
+  // holds `per` = 2 or 4 groups, spread over its lanes by one permute.
+  size_t per = 1, steps_per_group = 0;
+  __m512i spread;
+  __mmask16 loaded = 1;
+};
+
+template <int kBits>
+LOWBIT_AVX512 Plan512 plan512(const Args& a) {
+  constexpr size_t step = kBits == 4 ? 128 : 64;
+  Plan512 p;
+  p.steps = a.cols / step;
+  p.half = kBits == 4 && a.cols - p.steps * step >= step / 2;
+  const size_t half_c0 = p.steps * step;
+  p.half_g0 = a.groups <= 1 ? 0 : half_c0 / a.group;
+  alignas(64) int32_t lane_group[16] = {};
+  for (size_t j = 0; j < 8 && a.groups > 1; ++j) lane_group[j] = static_cast<int32_t>((half_c0 + j * 8) / a.group - p.half_g0);
+  p.half_spread = _mm512_load_si512(lane_group);
+  p.half_loaded = static_cast<__mmask16>((1u << (lane_group[7] + 1)) - 1);
+  p.per = a.groups > 1 && a.group < step ? step / a.group : 1;
+  p.steps_per_group = a.groups <= 1 ? p.steps : p.per > 1 ? 1 : a.group / step;
+  p.spread = p.per == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                        : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  p.loaded = static_cast<__mmask16>((1u << p.per) - 1);
+  return p;
+}
+
+template <bool kVnni, int kBits, bool kFlip, size_t kRows, size_t kTokens>
+LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX* tok, size_t r0) {
+  constexpr size_t step = kBits == 4 ? 128 : 64, step_bytes = 64, runs_per_step = 16;
+  const size_t steps = plan.steps, per = plan.per, steps_per_group = plan.steps_per_group, half_g0 = plan.half_g0;
+  const bool half = plan.half;
+  const __m512i spread = plan.spread, half_spread = plan.half_spread;
+  const __mmask16 loaded = plan.loaded, half_loaded = plan.half_loaded;
   const __m512 factor = _mm512_set1_ps(a.factor);
   const uint8_t* rows[kRows];
   const float* scales[kRows];
-  __m512 acc[kRows];
+  __m512 acc[kRows][kTokens];
   for (size_t k = 0; k < kRows; ++k) {
     rows[k] = a.codes + (r0 + k) * a.row_bytes;
     scales[k] = a.scales + (r0 + k) * a.groups;
-    acc[k] = _mm512_setzero_ps();
+    for (size_t t = 0; t < kTokens; ++t) acc[k][t] = _mm512_setzero_ps();
   }
   size_t s = 0;
   for (size_t g = 0; s < steps; g += per) {
@@ -203,91 +249,112 @@ LOWBIT_AVX512 void avx512_rows_block(const Args& a, size_t r0, float* y) {
       sv[k] = per == 1 ? _mm512_set1_ps(scales[k][g] * a.factor)
                        : _mm512_mul_ps(_mm512_permutexvar_ps(spread, _mm512_maskz_loadu_ps(loaded, scales[k] + g)), factor);
     for (const size_t e = std::min(steps, s + steps_per_group); s < e; ++s) {
-      const __m512 dx = _mm512_loadu_ps(a.run_scale + s * runs_per_step);
       for (size_t k = 0; k < kRows; ++k) {
         _mm_prefetch(reinterpret_cast<const char*>(rows[k] + s * step_bytes + kPrefetchBytes), _MM_HINT_T0);
-        const __m512i sums = avx512_step_sums<kVnni, kBits, kFlip>(rows[k] + s * step_bytes, a.q + s * step,
-                                                                     a.run_bias + s * runs_per_step);
-        acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dx, sv[k]), acc[k]);
+        const Unpacked512 u = avx512_unpack<kVnni, kBits, kFlip>(rows[k] + s * step_bytes);
+        for (size_t t = 0; t < kTokens; ++t) {
+          const __m512i sums = avx512_dot<kVnni, kBits>(u, tok[t].q + s * step, tok[t].run_bias + s * runs_per_step);
+          const __m512 d = _mm512_mul_ps(_mm512_loadu_ps(tok[t].run_scale + s * runs_per_step), sv[k]);
+          acc[k][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), d, acc[k][t]);
+        }
       }
     }
   }
   if (half) {
     // The half step's codes (32 bytes) give lanes 0-7; q holds its evens then odds (prepare).
-    const __m256 dx = _mm256_loadu_ps(a.run_scale + steps * runs_per_step);
     for (size_t k = 0; k < kRows; ++k) {
       __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + steps * step_bytes));
       if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
       const __m256i m4 = _mm256_set1_epi8(0x0F);
       const __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
-      const int8_t* q = a.q + steps * step;
-      const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
-      __m256i sums;
-      if constexpr (kVnni) {
-        sums = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, ql), hi, qh);
-      } else {
-        sums = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, ql), _mm256_maddubs_epi16(hi, qh)),
-                                 _mm256_set1_epi16(1));
-      }
       const __m512 sv = _mm512_mul_ps(
           _mm512_permutexvar_ps(half_spread, _mm512_maskz_loadu_ps(half_loaded, scales[k] + half_g0)), factor);
-      const __m256 d = _mm256_mul_ps(dx, _mm512_castps512_ps256(sv));
-      // Lanes 8-15 untouched (masked), as the definition leaves them.
-      acc[k] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(_mm256_cvtepi32_ps(sums)), _mm512_castps256_ps512(d),
-                                     acc[k], 0x00FF);
+      for (size_t t = 0; t < kTokens; ++t) {
+        const int8_t* q = tok[t].q + steps * step;
+        const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
+        __m256i sums;
+        if constexpr (kVnni) {
+          sums = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, ql), hi, qh);
+        } else {
+          sums = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, ql), _mm256_maddubs_epi16(hi, qh)),
+                                   _mm256_set1_epi16(1));
+        }
+        const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(tok[t].run_scale + steps * runs_per_step), _mm512_castps512_ps256(sv));
+        // Lanes 8-15 untouched (masked), as the definition leaves them.
+        acc[k][t] = _mm512_mask3_fmadd_ps(_mm512_castps256_ps512(_mm256_cvtepi32_ps(sums)),
+                                          _mm512_castps256_ps512(d), acc[k][t], 0x00FF);
+      }
     }
   }
   const size_t runs_done = steps * runs_per_step + (half ? runs_per_step / 2 : 0);
+  const __m512i offset = _mm512_set1_epi32(a.offset);
   for (size_t k = 0; k < kRows; ++k) {
     const size_t r = r0 + k;
-    __m512 cor = _mm512_setzero_ps();
-    if (a.has_correction) {
-      // 16 groups at a time, the last ones masked (group g in lane g mod 16, as the definition).
-      const __m512i offset = _mm512_set1_epi32(a.offset);
-      for (size_t g0 = 0; g0 < a.groups; g0 += 16) {
-        const size_t n = std::min<size_t>(16, a.groups - g0);
-        const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
-        __m512i z = _mm512_set1_epi32(a.flip);
-        if (a.zeros) z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a.zeros + r * a.groups + g0));
-        const __m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, scales[k] + g0), factor);
-        const __m512 kg = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(offset, z)), sc);
-        const __m512 x = _mm512_maskz_loadu_ps(m, a.group_x + g0);
-        cor = _mm512_mask3_fmadd_ps(kg, x, cor, m);
-        if (a.mins) cor = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a.mins + r * a.groups + g0), x, cor, m);
+    for (size_t t = 0; t < kTokens; ++t) {
+      __m512 cor = _mm512_setzero_ps();
+      if (a.has_correction) {
+        // 16 groups at a time, the last ones masked (group g in lane g mod 16, as the definition).
+        for (size_t g0 = 0; g0 < a.groups; g0 += 16) {
+          const size_t n = std::min<size_t>(16, a.groups - g0);
+          const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+          __m512i z = _mm512_set1_epi32(a.flip);
+          if (a.zeros) z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a.zeros + r * a.groups + g0));
+          const __m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, scales[k] + g0), factor);
+          const __m512 kg = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(offset, z)), sc);
+          const __m512 x = _mm512_maskz_loadu_ps(m, tok[t].group_x + g0);
+          cor = _mm512_mask3_fmadd_ps(kg, x, cor, m);
+          if (a.mins) cor = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, a.mins + r * a.groups + g0), x, cor, m);
+        }
       }
+      if (runs_done == a.runs) {
+        tok[t].y[r] = avx512_tree(acc[k][t]) + avx512_tree(cor);
+        continue;
+      }
+      alignas(64) float acc_lanes[kLanes], cor_lanes[kLanes];
+      _mm512_store_ps(acc_lanes, acc[k][t]);
+      _mm512_store_ps(cor_lanes, cor);
+      Args at = a;
+      at.q = tok[t].q;
+      at.run_scale = tok[t].run_scale;
+      at.run_bias = tok[t].run_bias;
+      at.group_x = tok[t].group_x;
+      tok[t].y[r] = finish_row(at, r, runs_done, a.groups, acc_lanes, cor_lanes);
     }
-    if (runs_done == a.runs) {
-      y[r] = avx512_tree(acc[k]) + avx512_tree(cor);
-      continue;
-    }
-    alignas(64) float acc_lanes[kLanes], cor_lanes[kLanes];
-    _mm512_store_ps(acc_lanes, acc[k]);
-    _mm512_store_ps(cor_lanes, cor);
-    y[r] = finish_row(a, r, runs_done, a.groups, acc_lanes, cor_lanes);
   }
 }
 
+// Tokens in blocks of kTokenBlock (the rest one at a time), rows in blocks of kRowBlock: one token
+// reads 2 rows at once; several share each row's unpacked codes 4 tokens at a time.
 template <bool kVnni, int kBits, bool kFlip>
-LOWBIT_AVX512 void avx512_rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
-  constexpr size_t kBlock = 2;
-  size_t r = row_begin;
-  for (; r + kBlock <= row_end; r += kBlock) avx512_rows_block<kVnni, kBits, kFlip, kBlock>(a, r, y);
-  for (; r < row_end; ++r) avx512_rows_block<kVnni, kBits, kFlip, 1>(a, r, y);
+LOWBIT_AVX512 void avx512_rows(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end) {
+  const Plan512 plan = plan512<kBits>(a);
+  size_t t = 0;
+  for (; t + 4 <= tokens; t += 4)
+    for (size_t r = row_begin; r < row_end; ++r) avx512_block<kVnni, kBits, kFlip, 1, 4>(a, plan, tok + t, r);
+  for (; t < tokens; ++t) {
+    size_t r = row_begin;
+    for (; r + 2 <= row_end; r += 2) avx512_block<kVnni, kBits, kFlip, 2, 1>(a, plan, tok + t, r);
+    for (; r < row_end; ++r) avx512_block<kVnni, kBits, kFlip, 1, 1>(a, plan, tok + t, r);
+  }
 }
 
 template <bool kVnni>
-void avx512_dispatch(const Args& a, size_t row_begin, size_t row_end, float* y) {
+void avx512_dispatch(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end) {
   if (a.bits == 4)
-    return a.flip ? avx512_rows<kVnni, 4, true>(a, row_begin, row_end, y)
-                  : avx512_rows<kVnni, 4, false>(a, row_begin, row_end, y);
-  return a.flip ? avx512_rows<kVnni, 8, true>(a, row_begin, row_end, y)
-                : avx512_rows<kVnni, 8, false>(a, row_begin, row_end, y);
+    return a.flip ? avx512_rows<kVnni, 4, true>(a, tok, tokens, row_begin, row_end)
+                  : avx512_rows<kVnni, 4, false>(a, tok, tokens, row_begin, row_end);
+  return a.flip ? avx512_rows<kVnni, 8, true>(a, tok, tokens, row_begin, row_end)
+                : avx512_rows<kVnni, 8, false>(a, tok, tokens, row_begin, row_end);
 }
 }  // namespace
 
-void rows_avx512(const Args& a, size_t row_begin, size_t row_end, float* y) { avx512_dispatch<false>(a, row_begin, row_end, y); }
-void rows_avx512_vnni(const Args& a, size_t row_begin, size_t row_end, float* y) { avx512_dispatch<true>(a, row_begin, row_end, y); }
+void rows_avx512(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end) {
+  avx512_dispatch<false>(a, tok, tokens, row_begin, row_end);
+}
+void rows_avx512_vnni(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end) {
+  avx512_dispatch<true>(a, tok, tokens, row_begin, row_end);
+}
 
 }  // namespace lowbit::int8_detail
 #endif

@@ -123,7 +123,7 @@ TEST(PackedDecode, Stories260KWithInt8ActivationsStaysWithinTheActivationRoundin
   LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS();
   const OneThread one_thread;
   struct Restore {
-    ~Restore() { set_decode_activations(DecodeActivations::kF32); }
+    ~Restore() { set_activation_precision(ActivationPrecision::kF32); }
   } restore;
   const auto files = std::make_shared<const ModelFiles>(open_model(shared + "/models/stories260K/hf"));
   const auto tokenizer = load_tokenizer(*files);
@@ -141,7 +141,7 @@ TEST(PackedDecode, Stories260KWithInt8ActivationsStaysWithinTheActivationRoundin
     if (const auto* layer = dynamic_cast<const QuantizedLinear*>(&model->linear(name))) int8_layers += layer->int8_decode();
   EXPECT_EQ(int8_layers, 35);
   const double ppl_f32 = std::exp(decode_mean_nll(*model, tokens));
-  set_decode_activations(DecodeActivations::kInt8);
+  set_activation_precision(ActivationPrecision::kInt8);
   const double ppl_int8 = std::exp(decode_mean_nll(*model, tokens));
   EXPECT_NE(ppl_int8, ppl_f32);
   EXPECT_NEAR(ppl_int8, ppl_f32, 0.01 * ppl_f32);

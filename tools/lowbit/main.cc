@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   }
 
   set_num_threads(global.threads);
-  set_decode_activations(activations == "int8" ? DecodeActivations::kInt8 : DecodeActivations::kF32);
+  set_activation_precision(activations == "int8" ? ActivationPrecision::kInt8 : ActivationPrecision::kF32);
   try {
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();

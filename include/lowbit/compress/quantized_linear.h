@@ -15,11 +15,12 @@
 // path equals a DenseLinear over the dequantized matrix bit for bit; packed_decode = false is
 // kept so tests (and comparisons) can ask for it on one token too.
 //
-// Int8 activations (set_decode_activations(kInt8), the CLI's --activations int8): one token on a
+// Int8 activations (set_activation_precision(kInt8), the CLI's --activations int8): one token on a
 // layout with an int8 kernel (kernels/int8_gemv.h: 4-/8-bit integer grids, groups of multiples of
-// 32) rounds x to int8 per 32 columns and multiplies with integer dot products instead — what ggml
-// does for its block types, about twice the decode speed of the f32 kernel; the result is W·x̂ for
-// the rounded x̂, so it differs from the f32 path by the activation rounding. Other layouts keep
+// 32) is rounded to int8 per 32 columns and multiplied with integer dot products instead, what ggml
+// does for its block types; the result is W·x̂ for the rounded x̂, so it differs from the f32 path by
+// the activation rounding. Prefill stays on the dequantized sgemm path: the int8 GEMM
+// (int8_gemm_rows) is not yet faster than it (SmolLM2 Q4_0, 512 tokens: 0.75x). Other layouts keep
 // f32. Process-wide, like the thread count.
 //
 // Either way work is split over fixed row tiles and each row's sum is formed independently of
@@ -36,9 +37,9 @@
 namespace lowbit {
 
 // How one token's activations meet packed weights (see above). Default kF32.
-enum class DecodeActivations { kF32, kInt8 };
-void set_decode_activations(DecodeActivations activations);
-DecodeActivations decode_activations();
+enum class ActivationPrecision { kF32, kInt8 };
+void set_activation_precision(ActivationPrecision activations);
+ActivationPrecision activation_precision();
 
 class QuantizedLinear final : public LinearLayer {
  public:
@@ -59,7 +60,7 @@ class QuantizedLinear final : public LinearLayer {
   const std::vector<float>& bias() const { return bias_; }
   // Whether one token runs the packed GEMV: requested (the default) and packed_gemv_supported(tensor()).
   bool packed_decode() const { return packed_; }
-  // Whether one token runs the int8 GEMV under DecodeActivations::kInt8 (packed and int8_gemv_supported).
+  // Whether one token runs the int8 GEMV under ActivationPrecision::kInt8 (packed and int8_gemv_supported).
   bool int8_decode() const { return int8_; }
 
  private:
