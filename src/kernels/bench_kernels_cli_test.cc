@@ -118,6 +118,17 @@ TEST(BenchCli, BitsQuantizesTheLinearsInMemory) {
   EXPECT_TRUE(a["rtn_quantized"].is_null());
   EXPECT_EQ(b["rtn_quantized"], "uint4 g32 (F16 scales, zero points)");
   EXPECT_LT(b["weight_bytes_per_token"].get<double>(), a["weight_bytes_per_token"].get<double>());
+  EXPECT_EQ(b["activations"], "f32");
+  EXPECT_EQ(b["int8_decode_linears"], 0);
+  // --activations int8: every linear of the uint4 g32 model (tiny: 2 blocks x 7 and the head) decodes
+  // through the int8 kernel.
+  const auto int8 = run_cli("--activations int8 bench --synthetic tiny --bits 4 --group 32 --prompt-tokens 8 --gen-tokens 4 --json");
+  ASSERT_EQ(int8.exit_code, 0) << int8.err;
+  const auto c = nlohmann::json::parse(int8.out);
+  EXPECT_EQ(c["activations"], "int8");
+  EXPECT_FALSE(c["int8_kernel"].is_null());
+  EXPECT_EQ(c["linears"], 15);
+  EXPECT_EQ(c["int8_decode_linears"], 15);
   const auto bad = run_cli("bench --synthetic tiny --bits 4 --group 128 --gen-tokens 2");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_TRUE(contains(bad.err, "lowbit: --bits: layer 'model.layers.0.self_attn.q_proj': ")) << bad.err;

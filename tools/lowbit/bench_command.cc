@@ -13,6 +13,7 @@
 #include "lowbit/core/error.h"
 #include "lowbit/core/memory_bandwidth.h"
 #include "lowbit/core/parallel.h"
+#include "lowbit/kernels/int8_gemv.h"
 #include "lowbit/model/llama.h"
 #include "lowbit/model/synthetic.h"
 #include "lowbit/pipeline/quantized_model.h"
@@ -131,15 +132,25 @@ Runner add_bench_command(CLI::App& app) {
     const double prefill_rate = o->prompt_tokens / prefill_seconds, decode_rate = o->gen_tokens / decode_seconds;
     const double bytes_per_token = static_cast<double>(llama.weight_bytes_per_token());
     double linear_parameters = 0;
+    int linears = 0, int8_linears = 0;  // how many decode through the int8 kernel under --activations int8
     for (const auto& name : llama.linear_names()) {
       const auto& layer = llama.linear(name);
       linear_parameters += static_cast<double>(layer.in_features()) * layer.out_features();
+      const auto* quantized = dynamic_cast<const QuantizedLinear*>(&layer);
+      ++linears;
+      int8_linears += quantized != nullptr && quantized->int8_decode();
     }
+    const bool int8 = activation_precision() == ActivationPrecision::kInt8;
+    const std::string activations = int8 ? "int8 (" + int8_kernel_name(int8_kernel_best()) + ")" : "f32";
     const double prefill_flops = 2 * linear_parameters * prefill_rate;  // linear layers only
     const double decode_bandwidth = bytes_per_token * decode_rate;
     if (o->json) {
       std::cout << nlohmann::json{{"model", o->synthetic.empty() ? o->model : "synthetic " + o->synthetic},
                                   {"threads", num_threads()},
+                                  {"activations", int8 ? "int8" : "f32"},
+                                  {"int8_kernel", int8 ? nlohmann::json(int8_kernel_name(int8_kernel_best())) : nlohmann::json(nullptr)},
+                                  {"int8_decode_linears", int8 ? int8_linears : 0},
+                                  {"linears", linears},
                                   {"rtn_quantized", o->bits > 0 ? nlohmann::json(QuantScheme::integer(o->bits, o->group, false).to_string())
                                                                 : nlohmann::json(nullptr)},
                                   {"parameters", files->parameter_count()},
@@ -163,6 +174,9 @@ Runner add_bench_command(CLI::App& app) {
       if (o->bits > 0)
         std::printf("weights:    linear layers RTN-quantized in memory to %s\n",
                     QuantScheme::integer(o->bits, o->group, false).to_string().c_str());
+      if (int8)
+        std::printf("activations: %s on %d of %d linear layers (the rest f32)\n", activations.c_str(), int8_linears,
+                    linears);
       std::printf("memory:     %.1f GB/s streaming read (measured now)\n", bandwidth / 1e9);
       std::printf("sgemm:      %.1f GFLOP/s (f32 2048x2048 x 512 tokens, measured now)\n", sgemm_flops / 1e9);
       std::printf("prefill:    %lld tokens, %.1f tokens/s; linear layers at %.1f GFLOP/s = %.0f%% of sgemm\n",
