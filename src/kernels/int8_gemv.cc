@@ -10,6 +10,7 @@
 #include <string>
 
 #include "lowbit/core/error.h"
+#include "lowbit/kernels/packed_gemv.h"
 #include "src/kernels/int8_gemv_internal.h"
 
 namespace lowbit {
@@ -191,12 +192,11 @@ Int8Kernel int8_kernel_best() {
 }
 
 bool int8_gemv_supported(const QuantizedTensor& w) {
-  const Format& f = w.scheme().element;
-  if (!w.g_idx().empty() || f.kind() != Format::Kind::kInt || (w.bits() != 4 && w.bits() != 8)) return false;
+  // The integer grids the f32 packed kernel reads (zero points, two's complement or a float minimum,
+  // no g_idx), at 4 or 8 bits, with groups made of whole 32-column activation blocks.
+  if (w.scheme().element.kind() != Format::Kind::kInt || (w.bits() != 4 && w.bits() != 8)) return false;
   if (w.groups_per_row() > 1 && w.group_size() % static_cast<int64_t>(int8_detail::kBlock) != 0) return false;
-  const size_t groups = static_cast<size_t>(w.rows() * w.groups_per_row());
-  if (w.scheme().float_min) return !f.twos_complement() && w.zero_points().empty() && w.mins().size() == groups;
-  return f.twos_complement() ? w.zero_points().empty() : w.zero_points().size() == groups;
+  return packed_gemv_supported(w);
 }
 
 std::vector<float> int8_rounded_activations(const float* x, int64_t cols) {
@@ -220,6 +220,9 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
   thread_local std::vector<int8_t> natural;
   thread_local std::vector<float> dx;
   round_blocks(x, a.cols, natural, dx);
+  // Σq per run (runs never straddle a block), added up per block.
+  thread_local std::vector<int32_t> block_sum;
+  block_sum.assign(dx.size(), 0);
   input.run_scale.resize(a.runs);
   input.run_bias.resize(a.runs);
   for (size_t run = 0; run < a.runs; ++run) {
@@ -228,16 +231,13 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
     int32_t sum = 0;
     for (size_t c = c0; c < c1; ++c) sum += natural[c];
     input.run_bias[run] = 128 * sum;
+    block_sum[c0 / int8_detail::kBlock] += sum;
   }
   // X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c, blocks left to right.
   input.group_x.assign(a.groups, 0.0f);
-  const size_t blocks = dx.size();
-  for (size_t b = 0; b < blocks; ++b) {
-    const size_t c0 = b * int8_detail::kBlock, c1 = std::min(a.cols, c0 + int8_detail::kBlock);
-    int32_t sum = 0;
-    for (size_t c = c0; c < c1; ++c) sum += natural[c];
-    const size_t g = a.groups <= 1 ? 0 : c0 / a.group;
-    input.group_x[g] += dx[b] * static_cast<float>(sum);
+  for (size_t b = 0; b < dx.size(); ++b) {
+    const size_t g = a.groups <= 1 ? 0 : b * int8_detail::kBlock / a.group;
+    input.group_x[g] += dx[b] * static_cast<float>(block_sum[b]);
   }
   // The kernel's order: 4-bit steps read the even columns' q, then the odd columns'.
   const size_t step = step_cols(kernel, a.bits);
@@ -278,10 +278,7 @@ void run_rows(const QuantizedTensor& w, Int8Kernel kernel, const int8_detail::To
   if (a.step_cols != 0 && kernel == Int8Kernel::kAvx512Vnni) return int8_detail::rows_avx512_vnni(a, tok, tokens, r0, r1);
 #endif
   for (size_t t = 0; t < tokens; ++t) {
-    a.q = tok[t].q;
-    a.run_scale = tok[t].run_scale;
-    a.run_bias = tok[t].run_bias;
-    a.group_x = tok[t].group_x;
+    a = int8_detail::with_token(a, tok[t]);
 #if defined(__x86_64__) || defined(__i386__)
     if (a.step_cols != 0 && kernel == Int8Kernel::kAvx2) {
       int8_detail::rows_avx2(a, r0, r1, tok[t].y);

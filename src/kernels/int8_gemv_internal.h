@@ -38,6 +38,15 @@ struct TokenX {
   float* y = nullptr;
 };
 
+// `a` reading token `t`'s prepared x.
+inline Args with_token(Args a, const TokenX& t) {
+  a.q = t.q;
+  a.run_scale = t.run_scale;
+  a.run_bias = t.run_bias;
+  a.group_x = t.group_x;
+  return a;
+}
+
 // Row r's canonical sums from run `run0` and group `group0` on (the kernel having added the runs and
 // groups before them into acc and cor, in canonical lanes), then y = tree(acc) + tree(cor). Reads q
 // at columns ≥ run0·R in natural order. Lives in its own translation unit, compiled without FMA

@@ -186,9 +186,6 @@ LOWBIT_AVX512 inline float avx512_tree(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
 }
 
-// kRows rows × kTokens tokens side by side: more weight streams in flight per core (one token), or
-// each row's codes unpacked once for several tokens (prefill). Every (row, token) is computed exactly
-// as it would be alone.
 // What a call's rows share (from the layout alone), worked out once per call: a row of SmolLM2 is
 // only 4.5 steps, and these divisions per row had cost as much as its dot products.
 struct Plan512 {
@@ -226,6 +223,9 @@ LOWBIT_AVX512 Plan512 plan512(const Args& a) {
   return p;
 }
 
+// kRows rows × kTokens tokens side by side: more weight streams in flight per core (one token), or
+// each row's codes unpacked once for several tokens (prefill). Every (row, token) is computed exactly
+// as it would be alone.
 template <bool kVnni, int kBits, bool kFlip, size_t kRows, size_t kTokens>
 LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX* tok, size_t r0) {
   constexpr size_t step = kBits == 4 ? 128 : 64, step_bytes = 64, runs_per_step = 16;
@@ -314,18 +314,12 @@ LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX
       alignas(64) float acc_lanes[kLanes], cor_lanes[kLanes];
       _mm512_store_ps(acc_lanes, acc[k][t]);
       _mm512_store_ps(cor_lanes, cor);
-      Args at = a;
-      at.q = tok[t].q;
-      at.run_scale = tok[t].run_scale;
-      at.run_bias = tok[t].run_bias;
-      at.group_x = tok[t].group_x;
-      tok[t].y[r] = finish_row(at, r, runs_done, a.groups, acc_lanes, cor_lanes);
+      tok[t].y[r] = finish_row(with_token(a, tok[t]), r, runs_done, a.groups, acc_lanes, cor_lanes);
     }
   }
 }
 
-// Tokens in blocks of kTokenBlock (the rest one at a time), rows in blocks of kRowBlock: one token
-// reads 2 rows at once; several share each row's unpacked codes 4 tokens at a time.
+// Tokens 4 at a time sharing each row's unpacked codes, then the rest one at a time, 2 rows at once.
 template <bool kVnni, int kBits, bool kFlip>
 LOWBIT_AVX512 void avx512_rows(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end) {
   const Plan512 plan = plan512<kBits>(a);
