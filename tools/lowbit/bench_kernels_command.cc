@@ -138,6 +138,21 @@ std::vector<float> pruned_2_4(const Shape& s, const std::vector<float>& w) {
   return p;
 }
 
+// W RTN-quantized on `scheme` (the packed kernels' weights).
+std::shared_ptr<const QuantizedTensor> rtn_copy(const Shape& s, const std::vector<float>& w, const QuantScheme& scheme) {
+  RtnOptions options;
+  options.scheme = scheme;
+  return std::make_shared<const QuantizedTensor>(quantize_rtn(w, s.rows, s.cols, options));
+}
+
+// A table row for a kernel over `q`: its format as "uint4 g128" / "int8 per-row" and its stored bytes
+// (the caller sets prepare and rows).
+Kernel quantized_row(const std::string& kernel, const QuantizedTensor& q) {
+  const QuantScheme& scheme = q.scheme();
+  const std::string group = scheme.group_size > 0 ? " g" + std::to_string(scheme.group_size) : " per-row";
+  return Kernel{kernel, scheme.element.to_string() + group, static_cast<double>(q.storage_bytes()), {}, {}};
+}
+
 // The kernels in table order, each built from `w` only when called (one resident at a time).
 std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::vector<float>& w) {
   std::vector<std::function<Kernel()>> makers;
@@ -162,11 +177,8 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
                                  QuantScheme::integer(2, 128, false)};
   for (const QuantScheme& scheme : schemes) {
     makers.push_back([&s, &w, scheme] {
-      RtnOptions options;
-      options.scheme = scheme;
-      auto q = std::make_shared<const QuantizedTensor>(quantize_rtn(w, s.rows, s.cols, options));
-      const std::string group = scheme.group_size > 0 ? " g" + std::to_string(scheme.group_size) : " per-row";
-      Kernel k{"packed", scheme.element.to_string() + group, static_cast<double>(q->storage_bytes()), {}, {}};
+      const auto q = rtn_copy(s, w, scheme);
+      Kernel k = quantized_row("packed", *q);
       auto input = std::make_shared<PackedGemvInput>();
       k.prepare = [q, input](const float* x) { packed_gemv_prepare(*q, x, *input); };
       k.rows = [q, input](const float*, int64_t begin, int64_t end, float* y) {
@@ -181,11 +193,8 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
                                       QuantScheme::integer(4, 128, true), QuantScheme::integer(4, 32, true)};
   for (const QuantScheme& scheme : int8_schemes) {
     makers.push_back([&s, &w, scheme] {
-      RtnOptions options;
-      options.scheme = scheme;
-      auto q = std::make_shared<const QuantizedTensor>(quantize_rtn(w, s.rows, s.cols, options));
-      const std::string group = scheme.group_size > 0 ? " g" + std::to_string(scheme.group_size) : " per-row";
-      Kernel k{"int8-act", scheme.element.to_string() + group, static_cast<double>(q->storage_bytes()), {}, {}};
+      const auto q = rtn_copy(s, w, scheme);
+      Kernel k = quantized_row("int8-act", *q);
       auto input = std::make_shared<Int8GemvInput>();
       k.prepare = [q, input](const float* x) { int8_gemv_prepare(*q, x, *input); };
       k.rows = [q, input](const float*, int64_t begin, int64_t end, float* y) {
