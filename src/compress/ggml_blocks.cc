@@ -16,6 +16,11 @@
 
 namespace lowbit {
 
+namespace ggml_blocks_detail {
+// ggml_kquants.cc: the k-quant layouts (after the scheme and g_idx checks).
+std::vector<std::byte> pack_kquant_blocks(const QuantizedTensor& tensor, GgmlType type, const std::string& where);
+}  // namespace ggml_blocks_detail
+
 namespace {
 
 constexpr int64_t kBlock = 32;
@@ -40,6 +45,12 @@ uint8_t stored_code_flip(GgmlType type) {
   return type == GgmlType::kQ4_0 ? 0x8 : type == GgmlType::kQ5_0 ? 0x10 : 0;
 }
 
+// The same stored layout (the sign of the scales aside: a layout holds either).
+bool same_layout(const QuantScheme& a, const QuantScheme& b) {
+  return a.element == b.element && a.group_size == b.group_size && a.scale_dtype == b.scale_dtype &&
+         a.float_min == b.float_min && a.super_block == b.super_block;
+}
+
 }  // namespace
 
 std::optional<QuantScheme> ggml_block_scheme(GgmlType type) {
@@ -59,6 +70,7 @@ std::optional<QuantScheme> ggml_block_scheme(GgmlType type) {
 }
 
 QuantScheme ggml_quantizer_scheme(GgmlType type) {
+  if (auto k = ggml_kquant_scheme(type)) return *k;
   std::optional<QuantScheme> scheme = ggml_block_scheme(type);
   require(scheme.has_value(), "GGUF " + std::string(ggml_traits(type).name), "is not a lowbit grid");
   scheme->signed_scales = !scheme->float_min;  // a float minimum already places the grid
@@ -68,10 +80,10 @@ QuantScheme ggml_quantizer_scheme(GgmlType type) {
 std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme) {
   for (GgmlType type : kSchemeTypes) {
     const QuantScheme s = *ggml_block_scheme(type);
-    if (s.element == scheme.element && s.group_size == scheme.group_size && s.scale_dtype == scheme.scale_dtype &&
-        s.float_min == scheme.float_min)
-      return type;
+    if (same_layout(s, scheme)) return type;
   }
+  for (GgmlType type : ggml_kquant_types())
+    if (same_layout(*ggml_kquant_scheme(type), scheme)) return type;
   return std::nullopt;
 }
 
@@ -79,15 +91,17 @@ std::span<const GgmlType> ggml_scheme_types() { return kSchemeTypes; }
 
 std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType type) {
   const std::string name(ggml_traits(type).name);
-  const auto scheme = ggml_block_scheme(type);
+  const auto kquant = ggml_kquant_scheme(type);
+  const auto scheme = kquant ? kquant : ggml_block_scheme(type);
   const std::string where = "GGUF " + name + " export";
-  require(scheme.has_value(), where, name + " is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 and IQ4_NL are)");
+  require(scheme.has_value(), where,
+          name + " is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0, IQ4_NL and Q2_K … Q6_K are)");
   const QuantScheme& s = tensor.scheme();
-  require(s.element == scheme->element && s.group_size == scheme->group_size && s.scale_dtype == scheme->scale_dtype &&
-              s.float_min == scheme->float_min,
-          where, "the tensor is quantized as " + s.to_string() + ", " + name + " needs " + scheme->to_string());
-  require(tensor.cols() % kBlock == 0, where, "rows of " + std::to_string(tensor.cols()) + " values are not whole blocks of 32");
+  require(same_layout(s, *scheme), where,
+          "the tensor is quantized as " + s.to_string() + ", " + name + " needs " + scheme->to_string());
   require(tensor.g_idx().empty(), where, "columns are reordered (act-order g_idx); GGUF blocks need static groups");
+  if (kquant) return ggml_blocks_detail::pack_kquant_blocks(tensor, type, where);
+  require(tensor.cols() % kBlock == 0, where, "rows of " + std::to_string(tensor.cols()) + " values are not whole blocks of 32");
 
   const int64_t rows = tensor.rows(), cols = tensor.cols(), blocks = cols / kBlock;
   const size_t block_bytes = ggml_traits(type).type_size;

@@ -215,8 +215,8 @@ TEST(GgmlBlocks, RefusesTensorsThatDoNotFitTheType) {
   const QuantizedTensor q4 = quantize_rtn(w, 2, 64, gguf_rtn(GgmlType::kQ4_0));
   EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(q4, GgmlType::kQ5_0); }),
             "GGUF q5_0 export: the tensor is quantized as int4:full g32 (F16 scales, signed), q5_0 needs int5:full g32 (F16 scales)");
-  EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(q4, GgmlType::kQ4_K); }),
-            "GGUF q4_K export: q4_K is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0 and IQ4_NL are)");
+  EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(q4, GgmlType::kIQ4_XS); }),
+            "GGUF iq4_xs export: iq4_xs is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0, IQ4_NL and Q2_K … Q6_K are)");
   RtnOptions ragged = gguf_rtn(GgmlType::kQ8_0);
   const auto w48 = heavy_tailed(2, 48, 4);
   ragged.scheme.group_size = 32;  // 48 columns: a ragged last group of 16

@@ -168,6 +168,8 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
   }
   // The group (scale index) of the column processed k-th.
   auto group_at = [&](int64_t k) { return upfront ? order[static_cast<size_t>(k)] / group : k / group; };
+  // Parameters are chosen per unit: a group, or a super-block of groups (two-level scales).
+  const int64_t unit = quantizer.unit(group);
   if (pattern) {
     result.values.resize(static_cast<size_t>(rows * cols));
     result.mask.resize(static_cast<size_t>(rows * cols));
@@ -212,18 +214,22 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
       // Whether the weight of tile row r processed k-th is pruned (as far as known now).
       auto pruned = [&](int64_t r, int64_t k) { return pattern && mask_tile[static_cast<size_t>(r * cols + k)] == 0; };
       params.assign(static_cast<size_t>(m * groups), {});
+      // The parameters of tile row r's groups in the unit starting at column c0.
+      auto unit_params = [&](int64_t r, int64_t c0) {
+        const int64_t g0 = c0 / group, g1 = std::min(groups, (c0 + unit + group - 1) / group);
+        return std::span(params).subspan(static_cast<size_t>(r * groups + g0), static_cast<size_t>(g1 - g0));
+      };
       if (result.tensor && upfront) {
         original.resize(static_cast<size_t>(cols));
         for (int64_t r = 0; r < m; ++r) {
           const float* src = weight.data() + (r0 + r) * cols;
           for (int64_t c = 0; c < cols; ++c)
             original[static_cast<size_t>(c)] = hessian.dead(c) || (fixed && !plan.fixed_mask[static_cast<size_t>((r0 + r) * cols + c)]) ? 0.0f : src[c];
-          for (int64_t g = 0; g < groups; ++g) {
-            const int64_t c0 = g * group;
-            const size_t n = static_cast<size_t>(std::min(cols, c0 + group) - c0);
+          for (int64_t c0 = 0; c0 < cols; c0 += unit) {
+            const size_t n = static_cast<size_t>(std::min(cols, c0 + unit) - c0);
             const auto importance = options.weighted_scale_search ? diagonal.subspan(static_cast<size_t>(c0), n)
                                                                   : std::span<const float>();
-            params[static_cast<size_t>(r * groups + g)] = quantizer.choose({original.data() + c0, n}, importance);
+            quantizer.choose_groups({original.data() + c0, n}, importance, group, unit_params(r, c0));
           }
         }
       }
@@ -258,11 +264,12 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
             const int64_t size = std::min<int64_t>(pattern->m, cols - i);
             for (int64_t r = 0; r < m; ++r) select(r, i, i + size, size - pattern->kept_in_group(size), i1);
           }
-          if (result.tensor && !upfront && i % group == 0) {
-            // A new group: its scale from the compensated weights of its columns. Those inside this
-            // block are current; those beyond it still lack the updates from this block's columns
-            // i1 .. i-1, which are applied to a copy here. Weights known to be pruned count as 0.
-            const int64_t end = std::min(cols, i + group);
+          if (result.tensor && !upfront && i % unit == 0) {
+            // A new group (or super-block of groups): its parameters from the compensated weights of
+            // its columns. Those inside this block are current; those beyond it still lack the updates
+            // from this block's columns i1 .. i-1, which are applied to a copy here. Weights known to
+            // be pruned count as 0.
+            const int64_t end = std::min(cols, i + unit);
             scratch.resize(static_cast<size_t>(end - i));
             for (int64_t r = 0; r < m; ++r) {
               for (int64_t c = i; c < std::min(end, i2); ++c) scratch[static_cast<size_t>(c - i)] = w_block[static_cast<size_t>((c - i1) * m + r)];
@@ -277,7 +284,7 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
               const auto importance = options.weighted_scale_search
                                           ? std::span<const float>(importance_processing).subspan(static_cast<size_t>(i), scratch.size())
                                           : std::span<const float>();
-              params[static_cast<size_t>(r * groups + i / group)] = quantizer.choose(scratch, importance);
+              quantizer.choose_groups(scratch, importance, group, unit_params(r, i));
             }
           }
           if (result.tensor) {

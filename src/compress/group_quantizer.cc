@@ -14,6 +14,7 @@ GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& sc
     element_ = element_.with_overflow(Overflow::kSaturate);
     block_format_.element = element_;
   }
+  super_ = scheme.super_block;
   asymmetric_ = scheme.asymmetric();
   float_min_ = scheme.float_min;
   mirror_ = scheme.signed_scales && element_.lowest_value() != -element_.max_value();
@@ -123,6 +124,78 @@ GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std:
     }
   }
   return best;
+}
+
+void GroupQuantizer::choose_groups(std::span<const float> values, std::span<const float> importance, int64_t group,
+                                   std::span<GroupParams> out) const {
+  if (super_.size != 0) return choose_super_block(values, importance, group, out);
+  for (size_t g = 0; g < out.size(); ++g) {
+    const size_t c0 = g * static_cast<size_t>(group), n = std::min(values.size() - c0, static_cast<size_t>(group));
+    out[g] = choose(values.subspan(c0, n), importance.empty() ? importance : importance.subspan(c0, n));
+  }
+}
+
+void GroupQuantizer::choose_super_block(std::span<const float> values, std::span<const float> importance, int64_t group,
+                                        std::span<GroupParams> out) const {
+  const size_t groups = out.size(), n = static_cast<size_t>(group);
+  auto part = [&](std::span<const float> s, size_t g) { return s.empty() ? s : s.subspan(g * n, n); };
+  // 1. Each group on its own, with unrounded (f32) scale and min.
+  thread_local std::vector<GroupParams> own;
+  own.resize(groups);
+  double max_scale = 0, max_min = 0;
+  float extreme = 0;  // the scale of largest magnitude, with its sign
+  for (size_t g = 0; g < groups; ++g) {
+    own[g] = choose(part(values, g), part(importance, g));
+    if (std::fabs(own[g].scale) > max_scale) max_scale = std::fabs(own[g].scale), extreme = own[g].scale;
+    max_min = std::max(max_min, -static_cast<double>(own[g].min));
+  }
+  // The factors as f16 values (the stored d, dmin), in f32.
+  auto f16 = [](double x) { return Format::fp16().with_overflow(Overflow::kSaturate).quantize(static_cast<float>(x)); };
+  const float dmin = float_min_ && max_min > 0 ? f16(max_min / super_.min_hi) : 0.0f;
+  // Candidate d: the largest scale mapped onto the top integer (or, for signed integers, the
+  // bottom one, which is larger in magnitude), and a few points around it.
+  std::vector<float> candidates;
+  if (max_scale > 0) {
+    std::vector<double> tops = {static_cast<double>(super_.scale_hi)};
+    if (super_.scale_lo < 0) tops.push_back(static_cast<double>(super_.scale_lo));
+    for (double top : tops)
+      for (int k = -3; k <= 3; ++k) {
+        const float d = f16(extreme / top * (1.0 + 0.02 * k));
+        if (d != 0.0f && std::isfinite(d) && std::find(candidates.begin(), candidates.end(), d) == candidates.end())
+          candidates.push_back(d);
+      }
+  }
+  thread_local std::vector<GroupParams> trial;
+  trial.resize(groups);
+  double best_total = HUGE_VAL;
+  auto clamp = [](double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); };
+  for (float d : candidates) {
+    double total = 0;
+    for (size_t g = 0; g < groups && total < best_total; ++g) {
+      const double sc0 = clamp(std::nearbyint(own[g].scale / d), super_.scale_lo, super_.scale_hi);
+      const double m0 = dmin > 0 ? clamp(std::nearbyint(-own[g].min / dmin), 0, super_.min_hi) : 0;
+      double best = HUGE_VAL;
+      for (double sc = std::max<double>(sc0 - 1, super_.scale_lo); sc <= std::min<double>(sc0 + 1, super_.scale_hi); ++sc)
+        for (double m = std::max(m0 - 1, 0.0); m <= (dmin > 0 ? std::min<double>(m0 + 1, super_.min_hi) : 0.0); ++m) {
+          GroupParams p;
+          p.scale = d * static_cast<float>(sc);
+          if (p.scale == 0.0f) p.scale = 0.0f;  // +0, whatever d's sign
+          p.min = m > 0 ? -(dmin * static_cast<float>(m)) : 0.0f;
+          const double e = error(part(values, g), part(importance, g), p);
+          if (e < best) best = e, trial[g] = p;
+        }
+      total += best;
+    }
+    if (total < best_total) {
+      best_total = total;
+      std::copy(trial.begin(), trial.end(), out.begin());
+    }
+  }
+  if (candidates.empty())  // every group constant at 0 or its min: scales 0, minimums on dmin's grid
+    for (size_t g = 0; g < groups; ++g) {
+      const double m = dmin > 0 ? clamp(std::nearbyint(-own[g].min / dmin), 0, super_.min_hi) : 0;
+      out[g] = GroupParams{0.0f, 0, m > 0 ? -(dmin * static_cast<float>(m)) : 0.0f};
+    }
 }
 
 double GroupQuantizer::error(std::span<const float> values, std::span<const float> importance,

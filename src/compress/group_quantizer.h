@@ -34,6 +34,18 @@ class GroupQuantizer {
   // keep the positive scale.
   GroupParams choose(std::span<const float> values, std::span<const float> importance) const;
 
+  // Columns that share parameters: the super-block for two-level scales, else the group (0: the row).
+  int64_t unit(int64_t group) const { return super_.size != 0 ? super_.size : group; }
+  // The parameters of every group of one unit (values: the unit's weights; out: one per group of
+  // `group` columns, the last possibly shorter). Without super-blocks, choose() per group. With
+  // them (ggml's k-quants): each group's own (scale, min) from choose(), then f16 factors d (and
+  // dmin) for the super-block, and for each group the integers sc (and m) nearest to its scale
+  // (and −min) over d, or one step either side, whichever gives the group the least
+  // (importance-weighted) error; over a few candidate d around max|scale| / max|sc| the one with
+  // the least total error wins. Every scale is then exactly d × sc in f32, every min −(dmin × m).
+  void choose_groups(std::span<const float> values, std::span<const float> importance, int64_t group,
+                     std::span<GroupParams> out) const;
+
   // The code of x under `p`, round-to-nearest-even: element.encode(x / scale) (with the group's
   // zero point for uintB); the code of 0 when the scale is 0. Integer grids take a direct path that
   // equals Format::encode (nearest-even on the integer value, saturating).
@@ -85,6 +97,9 @@ class GroupQuantizer {
   // Float-minimum grids: the range [lo, hi] shrunk about its centre (the clipping search's candidates,
   // or just the full range), each candidate refitted by weighted least squares, the best kept.
   GroupParams choose_float_min(std::span<const float> values, std::span<const float> importance) const;
+  QuantScheme::SuperBlock super_;
+  void choose_super_block(std::span<const float> values, std::span<const float> importance, int64_t group,
+                          std::span<GroupParams> out) const;
   bool asymmetric_ = false, integer_ = false, mirror_ = false, float_min_ = false;
   double fraction_scale_ = 1, int_min_ = 0, int_max_ = 0, max_code_ = 0;
   int32_t mask_ = 0;

@@ -48,6 +48,17 @@ QuantScheme QuantScheme::with_format(Format element, int64_t group_size, DType s
   return s;
 }
 
+namespace {
+int bits_for(int64_t values) {  // bits of the smallest field holding `values` distinct integers
+  int bits = 0;
+  while ((int64_t{1} << bits) < values) ++bits;
+  return bits;
+}
+}  // namespace
+
+int QuantScheme::SuperBlock::scale_bits() const { return bits_for(int64_t{scale_hi} - scale_lo + 1); }
+int QuantScheme::SuperBlock::min_bits() const { return min_hi > 0 ? bits_for(int64_t{min_hi} + 1) : 0; }
+
 bool QuantScheme::asymmetric() const {
   return element.kind() == Format::Kind::kInt && !element.twos_complement() && !float_min;
 }
@@ -88,6 +99,19 @@ void QuantScheme::validate(int64_t cols) const {
     require(element.lowest_value() < 0, where,
             "the grid " + element.to_string() + " has no negative values (unsigned grids other than uintB cannot hold weights)");
   }
+  if (super_block.size != 0) {
+    const SuperBlock& b = super_block;
+    require(group_size > 0 && b.size > 0 && b.size % group_size == 0, where,
+            "super-blocks of " + str(b.size) + " columns need groups that divide them");
+    require(cols % b.size == 0, where, "rows of " + str(cols) + " columns are not whole super-blocks of " + str(b.size));
+    require(scale_dtype == DType::kF32, where, "two-level scales are held as f32 values (d x integer is exact there)");
+    require(b.scale_lo <= 0 && b.scale_hi > 0 && b.scale_hi <= 255 && b.scale_lo >= -256, where,
+            "the scale integers must span 0 .. at most 8 bits, found " + str(b.scale_lo) + " .. " + str(b.scale_hi));
+    require(!asymmetric(), where, "two-level scales need a symmetric grid or float minimums, not zero points");
+    require(float_min == (b.min_hi > 0) && b.min_hi <= 255, where,
+            "float minimums need an integer range for dmin (and only they do), found 0 .. " + str(b.min_hi));
+    require(signed_scales == (b.scale_lo < 0), where, "signed scales need negative scale integers (and only they do)");
+  }
 }
 
 std::string QuantScheme::to_string() const {
@@ -97,6 +121,10 @@ std::string QuantScheme::to_string() const {
   if (asymmetric()) text += ", zero points";
   if (float_min) text += ", minimums";
   if (signed_scales) text += ", signed";
+  if (super_block.size != 0) {
+    text += "; per " + str(super_block.size) + ": f16 d x " + str(super_block.scale_lo) + ".." + str(super_block.scale_hi);
+    if (float_min) text += ", f16 dmin x 0.." + str(super_block.min_hi);
+  }
   return text + ")";
 }
 
@@ -322,6 +350,13 @@ std::vector<float> QuantizedTensor::dequantize() const {
 
 int64_t QuantizedTensor::storage_bytes() const {
   int64_t bytes = rows_ * row_bytes_;
+  if (const auto& b = scheme_.super_block; b.size != 0) {
+    // As the k-quants store it: per super-block an f16 d (and dmin), per group its integers.
+    const int64_t supers = cols_ / b.size, per_super = b.size / group_;
+    const int64_t integer_bits = per_super * (b.scale_bits() + b.min_bits());
+    return bytes + rows_ * supers * ((scheme_.float_min ? 4 : 2) + (integer_bits + 7) / 8) +
+           static_cast<int64_t>(g_idx_.size()) * 4;
+  }
   bytes += rows_ * groups_ * static_cast<int64_t>(dtype_size(scheme_.scale_dtype));
   if (!zeros_.empty()) bytes += rows_ * static_cast<int64_t>(packed_bytes(static_cast<size_t>(groups_), bits()));
   bytes += static_cast<int64_t>(g_idx_.size()) * 4;

@@ -46,24 +46,32 @@ QuantizedTensor quantize_rtn(std::span<const float> weight, int64_t rows, int64_
   compress_detail::check_importance(options.importance, cols, kWhere);
   const compress_detail::GroupQuantizer quantizer(options.scheme, options.scale);
   const int64_t group = out.group_size(), groups = out.groups_per_row();
+  // Parameters are chosen per unit: a group, or a super-block of groups (two-level scales).
+  const int64_t unit = quantizer.unit(group);
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(cols, 1));
   parallel_for(rows, grain, [&](int64_t begin, int64_t end) {
     std::vector<uint8_t> codes(static_cast<size_t>(cols));
     std::vector<float> scales(static_cast<size_t>(groups));
     std::vector<uint8_t> zeros(quantizer.asymmetric() ? static_cast<size_t>(groups) : 0);
     std::vector<float> mins(quantizer.float_min() ? static_cast<size_t>(groups) : 0);
+    std::vector<compress_detail::GroupParams> params(static_cast<size_t>(groups));
     for (int64_t r = begin; r < end; ++r) {
       const float* w = weight.data() + r * cols;
-      for (int64_t g = 0; g < groups; ++g) {
-        const int64_t c0 = g * group, c1 = std::min(cols, c0 + group);
-        const size_t n = static_cast<size_t>(c1 - c0);
+      for (int64_t u0 = 0; u0 < cols; u0 += unit) {
+        const size_t n = static_cast<size_t>(std::min(cols, u0 + unit) - u0);
         const auto importance = options.importance.empty() ? std::span<const float>()
-                                                           : options.importance.subspan(static_cast<size_t>(c0), n);
-        const compress_detail::GroupParams p = quantizer.choose({w + c0, n}, importance);
+                                                           : options.importance.subspan(static_cast<size_t>(u0), n);
+        const int64_t g0 = u0 / group, g1 = std::min(groups, (u0 + unit + group - 1) / group);
+        quantizer.choose_groups({w + u0, n}, importance, group,
+                                std::span(params).subspan(static_cast<size_t>(g0), static_cast<size_t>(g1 - g0)));
+      }
+      for (int64_t g = 0; g < groups; ++g) {
+        const compress_detail::GroupParams& p = params[static_cast<size_t>(g)];
         scales[static_cast<size_t>(g)] = p.scale;
         if (!zeros.empty()) zeros[static_cast<size_t>(g)] = static_cast<uint8_t>(p.zero);
         if (!mins.empty()) mins[static_cast<size_t>(g)] = p.min;
-        for (int64_t c = c0; c < c1; ++c) codes[static_cast<size_t>(c)] = quantizer.encode(w[c], p);
+        for (int64_t c = g * group; c < std::min(cols, (g + 1) * group); ++c)
+          codes[static_cast<size_t>(c)] = quantizer.encode(w[c], p);
       }
       out.set_row(r, codes, scales, zeros, mins);
     }

@@ -13,8 +13,18 @@
 //   Q4_1    uint4 0..15
 //   Q5_1    uint5 0..31        (4 low bits + 1 high bit, as Q5_0)
 // A tensor quantized with one of these schemes packs into the type's blocks bit for bit
-// (pack_ggml_blocks), so what lowbit evaluated is what llama.cpp decodes. The k-quants (two-level
-// scales in 256-value super-blocks) are not QuantSchemes; see docs/FORMATS.md "GGUF export".
+// (pack_ggml_blocks), so what lowbit evaluated is what llama.cpp decodes.
+//
+// The k-quants are schemes with two-level scales (QuantScheme::super_block): in each 256-value
+// super-block, every group's scale is one f16 d times a small integer (and its minimum −dmin times
+// one), held as exact f32 values; decoding is ggml's (d·sc)·q − dmin·m:
+//   Q2_K    uint2 g16 with minimums; sc 0..15, m 0..15 (4 bits each)
+//   Q3_K    int3 −4..3 g16;          sc −32..31 (6 bits)
+//   Q4_K    uint4 g32 with minimums; sc 0..63, m 0..63 (6 bits each)
+//   Q5_K    uint5 g32 with minimums; sc 0..63, m 0..63
+//   Q6_K    int6 −32..31 g16;        sc −128..127 (int8)
+// Rows must be whole super-blocks; llama.cpp gives a tensor whose rows are not another type
+// (ggml_kquant_fallback), and so does lowbit's quantize command.
 #pragma once
 
 #include <cstddef>
@@ -29,9 +39,18 @@ namespace lowbit {
 
 // The scheme of a ggml block type (group 32, f16 scales); nullopt for types that are not one.
 std::optional<QuantScheme> ggml_block_scheme(GgmlType type);
+// The k-quant's scheme (above); nullopt for other types.
+std::optional<QuantScheme> ggml_kquant_scheme(GgmlType type);
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.
+std::span<const GgmlType> ggml_kquant_types();
+// The type llama.cpp's llama-quantize writes instead of k-quant `type` for a tensor whose rows are
+// not whole super-blocks (tensor_type_fallback in llama-quant.cpp, llama.cpp as pinned by
+// scripts/conformance): Q2_K, Q3_K → Q4_0; Q4_K → Q5_0; Q5_K → Q5_1; Q6_K → Q8_0. Other types
+// are returned unchanged.
+GgmlType ggml_kquant_fallback(GgmlType type);
 // The scheme lowbit's methods quantize `type` with: ggml_block_scheme(type) with the scale's sign
-// chosen per block (signed_scales, the layout is the same) on the types without a float minimum.
-// Throws Error for types without a scheme.
+// chosen per block (signed_scales, the layout is the same) on the types without a float minimum;
+// for the k-quants, ggml_kquant_scheme(type). Throws Error for types without a scheme.
 QuantScheme ggml_quantizer_scheme(GgmlType type);
 // The ggml type whose scheme equals `scheme` exactly (signed_scales aside); nullopt when there is none.
 std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme);
@@ -39,8 +58,10 @@ std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme);
 std::span<const GgmlType> ggml_scheme_types();
 
 // The tensor's rows as `type`'s blocks (rows × ggml_row_bytes(type, cols) bytes). Throws Error
-// unless tensor.scheme() is ggml_block_scheme(type), cols is a multiple of 32 and the columns are
-// in order (no g_idx: act-order GPTQ needs static groups to export).
+// unless tensor.scheme() is ggml_block_scheme(type) (or the k-quant's scheme), cols is a multiple
+// of the block (32, or 256), the columns are in order (no g_idx: act-order GPTQ needs static groups
+// to export) and, for the k-quants, each super-block's scales (minimums) are one f16 value times
+// integers in the type's range, as lowbit's methods make them.
 std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType type);
 
 // The inverse: `rows` rows of `type`'s blocks (cols values each, a multiple of 32) as a QuantizedTensor

@@ -61,6 +61,24 @@ struct QuantScheme {
   // tensors are written as GGUF only; they decode through the dequantized path, not packed_gemv.
   bool float_min = false;
 
+  // Two-level scales, as ggml's k-quants (Q2_K … Q6_K) store them: the groups of each run of `size`
+  // columns (a super-block) share one f16 factor d, and each group's scale is d × an integer in
+  // [scale_lo, scale_hi]; with float minimums, each group's minimum is −dmin × an integer in
+  // [0, min_hi] with one more f16 dmin per super-block. The scales and minimums themselves are held
+  // as f32 values (scale_dtype kF32), where d × integer is exact, so decoding is unchanged; methods
+  // choose d, dmin and the integers together (group_quantizer's choose_super_block) and GGUF export
+  // recovers them. size 0 (the default): every group's scale stands alone.
+  struct SuperBlock {
+    int64_t size = 0;
+    int32_t scale_lo = 0, scale_hi = 0;  // the integer multiplying d
+    int32_t min_hi = 0;                  // float_min: the integer multiplying dmin, 0 … min_hi
+    // Bits each stored integer takes (what storage_bytes counts): ceil(log2(range size)).
+    int scale_bits() const;
+    int min_bits() const;
+    bool operator==(const SuperBlock&) const = default;
+  };
+  SuperBlock super_block;
+
   // Integer grids: symmetric = Format::int_symmetric(bits), asymmetric = Format::uint(bits).
   static QuantScheme integer(int bits, int64_t group_size, bool symmetric, DType scale_dtype = DType::kF16);
   // Any grid.
