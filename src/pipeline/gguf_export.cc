@@ -18,6 +18,10 @@ int llama_file_type(GgmlType type) {
     case GgmlType::kQ8_0: return 7;
     case GgmlType::kQ5_0: return 8;
     case GgmlType::kQ5_1: return 9;
+    case GgmlType::kQ2_K: return 10;  // every tensor one k-quant: llama.cpp's _S mixes come closest
+    case GgmlType::kQ3_K: return 11;
+    case GgmlType::kQ4_K: return 14;
+    case GgmlType::kQ5_K: return 16;
     case GgmlType::kQ6_K: return 18;
     case GgmlType::kIQ4_NL: return 25;
     case GgmlType::kBF16: return 32;
@@ -61,7 +65,7 @@ GgufWriteReport write_quantized_gguf(const std::string& path, const ModelFiles& 
       const auto type = ggml_type_of_scheme(q->second.scheme());
       if (!type)
         throw Error(path, "layer '" + linear + "' is quantized as " + q->second.scheme().to_string() +
-                              ", which no GGUF block type holds (q8_0, q5_1, q5_0, q4_1, q4_0 and iq4_nl grids do)");
+                              ", which no GGUF block type holds (q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl and the k-quants' grids do)");
       try {
         write.encoded[name] = {*type, pack_ggml_blocks(q->second, *type)};
       } catch (const Error& e) {

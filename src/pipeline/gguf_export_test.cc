@@ -79,6 +79,42 @@ TEST(GgufExport, FileHoldsExactlyTheValuesLowbitQuantized) {
   }
 }
 
+// The k-quants in a real file: SmolLM2's down_proj rows (1536 inputs) are whole 256-value
+// super-blocks. Two of them quantized to Q4_K and Q6_K (the rest kept f16, for speed), written,
+// read back through ggml's dequantization: exactly the values lowbit quantized, in blocks of the type.
+TEST(GgufExport, KQuantTensorsHoldExactlyTheValuesLowbitQuantized) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const auto files = std::make_shared<ModelFiles>(open_model(shared + "/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"));
+  QuantRecipe recipe;
+  recipe.method = QuantMethod::kRtn;
+  recipe.scheme = ggml_quantizer_scheme(GgmlType::kQ4_K);
+  recipe.clip_search = true;
+  recipe.rules.push_back(parse_keep_rule("*=f16", recipe.scheme));
+  for (const auto& [layer, type] : {std::pair{"model.layers.0.mlp.down_proj", GgmlType::kQ4_K},
+                                    std::pair{"model.layers.1.mlp.down_proj", GgmlType::kQ6_K}}) {
+    QuantRule rule;
+    rule.pattern = layer;
+    rule.plan.scheme = ggml_quantizer_scheme(type);
+    recipe.rules.push_back(rule);
+  }
+  const QuantizeResult result = quantize_model(files, recipe, {});
+  ASSERT_EQ(result.contents.quantized.size(), 2u);
+  const std::string path = testing::temp_dir() + "/smollm2-kquants.gguf";
+  GgufExportOptions options;
+  options.embedding_type = GgmlType::kF16;
+  options.file_type = llama_file_type(GgmlType::kQ4_K);
+  const GgufWriteReport report = write_quantized_gguf(path, *files, result.contents, options);
+  EXPECT_EQ(report.types.at("q4_K"), 1);
+  EXPECT_EQ(report.types.at("q6_K"), 1);
+  const GgufFile file = GgufFile::open(path);
+  EXPECT_EQ(file.at("general.file_type").as_uint("test"), 14u);  // LLAMA_FTYPE_MOSTLY_Q4_K_S
+  EXPECT_EQ(file.find_tensor("blk.0.ffn_down.weight")->type, GgmlType::kQ4_K);
+  EXPECT_EQ(file.find_tensor("blk.1.ffn_down.weight")->type, GgmlType::kQ6_K);
+  const ModelFiles back = open_model(path);
+  for (const auto& [layer, tensor] : result.contents.quantized)
+    expect_bitwise(back.find(layer + ".weight")->to_f32_vector(), tensor.dequantize(), layer);
+}
+
 // A GGUF opened to run keeps its block weights packed (resident about its own size) and runs them
 // on QuantizedLinear: prefill (dequantized 64-row tiles into sgemm) gives the dequantized model's
 // logits bit for bit, decode (the packed GEMV) the same greedy tokens and logits within f32 rounding.
@@ -145,7 +181,7 @@ TEST(GgufExport, RefusesWhatNoGgufTypeHoldsAndWritesNothing) {
     message = e.what();
   }
   EXPECT_EQ(message, path + ": layer 'model.layers.2.self_attn.v_proj' is quantized as int3 g32 (F16 scales, signed), "
-                            "which no GGUF block type holds (q8_0, q5_1, q5_0, q4_1, q4_0 and iq4_nl grids do)");
+                            "which no GGUF block type holds (q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl and the k-quants' grids do)");
   EXPECT_FALSE(std::filesystem::exists(path));
   GgufExportOptions q41;
   q41.embedding_type = GgmlType::kQ4_K;

@@ -6,6 +6,8 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "lowbit/io/gguf.h"
+#include "lowbit/numerics/ggml_quants.h"
 #include "testing/shared_data.h"
 
 namespace lowbit {
@@ -74,6 +76,28 @@ TEST(QuantizeCli, GgufFormatWritesAFileThatEvaluates) {
   EXPECT_LT(perplexity, 20.0);
 }
 
+// A k-quant output on stories260K, whose rows (64 and 172 inputs) are no whole 256-value
+// super-blocks: each layer gets llama.cpp's fallback (q4_K → q5_0), said once per layer, and the
+// 172-input down_proj, not whole blocks of 32 either, stays f16. The file evaluates.
+TEST(QuantizeCli, KQuantFormatFallsBackAsLlamaCppDoes) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const std::string out = testing::temp_dir() + "/stories-q4_k.gguf";
+  const auto r = run_cli("quantize -m " + shared + "/models/stories260K/hf --method rtn --format gguf:q4_k -o " + out + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "model.layers.0.self_attn.q_proj: rows of 64 inputs are not whole super-blocks of 256; q5_0 "
+                              "instead of q4_K, as llama.cpp does")) << r.err;
+  EXPECT_TRUE(contains(r.err, "model.layers.0.mlp.down_proj: rows of 172 inputs are not whole blocks of 32; kept f16")) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["layers"][1]["plan"], "int5:full g32 (F16 scales, signed)");  // q_proj: q5_0
+  EXPECT_EQ(report["layers"][7]["plan"], "kept f16");                           // down_proj
+  const GgufFile file = GgufFile::open(out);
+  EXPECT_EQ(file.find_tensor("blk.0.attn_q.weight")->type, GgmlType::kQ5_0);
+  EXPECT_EQ(file.at("general.file_type").as_uint("test"), 14u);  // LLAMA_FTYPE_MOSTLY_Q4_K_S, as llama-quantize names it
+  const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+  EXPECT_LT(static_cast<double>(nlohmann::json::parse(ppl.out)["perplexity"]), 20.0);
+}
+
 // --budget on lowbit's own grids: --bits 2 and every wider width up to 8, chosen per tensor (the
 // table too) within the budget; the folder runs.
 TEST(QuantizeCli, BudgetOnLowbitGridsMixesWidthsWithinIt) {
@@ -125,8 +149,10 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {model + " --method gptq --static-groups --group 0" + calib, "static groups"},
       {" -m " + dir + "/missing --method rtn", "missing"},
       {model + " --method rtn -o " + dir, "already exists"},
-      {model + " --method rtn --format gguf:q4_k", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0 or gguf:iq4_nl"},
-      {model + " --method rtn --format gguf:q4_0 --group 64", "--group: gguf:q4_0 blocks hold 32 weights"},
+      {model + " --method rtn --format gguf:iq4_xs", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0, gguf:iq4_nl or a k-quant"},
+      {model + " --method rtn --format gguf:q4_0 --group 64", "--group: gguf:q4_0 groups hold 32 weights"},
+      {model + " --method rtn --format gguf:q6_k --group 32", "--group: gguf:q6_k groups hold 16 weights"},
+      {model + " --method rtn --format gguf:q4_k --budget 5" + calib, "--budget: spends bits over the 32-value types"},
       {model + " --method rtn --format gguf:q4_0 --bits 4", "--format: gives the grid itself"},
       {model + " --method rtn --format gguf:q4_0 --embedding-type q4_k", "--embedding-type: expected q8_0"},
       {model + " --method rtn --embedding-type q8_0", "--embedding-type: only applies to --format gguf:TYPE"},

@@ -112,8 +112,9 @@ std::string budget_grid_name(const QuantScheme& scheme) {
 std::optional<GgmlType> gguf_output_type(const std::string& format) {
   if (!format.starts_with("gguf:")) return std::nullopt;
   const auto type = parse_ggml_type(format.substr(5));
-  if (!type || !ggml_block_scheme(*type))
-    throw Error("--format", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0 or gguf:iq4_nl, found '" + format + "'");
+  if (!type || !(ggml_block_scheme(*type) || ggml_kquant_scheme(*type)))
+    throw Error("--format", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0, gguf:iq4_nl or a k-quant "
+                            "gguf:q6_k, gguf:q5_k, gguf:q4_k, gguf:q3_k, gguf:q2_k, found '" + format + "'");
   return type;
 }
 
@@ -125,9 +126,11 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
   const auto gguf = gguf_output_type(o.format);
   if (gguf) {
     if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
-    if (given("--group") && o.group != 32) throw Error("--group", o.format + " blocks hold 32 weights, found --group " + std::to_string(o.group));
-    if (given("--scale-dtype") && o.scale_dtype != "f16") throw Error("--scale-dtype", o.format + " stores f16 scales");
     recipe.scheme = ggml_quantizer_scheme(*gguf);
+    if (given("--group") && o.group != recipe.scheme.group_size)
+      throw Error("--group", o.format + " groups hold " + std::to_string(recipe.scheme.group_size) + " weights, found --group " +
+                                 std::to_string(o.group));
+    if (given("--scale-dtype") && o.scale_dtype != "f16") throw Error("--scale-dtype", o.format + " stores f16 scales");
     recipe.clip_search = true;
   } else if (!o.format.empty()) {
     if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
@@ -148,7 +151,7 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
     // GGUF output: NAME=TYPE gives a layer another block type (a per-tensor mixture).
     const size_t eq = keep.rfind('=');
     const auto type = gguf && eq != std::string::npos ? parse_ggml_type(keep.substr(eq + 1)) : std::nullopt;
-    if (type && ggml_block_scheme(*type)) {
+    if (type && (ggml_block_scheme(*type) || ggml_kquant_scheme(*type))) {
       QuantRule rule;
       rule.pattern = keep.substr(0, eq);
       rule.plan.scheme = ggml_quantizer_scheme(*type);
@@ -205,7 +208,9 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
   app.add_flag("--sym", o->sym, "symmetric integer grid ±(2^(b-1)-1), no zero points (default: asymmetric uintB with a zero point per group, as GPTQ/AWQ)");
   app.add_option("--format", o->format,
                  "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats); or "
-                 "gguf:q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl to write a GGUF file llama.cpp runs, quantized on that type's grid");
+                 "gguf:q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl|q6_k|q5_k|q4_k|q3_k|q2_k to write a GGUF file llama.cpp runs, "
+                 "quantized on that type's grid (k-quants: tensors whose rows are not whole 256-value super-blocks get "
+                 "llama.cpp's fallback type, e.g. q4_k -> q5_0)");
   if (!sparsify)
     app.add_option("--budget", o->budget,
                    "with --calib: bits per weight to spend over the block linears and the embedding table; each tensor "
@@ -257,6 +262,8 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     if (flag_given(*self, "--budget") && !gguf_output_type(o->format) &&
         !(recipe.scheme.element.kind() == Format::Kind::kInt && !recipe.scheme.float_min))
       throw Error("--budget", "needs an integer grid (--bits B: B to 8 bits) or --format gguf:TYPE (that type and the wider ones)");
+    if (const auto out = gguf_output_type(o->format); flag_given(*self, "--budget") && out && ggml_kquant_scheme(*out))
+      throw Error("--budget", "spends bits over the 32-value types (q4_0 ... q8_0, iq4_nl); a k-quant base type is not supported");
     auto files = std::make_shared<ModelFiles>(open_model(o->model));
     const auto gguf = gguf_output_type(o->format);
     std::vector<std::string> notes;  // printed once every check has passed (errors stay one line)
@@ -283,6 +290,18 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
           recipe.rules.push_back(f16);
           notes.push_back(linear + ": rows of " + std::to_string(tensor.dim(1)) + " inputs are not whole blocks of 32; kept f16");
           continue;
+        }
+        if (const LayerPlan plan = recipe.plan_for(linear); plan.quantize && plan.scheme.super_block.size != 0 &&
+                                                            tensor.dim(1) % plan.scheme.super_block.size != 0) {
+          // The stated fallback for k-quants: llama.cpp's type for rows that are not whole super-blocks.
+          const GgmlType k = *ggml_type_of_scheme(plan.scheme), fallback = ggml_kquant_fallback(k);
+          QuantRule rule;
+          rule.pattern = linear;
+          rule.plan.scheme = ggml_quantizer_scheme(fallback);
+          recipe.rules.push_back(rule);
+          notes.push_back(linear + ": rows of " + std::to_string(tensor.dim(1)) + " inputs are not whole super-blocks of 256; " +
+                          std::string(ggml_traits(fallback).name) + " instead of " + std::string(ggml_traits(k).name) +
+                          ", as llama.cpp does");
         }
         const LayerPlan plan = recipe.plan_for(linear);
         if (plan.quantize && !ggml_type_of_scheme(plan.scheme))
