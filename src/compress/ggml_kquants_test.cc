@@ -277,6 +277,20 @@ TEST(GgmlKQuants, JointChoiceLosesLessThanRoundingEachScale) {
   }
 }
 
+// Minimums are −dmin × m with m >= 0: a group of only positive weights cannot start at its own
+// minimum, and spans [0, max] instead of being clipped at the top.
+TEST(GgmlKQuants, GroupsOfPositiveWeightsSpanFromZero) {
+  std::vector<float> w = normal_values(256, 3, 0.02f);
+  for (int c = 64; c < 96; ++c) w[static_cast<size_t>(c)] = 0.5f + 0.5f * static_cast<float>(c - 64) / 31;  // 0.5 .. 1.0
+  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ5_K}) {
+    const QuantizedTensor t = quantize_rtn(w, 1, 256, kquant_rtn(type));
+    const auto q = t.dequantize();
+    const double step = 1.0 / ((1 << t.bits()) - 1);
+    for (int c = 64; c < 96; ++c)
+      EXPECT_LE(std::fabs(q[static_cast<size_t>(c)] - w[static_cast<size_t>(c)]), 0.6 * step + 1e-3) << ggml_traits(type).name << " column " << c;
+  }
+}
+
 TEST(GgmlKQuants, RefusesWhatTheTypeCannotHold) {
   const auto w = heavy_tailed(2, 576, 3);
   EXPECT_EQ(testing::error_from([&] { quantize_rtn(w, 2, 576, kquant_rtn(GgmlType::kQ4_K)); }),

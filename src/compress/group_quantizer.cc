@@ -114,15 +114,21 @@ GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std:
   const bool search = scale_options_.search == ScaleSearch::kMse;
   const int steps = search ? static_cast<int>(scale_options_.mse_max_shrink * scale_options_.mse_grid) : 1;
   const double centre = 0.5 * (static_cast<double>(lo) + hi), half = 0.5 * (static_cast<double>(hi) - lo);
-  for (int k = 0; k < std::max(steps, 1); ++k) {
-    const double c = 1.0 - static_cast<double>(k) / scale_options_.mse_grid;
+  auto consider = [&](double c) {
     const GroupParams plain = candidate(centre - c * half, centre + c * half);
     for (const GroupParams& p : {plain, refit(plain)}) {
       if (!(p.scale > 0)) continue;
       const double e = error(values, importance, p);
       if (e < best_error) best_error = e, best = p;
     }
-  }
+  };
+  for (int k = 0; k < std::max(steps, 1); ++k) consider(1.0 - static_cast<double>(k) / scale_options_.mse_grid);
+  // The search also widens the range: the range spread over levels − t steps, t = 0.1 … 1 (c =
+  // levels / (levels − t) > 1), as ggml's make_qkx2_quants tries nmax − 1 … nmax + 1. Weights that
+  // lie on a coarser grid — e.g. a 4-bit grid seen by a 5-bit one, whose 15 steps are 30 of its
+  // 31 — are found exactly only so (the refit then lands on them).
+  if (search)
+    for (int t = 1; t <= 10 && levels - 0.1 * t >= 0.5; ++t) consider(levels / (levels - 0.1 * t));
   return best;
 }
 
@@ -146,6 +152,12 @@ void GroupQuantizer::choose_super_block(std::span<const float> values, std::span
   float extreme = 0;  // the scale of largest magnitude, with its sign
   for (size_t g = 0; g < groups; ++g) {
     own[g] = choose(part(values, g), part(importance, g));
+    if (float_min_ && own[g].min > 0) {
+      // Minimums are −dmin × m with m >= 0 (ggml's k-quants force min <= 0 the same way): a group of
+      // positive weights spans [0, max] instead.
+      const auto v = part(values, g);
+      own[g] = GroupParams{static_cast<float>(*std::max_element(v.begin(), v.end()) / max_code_), 0, 0.0f};
+    }
     if (std::fabs(own[g].scale) > max_scale) max_scale = std::fabs(own[g].scale), extreme = own[g].scale;
     max_min = std::max(max_min, -static_cast<double>(own[g].min));
   }

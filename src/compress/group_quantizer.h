@@ -95,7 +95,8 @@ class GroupQuantizer {
   // Squared error of the group under p, weighted by importance when given.
   double error(std::span<const float> values, std::span<const float> importance, const GroupParams& p) const;
   // Float-minimum grids: the range [lo, hi] shrunk about its centre (the clipping search's candidates,
-  // or just the full range), each candidate refitted by weighted least squares, the best kept.
+  // or just the full range) — and, searching, widened by up to one step — each candidate refitted by
+  // weighted least squares, the best kept.
   GroupParams choose_float_min(std::span<const float> values, std::span<const float> importance) const;
   QuantScheme::SuperBlock super_;
   void choose_super_block(std::span<const float> values, std::span<const float> importance, int64_t group,
