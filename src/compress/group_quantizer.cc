@@ -114,21 +114,25 @@ GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std:
   const bool search = scale_options_.search == ScaleSearch::kMse;
   const int steps = search ? static_cast<int>(scale_options_.mse_max_shrink * scale_options_.mse_grid) : 1;
   const double centre = 0.5 * (static_cast<double>(lo) + hi), half = 0.5 * (static_cast<double>(hi) - lo);
-  auto consider = [&](double c) {
-    const GroupParams plain = candidate(centre - c * half, centre + c * half);
+  auto consider = [&](double a, double b) {
+    const GroupParams plain = candidate(a, b);
     for (const GroupParams& p : {plain, refit(plain)}) {
       if (!(p.scale > 0)) continue;
       const double e = error(values, importance, p);
       if (e < best_error) best_error = e, best = p;
     }
   };
-  for (int k = 0; k < std::max(steps, 1); ++k) consider(1.0 - static_cast<double>(k) / scale_options_.mse_grid);
-  // The search also widens the range: the range spread over levels − t steps, t = 0.1 … 1 (c =
-  // levels / (levels − t) > 1), as ggml's make_qkx2_quants tries nmax − 1 … nmax + 1. Weights that
-  // lie on a coarser grid — e.g. a 4-bit grid seen by a 5-bit one, whose 15 steps are 30 of its
-  // 31 — are found exactly only so (the refit then lands on them).
+  for (int k = 0; k < std::max(steps, 1); ++k) {
+    const double c = 1.0 - static_cast<double>(k) / scale_options_.mse_grid;
+    consider(centre - c * half, centre + c * half);
+  }
+  // The search also widens the range: from lo, steps of (hi − lo) / (levels − t), t = 0.1 … 1, as
+  // ggml's make_qkx2_quants tries nmax − 1 … nmax + 1 steps. Weights that lie on a coarser grid —
+  // e.g. a 4-bit grid seen by a 5-bit one, whose 15 steps are 30 of its 31 — are found exactly
+  // only so (the refit then lands on them).
   if (search)
-    for (int t = 1; t <= 10 && levels - 0.1 * t >= 0.5; ++t) consider(levels / (levels - 0.1 * t));
+    for (int t = 1; t <= 10 && levels - 0.1 * t >= 0.5; ++t)
+      consider(lo, lo + (static_cast<double>(hi) - lo) * levels / (levels - 0.1 * t));
   return best;
 }
 
