@@ -12,7 +12,7 @@
 #include <cstring>
 #include <vector>
 
-#include "compress/compress_test_util.h"
+#include "compress/ggml_test_util.h"
 #include "testing/shared_data.h"
 #include "lowbit/compress/gptq.h"
 #include "lowbit/compress/rtn.h"
@@ -22,17 +22,11 @@
 namespace lowbit {
 namespace {
 
+using testing::expect_bitwise_equal;
+using testing::ggml_decode;
+using testing::heavy_tailed;
 using testing::normal_values;
-
-// Weights with a heavy tail: most values small, a few outliers of either sign per row.
-std::vector<float> heavy_tailed(int64_t rows, int64_t cols, uint64_t seed) {
-  std::vector<float> w = normal_values(static_cast<size_t>(rows * cols), seed, 0.02f);
-  for (int64_t r = 0; r < rows; ++r) {
-    w[static_cast<size_t>(r * cols + (7 * r) % cols)] = 0.15f;
-    w[static_cast<size_t>(r * cols + (11 * r + 40) % cols)] = -0.11f;
-  }
-  return w;
-}
+using testing::squared_error;
 
 RtnOptions gguf_rtn(GgmlType type, bool signed_scales = true) {
   RtnOptions o;
@@ -40,18 +34,6 @@ RtnOptions gguf_rtn(GgmlType type, bool signed_scales = true) {
   o.scheme.signed_scales = signed_scales && !o.scheme.float_min;
   o.scale.search = ScaleSearch::kMse;
   return o;
-}
-
-std::vector<float> ggml_decode(GgmlType type, const std::vector<std::byte>& bytes, size_t count) {
-  std::vector<float> out(count);
-  ggml_dequantize(type, bytes, out);
-  return out;
-}
-
-void expect_bitwise_equal(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i)
-    ASSERT_EQ(std::bit_cast<uint32_t>(a[i]), std::bit_cast<uint32_t>(b[i])) << what << " value " << i << ": " << a[i] << " vs " << b[i];
 }
 
 TEST(GgmlBlocks, SchemesAreTheTypesGrids) {
@@ -140,15 +122,6 @@ TEST(GgmlBlocks, RtnOnTheGridDecodesExactlyThroughGgml) {
     }
 }
 
-double squared_error(const std::vector<float>& w, const std::vector<float>& q, int64_t cols,
-                     const std::vector<float>& importance = {}) {
-  double e = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    const double d = static_cast<double>(w[i]) - q[i];
-    e += (importance.empty() ? 1.0 : importance[i % static_cast<size_t>(cols)]) * d * d;
-  }
-  return e;
-}
 
 // Signed scales let int_full and IQ4_NL put their longer end where the block's largest magnitude is:
 // never worse per row than positive scales only, and better on these weights.

@@ -11,7 +11,7 @@
 #include <cmath>
 #include <vector>
 
-#include "compress/compress_test_util.h"
+#include "compress/ggml_test_util.h"
 #include "lowbit/compress/ggml_blocks.h"
 #include "lowbit/compress/gptq.h"
 #include "lowbit/compress/rtn.h"
@@ -22,30 +22,10 @@
 namespace lowbit {
 namespace {
 
+using testing::expect_bitwise_equal;
+using testing::heavy_tailed;
 using testing::normal_values;
-
-std::vector<float> heavy_tailed(int64_t rows, int64_t cols, uint64_t seed) {
-  std::vector<float> w = normal_values(static_cast<size_t>(rows * cols), seed, 0.02f);
-  for (int64_t r = 0; r < rows; ++r) {
-    w[static_cast<size_t>(r * cols + (7 * r) % cols)] = 0.15f;
-    w[static_cast<size_t>(r * cols + (11 * r + 40) % cols)] = -0.11f;
-    for (int64_t c = 64; c < 96 && c < cols; ++c) w[static_cast<size_t>(r * cols + c)] *= 0.05f;  // a quiet group
-  }
-  return w;
-}
-
-std::vector<float> decoded(GgmlType type, const std::vector<std::byte>& bytes, size_t count) {
-  std::vector<float> out(count);
-  ggml_dequantize(type, bytes, out);
-  return out;
-}
-
-void expect_bitwise_equal(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (size_t i = 0; i < a.size(); ++i)
-    ASSERT_EQ(std::bit_cast<uint32_t>(a[i] + 0.0f), std::bit_cast<uint32_t>(b[i] + 0.0f))  // (+0 and −0 alike)
-        << what << " value " << i << ": " << a[i] << " vs " << b[i];
-}
+using testing::squared_error;
 
 RtnOptions kquant_rtn(GgmlType type) {
   RtnOptions o;
@@ -54,15 +34,6 @@ RtnOptions kquant_rtn(GgmlType type) {
   return o;
 }
 
-double squared_error(const std::vector<float>& w, const std::vector<float>& q, int64_t cols,
-                     const std::vector<float>& importance = {}) {
-  double e = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    const double d = static_cast<double>(w[i]) - q[i];
-    e += (importance.empty() ? 1.0 : importance[i % static_cast<size_t>(cols)]) * d * d;
-  }
-  return e;
-}
 
 }  // namespace
 
@@ -126,7 +97,7 @@ TEST(GgmlKQuants, EveryCodeAndIntegerPacksToTheValueLowbitDecodes) {
     }
     const auto bytes = pack_ggml_blocks(t, type);
     ASSERT_EQ(bytes.size(), ggml_row_bytes(type, cols) * rows);
-    expect_bitwise_equal(decoded(type, bytes, static_cast<size_t>(rows * cols)), t.dequantize(), std::string(ggml_traits(type).name));
+    expect_bitwise_equal(testing::ggml_decode(type, bytes, static_cast<size_t>(rows * cols)), t.dequantize(), std::string(ggml_traits(type).name), false);
   }
 }
 
@@ -134,7 +105,7 @@ TEST(GgmlKQuants, EveryCodeAndIntegerPacksToTheValueLowbitDecodes) {
 // decodes to exactly the values lowbit evaluated; every scale is d × an integer by construction.
 TEST(GgmlKQuants, RtnOnTheGridDecodesExactlyThroughGgml) {
   const int64_t rows = 9, cols = 512;
-  const auto w = heavy_tailed(rows, cols, 5);
+  const auto w = heavy_tailed(rows, cols, 5, true);
   std::vector<float> importance = normal_values(static_cast<size_t>(cols), 21);
   for (float& v : importance) v = v * v + 0.05f;
   for (GgmlType type : ggml_kquant_types())
@@ -143,7 +114,7 @@ TEST(GgmlKQuants, RtnOnTheGridDecodesExactlyThroughGgml) {
       if (weighted) o.importance = importance;
       const QuantizedTensor t = quantize_rtn(w, rows, cols, o);
       const std::string name = std::string(ggml_traits(type).name) + (weighted ? " weighted" : "");
-      expect_bitwise_equal(decoded(type, pack_ggml_blocks(t, type), w.size()), t.dequantize(), name);
+      expect_bitwise_equal(testing::ggml_decode(type, pack_ggml_blocks(t, type), w.size()), t.dequantize(), name, false);
       // A sane quantization: the error is well below the weights' own energy.
       EXPECT_LT(squared_error(w, t.dequantize(), cols), 0.2 * squared_error(w, std::vector<float>(w.size(), 0.0f), cols)) << name;
     }
@@ -152,7 +123,7 @@ TEST(GgmlKQuants, RtnOnTheGridDecodesExactlyThroughGgml) {
 // GPTQ with H = I has no error feedback: it rounds like RTN, super-block parameters included.
 TEST(GgmlKQuants, GptqWithIdentityHessianEqualsRtnInTheType) {
   const int64_t rows = 12, cols = 512;
-  const auto w = heavy_tailed(rows, cols, 17);
+  const auto w = heavy_tailed(rows, cols, 17, true);
   std::vector<double> h(static_cast<size_t>(cols * cols), 0.0);
   for (int64_t i = 0; i < cols; ++i) h[static_cast<size_t>(i * cols + i)] = 1.0;
   for (GgmlType type : ggml_kquant_types())
@@ -174,7 +145,7 @@ TEST(GgmlKQuants, GptqWithIdentityHessianEqualsRtnInTheType) {
 // GPTQ objective tr(δ H δᵀ) against RTN in the same type.
 TEST(GgmlKQuants, GptqWithARealHessianPacksAndBeatsRtnOnItsObjective) {
   const int64_t rows = 16, cols = 256, samples = 600;
-  const auto w = heavy_tailed(rows, cols, 29);
+  const auto w = heavy_tailed(rows, cols, 29, true);
   std::vector<float> x = normal_values(static_cast<size_t>(samples * cols), 31);
   for (int64_t n = 0; n < samples; ++n)  // correlated inputs: each column leans on its neighbour
     for (int64_t c = 1; c < cols; ++c) x[static_cast<size_t>(n * cols + c)] += 0.8f * x[static_cast<size_t>(n * cols + c - 1)];
@@ -201,7 +172,7 @@ TEST(GgmlKQuants, GptqWithARealHessianPacksAndBeatsRtnOnItsObjective) {
     gptq.scale.search = ScaleSearch::kMse;
     const QuantizedTensor g = quantize_gptq(w, rows, cols, h, gptq).tensor;
     const std::string name(ggml_traits(type).name);
-    expect_bitwise_equal(decoded(type, pack_ggml_blocks(g, type), w.size()), g.dequantize(), name);
+    expect_bitwise_equal(testing::ggml_decode(type, pack_ggml_blocks(g, type), w.size()), g.dequantize(), name, false);
     EXPECT_LT(objective(g.dequantize()), 0.9 * objective(quantize_rtn(w, rows, cols, kquant_rtn(type)).dequantize())) << name;
   }
 }
@@ -212,7 +183,7 @@ TEST(GgmlKQuants, GptqWithARealHessianPacksAndBeatsRtnOnItsObjective) {
 // error per super-block, and less in total.
 TEST(GgmlKQuants, JointChoiceLosesLessThanRoundingEachScale) {
   const int64_t rows = 24, cols = 512;
-  const auto w = heavy_tailed(rows, cols, 13);
+  const auto w = heavy_tailed(rows, cols, 13, true);
   for (GgmlType type : ggml_kquant_types()) {
     const QuantScheme s = *ggml_kquant_scheme(type);
     // The free per-group parameters (f32, no super-block), as the joint choice starts from them.
@@ -292,12 +263,12 @@ TEST(GgmlKQuants, GroupsOfPositiveWeightsSpanFromZero) {
 }
 
 TEST(GgmlKQuants, RefusesWhatTheTypeCannotHold) {
-  const auto w = heavy_tailed(2, 576, 3);
+  const auto w = heavy_tailed(2, 576, 3, true);
   EXPECT_EQ(testing::error_from([&] { quantize_rtn(w, 2, 576, kquant_rtn(GgmlType::kQ4_K)); }),
             "rtn: quantization scheme uint4 g32 (F32 scales, minimums; per 256: f16 d x 0..63, f16 dmin x 0..63): "
             "rows of 576 columns are not whole super-blocks of 256");
   // Free f32 scales are not one f16 d times integers.
-  const auto w512 = heavy_tailed(2, 512, 4);
+  const auto w512 = heavy_tailed(2, 512, 4, true);
   RtnOptions free = kquant_rtn(GgmlType::kQ4_K);
   free.scheme.super_block = {};
   const QuantizedTensor t = quantize_rtn(w512, 2, 512, free);

@@ -166,7 +166,8 @@ void GroupQuantizer::choose_super_block(std::span<const float> values, std::span
     max_min = std::max(max_min, -static_cast<double>(own[g].min));
   }
   // The factors as f16 values (the stored d, dmin), in f32.
-  auto f16 = [](double x) { return Format::fp16().with_overflow(Overflow::kSaturate).quantize(static_cast<float>(x)); };
+  static const Format kHalf = Format::fp16().with_overflow(Overflow::kSaturate);
+  auto f16 = [](double x) { return kHalf.quantize(static_cast<float>(x)); };
   const float dmin = float_min_ && max_min > 0 ? f16(max_min / super_.min_hi) : 0.0f;
   // Candidate d: the largest scale mapped onto the top integer (or, for signed integers, the
   // bottom one, which is larger in magnitude), and a few points around it.
