@@ -10,6 +10,7 @@
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/kernels/dense_gemv.h"
+#include "lowbit/kernels/int8_gemm.h"
 #include "lowbit/kernels/int8_gemv.h"
 #include "lowbit/kernels/packed_gemv.h"
 #include "lowbit/linalg/blas.h"
@@ -34,6 +35,7 @@ QuantizedLinear::QuantizedLinear(std::shared_ptr<const QuantizedTensor> weight, 
           "bias has " + std::to_string(bias_.size()) + " values for " + std::to_string(weight_->rows()) + " outputs");
   packed_ = packed_decode && packed_gemv_supported(*weight_);
   int8_ = packed_ && int8_gemv_supported(*weight_);
+  int8_prefill_ = packed_ && int8_gemm_supported(*weight_);
   pin_blas_to_one_thread();
 }
 
@@ -48,6 +50,14 @@ void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
     const Int8GemvInput& shared = input;
     parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
       int8_gemv_rows(*weight_, shared, begin * kRowTile, std::min(out, end * kRowTile), y);
+    });
+  } else if (tokens > 1 && int8_prefill_ && activation_precision() == ActivationPrecision::kInt8) {
+    // Prefill: every token rounded once, then each tile's panels run all tokens (int8_gemm.h).
+    thread_local Int8GemmInput input;
+    int8_gemm_prepare(*weight_, x, tokens, input);
+    const Int8GemmInput& shared = input;
+    parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
+      int8_gemm_rows(*weight_, shared, begin * kRowTile, std::min(out, end * kRowTile), y, out);
     });
   } else if (tokens == 1 && packed_) {
     // Decode: straight from the packed codes; each row's sum does not depend on the tiling.

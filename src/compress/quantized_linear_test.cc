@@ -16,6 +16,7 @@
 #include "lowbit/compress/rtn.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
+#include "lowbit/kernels/int8_gemm.h"
 #include "lowbit/kernels/int8_gemv.h"
 #include "lowbit/kernels/packed_gemv.h"
 #include "testing/shared_data.h"
@@ -202,14 +203,28 @@ TEST(QuantizedLinear, Int8ActivationsTakeTheInt8KernelWhereItExists) {
     }
     EXPECT_NE(y, want_f32);  // really the other path
   }
-  // Several tokens (prefill): the dequantized path, whatever the setting.
+  // Several tokens (prefill): the int8 GEMM (int8_gemm.h) on 1 and 2 threads alike; 3-bit codes keep
+  // the dequantized f32 path, whatever the setting.
+  EXPECT_TRUE(four.int8_prefill());
+  EXPECT_FALSE(three.int8_prefill());
   const int64_t tokens = 6;
   const auto xs = normal_values(static_cast<size_t>(tokens * cols), 14);
-  std::vector<float> int8_prefill(static_cast<size_t>(tokens * kRows)), f32_prefill(int8_prefill.size());
-  four.forward(xs.data(), tokens, int8_prefill.data());
+  std::vector<float> want_prefill(static_cast<size_t>(tokens * kRows)), f32_prefill(want_prefill.size()),
+      f32_three_prefill(want_prefill.size());
+  int8_gemm_reference(*int4, xs.data(), tokens, 0, kRows, want_prefill.data(), kRows);
   set_activation_precision(ActivationPrecision::kF32);
   four.forward(xs.data(), tokens, f32_prefill.data());
-  EXPECT_EQ(int8_prefill, f32_prefill);
+  three.forward(xs.data(), tokens, f32_three_prefill.data());
+  set_activation_precision(ActivationPrecision::kInt8);
+  for (const int threads : {1, 2}) {
+    set_num_threads(threads);
+    std::vector<float> y(want_prefill.size()), y3(want_prefill.size());
+    four.forward(xs.data(), tokens, y.data());
+    three.forward(xs.data(), tokens, y3.data());
+    EXPECT_EQ(std::memcmp(y.data(), want_prefill.data(), y.size() * sizeof(float)), 0) << threads << " threads";
+    EXPECT_EQ(std::memcmp(y3.data(), f32_three_prefill.data(), y3.size() * sizeof(float)), 0) << threads << " threads";
+    EXPECT_NE(y, f32_prefill);  // really the other path
+  }
 }
 
 }  // namespace

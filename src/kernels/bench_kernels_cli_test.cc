@@ -90,7 +90,7 @@ TEST(BenchKernelsCli, TextTableAndBadShapes) {
   const auto text = run_cli("--threads 1 bench kernels --quick --shapes 64x128 --reps 2");
   ASSERT_EQ(text.exit_code, 0) << text.err;
   // One section (1 thread only), a header and one line per kernel.
-  EXPECT_TRUE(contains(text.out, "64 x 128, 1 thread, stream read ")) << text.out;
+  EXPECT_TRUE(contains(text.out, "64 x 128, 1 token, 1 thread, stream read ")) << text.out;
   EXPECT_EQ(std::count(text.out.begin(), text.out.end(), '\n'), 2 + static_cast<long>(expected_kernels().size()))
       << text.out;
   for (const auto& k : expected_kernels()) EXPECT_TRUE(contains(text.out, k.format)) << k.format;
@@ -105,6 +105,45 @@ TEST(BenchKernelsCli, TextTableAndBadShapes) {
   const auto with_model = run_cli("bench --synthetic tiny kernels --quick");
   EXPECT_EQ(with_model.exit_code, 2);
   EXPECT_TRUE(contains(with_model.err, "bench kernels: measures random matrices")) << with_model.err;
+}
+
+// --tokens N: prefill through the engine's layers. No f16 and no 2:4 rows; GFLOP/s count every
+// token; int8-act rows carry their speedup over the same format with f32 activations (null for
+// int4 g32, which has no f32-activation row), and the text table says how many tokens.
+TEST(BenchKernelsCli, TokensMeasurePrefillAgainstTheF32ActivationPath) {
+  const auto result = run_cli("--threads 1 bench kernels --quick --shapes 64x256 --tokens 8 --reps 2 --json");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const json out = json::parse(result.out);
+  ASSERT_EQ(out["runs"].size(), 1u);
+  const json& run = out["runs"][0];
+  EXPECT_EQ(run["tokens"], 8);
+  std::vector<std::string> formats;
+  for (const json& row : run["kernels"]) {
+    SCOPED_TRACE(row.dump());
+    formats.push_back(row["kernel"].get<std::string>() + " " + row["format"].get<std::string>());
+    const double us = row["microseconds"];
+    EXPECT_NEAR(row["gflops"].get<double>(), 2.0 * 64 * 256 * 8 / us * 1e-3, 1e-9 * row["gflops"].get<double>());
+    if (row["kernel"] != "int8-act" || row["format"] == "int4 g32") {
+      EXPECT_TRUE(row["speedup_vs_f32_activations"].is_null());
+      continue;
+    }
+    const auto packed = std::find_if(run["kernels"].begin(), run["kernels"].end(), [&](const json& p) {
+      return p["kernel"] == "packed" && p["format"] == row["format"];
+    });
+    ASSERT_NE(packed, run["kernels"].end());
+    EXPECT_DOUBLE_EQ(row["speedup_vs_f32_activations"].get<double>(), (*packed)["microseconds"].get<double>() / us);
+  }
+  const std::vector<std::string> want = {"dense f32",           "dense bf16",         "packed int8 per-row",
+                                         "packed uint4 g128",   "packed int4 g128",   "packed uint3 g128",
+                                         "packed uint2 g128",   "int8-act int8 per-row", "int8-act uint4 g128",
+                                         "int8-act int4 g128",  "int8-act int4 g32"};
+  EXPECT_EQ(formats, want);
+  const auto text = run_cli("--threads 1 bench kernels --quick --shapes 64x256 --tokens 8 --reps 2");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_TRUE(contains(text.out, "64 x 256, 8 tokens, 1 thread, ")) << text.out;
+  EXPECT_TRUE(contains(text.out, "vs f32 act")) << text.out;
+  const auto bad = run_cli("bench kernels --quick --tokens 0");
+  EXPECT_EQ(bad.exit_code, 2);
 }
 
 // bench --bits: the model's linears RTN-quantized in memory, so the whole-model decode runs on the

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <span>
 #include <string>
 
 #include "lowbit/core/error.h"
@@ -58,6 +57,38 @@ float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc
     }
   }
   return tree(acc) + tree(cor);
+}
+
+// x rounded per 32-column block: q (natural order) and dx per block. q = round-half-even(x · 127/amax),
+// by adding and subtracting 1.5·2^23 (exact for |v| < 2^22; the file is compiled without contraction,
+// so the product is rounded first, as written): plain float operations the compiler vectorizes, where
+// nearbyint and a division per column were library calls (they made prefill's rounding as slow as its
+// matrix products).
+void round_blocks(const float* x, size_t cols, int8_t* q, float* dx) {
+  const size_t blocks = (cols + kBlock - 1) / kBlock;
+  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
+  for (size_t b = 0; b < blocks; ++b) {
+    const size_t c0 = b * kBlock, c1 = std::min(cols, c0 + kBlock);
+    float amax = 0.0f, poison = 0.0f;
+    for (size_t c = c0; c < c1; ++c) {
+      amax = std::max(amax, std::fabs(x[c]));
+      poison += x[c] * 0.0f;  // NaN if any value is Inf or NaN
+    }
+    const float d = amax / 127.0f;
+    if (poison != 0.0f || !(d > 0.0f)) {
+      // Inf/NaN: q 0 and dx NaN, so the outputs become NaN as the f32 path's would; all zero: q 0, dx 0.
+      dx[b] = poison != 0.0f ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+      std::fill(q + c0, q + c1, int8_t{0});
+      continue;
+    }
+    dx[b] = d;
+    const float inverse = 127.0f / amax;
+    for (size_t c = c0; c < c1; ++c) {
+      const float product = x[c] * inverse;
+      const float v = (product + kMagic) - kMagic;
+      q[c] = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, v)));
+    }
+  }
 }
 
 }  // namespace int8_detail
@@ -130,38 +161,10 @@ void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end) {
               std::to_string(w.rows()) + " rows");
 }
 
-// x rounded per 32-column block: q (natural order) and dx per block. q = round-half-even(x · 127/amax),
-// by adding and subtracting 1.5·2^23 (exact for |v| < 2^22; the file is compiled without contraction,
-// so the product is rounded first, as written): plain float operations the compiler vectorizes, where
-// nearbyint and a division per column were library calls (they made prefill's rounding as slow as its
-// matrix products).
 void round_blocks(const float* x, size_t cols, std::vector<int8_t>& q, std::vector<float>& dx) {
-  const size_t blocks = (cols + int8_detail::kBlock - 1) / int8_detail::kBlock;
   q.resize(cols);
-  dx.resize(blocks);
-  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
-  for (size_t b = 0; b < blocks; ++b) {
-    const size_t c0 = b * int8_detail::kBlock, c1 = std::min(cols, c0 + int8_detail::kBlock);
-    float amax = 0.0f, poison = 0.0f;
-    for (size_t c = c0; c < c1; ++c) {
-      amax = std::max(amax, std::fabs(x[c]));
-      poison += x[c] * 0.0f;  // NaN if any value is Inf or NaN
-    }
-    const float d = amax / 127.0f;
-    if (poison != 0.0f || !(d > 0.0f)) {
-      // Inf/NaN: q 0 and dx NaN, so the outputs become NaN as the f32 path's would; all zero: q 0, dx 0.
-      dx[b] = poison != 0.0f ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
-      std::fill(q.begin() + static_cast<ptrdiff_t>(c0), q.begin() + static_cast<ptrdiff_t>(c1), int8_t{0});
-      continue;
-    }
-    dx[b] = d;
-    const float inverse = 127.0f / amax;
-    for (size_t c = c0; c < c1; ++c) {
-      const float product = x[c] * inverse;
-      const float v = (product + kMagic) - kMagic;
-      q[c] = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, v)));
-    }
-  }
+  dx.resize((cols + int8_detail::kBlock - 1) / int8_detail::kBlock);
+  int8_detail::round_blocks(x, cols, q.data(), dx.data());
 }
 }  // namespace
 
@@ -300,23 +303,6 @@ void int8_gemv_rows(const QuantizedTensor& w, const Int8GemvInput& input, int64_
   check_input(w, input);
   const int8_detail::TokenX tok = token_of(input, y);
   run_rows(w, input.kernel, &tok, 1, static_cast<size_t>(row_begin), static_cast<size_t>(row_end));
-}
-
-void int8_gemm_rows(const QuantizedTensor& w, std::span<const Int8GemvInput> inputs, int64_t row_begin,
-                    int64_t row_end, float* y, int64_t y_stride) {
-  check_range(w, row_begin, row_end);
-  require(int8_gemv_supported(w), kWhere, "no int8 kernel for " + w.scheme().to_string());
-  require(y_stride >= w.rows(), kWhere, "output stride " + std::to_string(y_stride) + " below the " +
-                                           std::to_string(w.rows()) + " rows");
-  if (inputs.empty()) return;
-  thread_local std::vector<int8_detail::TokenX> tok;
-  tok.clear();
-  for (size_t t = 0; t < inputs.size(); ++t) {
-    check_input(w, inputs[t]);
-    require(inputs[t].kernel == inputs[0].kernel, kWhere, "tokens prepared for different kernels");
-    tok.push_back(token_of(inputs[t], y + static_cast<int64_t>(t) * y_stride));
-  }
-  run_rows(w, inputs[0].kernel, tok.data(), tok.size(), static_cast<size_t>(row_begin), static_cast<size_t>(row_end));
 }
 
 void int8_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end,

@@ -53,6 +53,9 @@ inline Args with_token(Args a, const TokenX& t) {
 // contraction, so that every kernel finishes with the same scalar operations.
 float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc, float* cor);
 
+// x rounded per 32-column block (kernels/int8_gemv.h): q[cols] in natural order, dx[⌈cols/32⌉].
+void round_blocks(const float* x, size_t cols, int8_t* q, float* dx);
+
 // Whether a vector kernel whose steps are `step_cols` columns can form each lane's group scale
 // (one group per row, groups a multiple of the step, or 2/4 groups per step).
 inline bool vector_scales(const Args& a, size_t step_cols) {

@@ -19,49 +19,10 @@
 #include "lowbit/core/random.h"
 #include "lowbit/kernels/packed_gemv.h"
 #include "compress/compress_test_util.h"
+#include "kernels/int8_test_util.h"
 
 namespace lowbit {
 namespace {
-
-enum class Grid { kZeroPoint, kSigned, kFloatMin };
-
-std::string grid_name(Grid g) {
-  return g == Grid::kZeroPoint ? "zero-point" : g == Grid::kSigned ? "twos-complement" : "float-min";
-}
-
-QuantScheme scheme_of(Grid grid, int bits, int64_t group) {
-  if (grid == Grid::kFloatMin) {
-    QuantScheme s = QuantScheme::with_format(Format::uint(bits), group);
-    s.float_min = true;
-    return s;
-  }
-  return QuantScheme::integer(bits, group, grid == Grid::kSigned);
-}
-
-// Random codes over the whole range (−2^(b−1) included), f16 scales, zero points and minimums.
-QuantizedTensor random_tensor(int64_t rows, int64_t cols, Grid grid, int bits, int64_t group, uint64_t seed) {
-  const QuantScheme scheme = scheme_of(grid, bits, group);
-  QuantizedTensor t(rows, cols, scheme);
-  const CounterRng rng(seed, 3);
-  const int64_t groups = t.groups_per_row();
-  std::vector<uint8_t> codes(static_cast<size_t>(cols)), zeros;
-  std::vector<float> scales(static_cast<size_t>(groups)), mins;
-  uint64_t k = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (auto& c : codes) c = static_cast<uint8_t>(rng.bits(k++) % (1u << bits));
-    for (auto& s : scales) s = f16_bits_to_f32(f32_to_f16_bits(0.01f + 0.02f * rng.uniform(k++)));
-    zeros.clear();
-    mins.clear();
-    for (int64_t g = 0; g < groups; ++g) {
-      if (grid == Grid::kZeroPoint) zeros.push_back(static_cast<uint8_t>(rng.bits(k++) % (1u << bits)));
-      if (grid == Grid::kFloatMin) mins.push_back(f16_bits_to_f32(f32_to_f16_bits(-0.2f + 0.1f * rng.uniform(k++))));
-    }
-    t.set_row(r, codes, scales, zeros, mins);
-  }
-  return t;
-}
-
-bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
 
 TEST(Int8Gemv, EveryKernelEqualsTheScalarDefinitionBitForBit) {
   const auto kernels = int8_kernels_available();
@@ -100,39 +61,6 @@ TEST(Int8Gemv, EveryKernelEqualsTheScalarDefinitionBitForBit) {
         }
       }
     }
-  }
-}
-
-// Several tokens at once (prefill): every (row, token) equals the one-token definition bit for bit,
-// for 7 tokens (a block of 4 sharing each row's unpacked codes, then 3 alone) and any row range.
-TEST(Int8Gemv, SeveralTokensEqualEachTokenAlone) {
-  const int64_t shapes[][2] = {{13, 200}, {6, 576}, {5, 1000}};
-  uint64_t seed = 900;
-  for (const auto& shape : shapes) {
-    const int64_t rows = shape[0], cols = shape[1], tokens = 7;
-    const auto x = testing::normal_values(static_cast<size_t>(tokens * cols), 21);
-    for (const int bits : {4, 8})
-      for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin})
-        for (const int64_t group : {int64_t{32}, int64_t{64}, int64_t{0}}) {
-          const QuantizedTensor t = random_tensor(rows, cols, grid, bits, group, seed++);
-          std::vector<float> want(static_cast<size_t>(tokens * rows));
-          for (int64_t k = 0; k < tokens; ++k)
-            int8_gemv_rows_reference(t, x.data() + k * cols, 0, rows, want.data() + k * rows);
-          for (const Int8Kernel kernel : int8_kernels_available()) {
-            SCOPED_TRACE(int8_kernel_name(kernel) + " " + grid_name(grid) + " " + t.scheme().to_string() + " " +
-                         std::to_string(rows) + "x" + std::to_string(cols));
-            std::vector<Int8GemvInput> inputs(static_cast<size_t>(tokens));
-            for (int64_t k = 0; k < tokens; ++k) int8_gemv_prepare(t, x.data() + k * cols, inputs[k], kernel);
-            const int64_t stride = rows + 3;  // a wider output row than the tensor's
-            std::vector<float> y(static_cast<size_t>(tokens * stride), -1.0f);
-            int8_gemm_rows(t, inputs, 0, rows / 2, y.data(), stride);
-            int8_gemm_rows(t, inputs, rows / 2, rows, y.data(), stride);
-            for (int64_t k = 0; k < tokens; ++k)
-              for (int64_t r = 0; r < rows; ++r)
-                ASSERT_TRUE(same_bits(y[k * stride + r], want[k * rows + r])) << "token " << k << " row " << r;
-            EXPECT_THROW(int8_gemm_rows(t, inputs, 0, rows, y.data(), rows - 1), Error);
-          }
-        }
   }
 }
 

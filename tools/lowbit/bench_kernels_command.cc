@@ -1,4 +1,4 @@
-// lowbit bench kernels [--shapes 4096x4096,11008x4096] [--quick] [--reps N] [--json]
+// lowbit bench kernels [--shapes 4096x4096,11008x4096] [--tokens N] [--quick] [--reps N] [--json]
 // One-token (decode) GEMV of every weight format lowbit runs, on one matrix shape at a time, on 1
 // thread and on the configured thread count, next to the streaming-read bandwidth measured in the
 // same run: the kernels' roofline table in one command (bench/*_bench.cc hold the detailed sweeps).
@@ -9,6 +9,9 @@
 // after a few warm-up calls. Weights come from one random f32 matrix: dense copies in f32/f16/bf16,
 // RTN-quantized copies for the packed formats (with f32 and with int8 activations), and a 2:4-pruned copy for the sparse kernel; a
 // kernel's weights exist only while it is measured (11008 x 4096 f32 alone is 180 MB).
+// --tokens N > 1 measures prefill instead: each format as the engine's linear layer forward over N
+// tokens (DenseLinear: sgemm; QuantizedLinear: dequantized 64-row tiles into sgemm with f32
+// activations, the int8 GEMM of kernels/int8_gemm.h with int8 activations); no 2:4 rows.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "lowbit/compress/quantized_linear.h"
 #include "lowbit/compress/rtn.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/half.h"
@@ -33,6 +37,7 @@
 #include "lowbit/kernels/int8_gemv.h"
 #include "lowbit/kernels/packed_gemv.h"
 #include "lowbit/kernels/sparse24_gemv.h"
+#include "lowbit/model/linear.h"
 
 namespace lowbit::cli {
 
@@ -46,6 +51,7 @@ struct KernelsOptions {
   std::string shapes = "4096x4096,11008x4096";
   bool quick = false, json = false;
   int repetitions = 25;
+  int64_t tokens = 1;
 };
 
 struct Shape {
@@ -89,13 +95,17 @@ struct Kernel {
   double weight_bytes = 0;  // what one call reads of the stored weights
   std::function<void(const float* x, int64_t begin, int64_t end, float* y)> rows;
   std::function<void(const float* x)> prepare;  // once per call before the tiles (may be empty)
+  // Several tokens (--tokens > 1): the engine's linear layer over the whole call instead of `rows`.
+  std::function<void(const float* x, int64_t tokens, float* y)> forward;
 };
 
 // Median microseconds of `repetitions` calls (after warm-up) at the current thread count.
 double time_call(const Kernel& k, const Shape& s, const std::vector<float>& x, std::vector<float>& y,
                  int repetitions) {
   const int64_t tiles = (s.rows + kRowTile - 1) / kRowTile;
+  const int64_t tokens = static_cast<int64_t>(x.size()) / s.cols;
   const auto call = [&] {
+    if (k.forward) return k.forward(x.data(), tokens, y.data());
     if (k.prepare) k.prepare(x.data());
     parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
       k.rows(x.data(), begin * kRowTile, std::min(s.rows, end * kRowTile), y.data());
@@ -150,14 +160,29 @@ std::shared_ptr<const QuantizedTensor> rtn_copy(const Shape& s, const std::vecto
 Kernel quantized_row(const std::string& kernel, const QuantizedTensor& q) {
   const QuantScheme& scheme = q.scheme();
   const std::string group = scheme.group_size > 0 ? " g" + std::to_string(scheme.group_size) : " per-row";
-  return Kernel{kernel, scheme.element.to_string() + group, static_cast<double>(q.storage_bytes()), {}, {}};
+  return Kernel{kernel, scheme.element.to_string() + group, static_cast<double>(q.storage_bytes()), {}, {}, {}};
 }
 
-// The kernels in table order, each built from `w` only when called (one resident at a time).
-std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::vector<float>& w) {
+// A QuantizedLinear over `q` run with `activations` for the call (restoring the process's setting).
+std::function<void(const float*, int64_t, float*)> quantized_forward(std::shared_ptr<const QuantizedTensor> q,
+                                                                     ActivationPrecision activations) {
+  auto layer = std::make_shared<QuantizedLinear>(std::move(q));
+  return [layer, activations](const float* x, int64_t tokens, float* y) {
+    const ActivationPrecision before = activation_precision();
+    set_activation_precision(activations);
+    layer->forward(x, tokens, y);
+    set_activation_precision(before);
+  };
+}
+
+// The kernels in table order, each built from `w` only when called (one resident at a time). With
+// several tokens each runs as the engine's linear layer (DenseLinear, QuantizedLinear), which is
+// what prefill calls; the 2:4 kernels have no several-token path of their own and are left out.
+std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::vector<float>& w, int64_t tokens) {
   std::vector<std::function<Kernel()>> makers;
   for (const DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
-    makers.push_back([&s, &w, dtype] {
+    if (tokens > 1 && dtype == DType::kF16) continue;  // prefill widens f16 and bf16 alike
+    makers.push_back([&s, &w, dtype, tokens] {
       // A Tensor, as DenseLinear holds its weights (64-byte aligned storage).
       auto stored = std::make_shared<Tensor>(Tensor::zeros(dtype, {s.rows, s.cols}));
       void* bytes = stored->mutable_data();
@@ -165,7 +190,12 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
       if (dtype == DType::kF16) convert_f32_to_f16(w.data(), static_cast<uint16_t*>(bytes), w.size());
       if (dtype == DType::kBF16) convert_f32_to_bf16(w.data(), static_cast<uint16_t*>(bytes), w.size());
       const char* name = dtype == DType::kF32 ? "f32" : dtype == DType::kF16 ? "f16" : "bf16";
-      Kernel k{"dense", name, static_cast<double>(stored->nbytes()), {}, {}};
+      Kernel k{"dense", name, static_cast<double>(stored->nbytes()), {}, {}, {}};
+      if (tokens > 1) {
+        auto layer = std::make_shared<DenseLinear>(std::move(*stored));
+        k.forward = [layer](const float* x, int64_t n, float* y) { layer->forward(x, n, y); };
+        return k;
+      }
       k.rows = [stored, dtype, cols = s.cols](const float* x, int64_t begin, int64_t end, float* y) {
         dense_gemv_rows(dtype, stored->data(), cols, x, begin, end, y);
       };
@@ -176,9 +206,13 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
                                  QuantScheme::integer(4, 128, true), QuantScheme::integer(3, 128, false),
                                  QuantScheme::integer(2, 128, false)};
   for (const QuantScheme& scheme : schemes) {
-    makers.push_back([&s, &w, scheme] {
+    makers.push_back([&s, &w, scheme, tokens] {
       const auto q = rtn_copy(s, w, scheme);
       Kernel k = quantized_row("packed", *q);
+      if (tokens > 1) {
+        k.forward = quantized_forward(q, ActivationPrecision::kF32);
+        return k;
+      }
       auto input = std::make_shared<PackedGemvInput>();
       k.prepare = [q, input](const float* x) { packed_gemv_prepare(*q, x, *input); };
       k.rows = [q, input](const float*, int64_t begin, int64_t end, float* y) {
@@ -192,9 +226,13 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
   const QuantScheme int8_schemes[] = {QuantScheme::integer(8, 0, true), QuantScheme::integer(4, 128, false),
                                       QuantScheme::integer(4, 128, true), QuantScheme::integer(4, 32, true)};
   for (const QuantScheme& scheme : int8_schemes) {
-    makers.push_back([&s, &w, scheme] {
+    makers.push_back([&s, &w, scheme, tokens] {
       const auto q = rtn_copy(s, w, scheme);
       Kernel k = quantized_row("int8-act", *q);
+      if (tokens > 1) {
+        k.forward = quantized_forward(q, ActivationPrecision::kInt8);
+        return k;
+      }
       auto input = std::make_shared<Int8GemvInput>();
       k.prepare = [q, input](const float* x) { int8_gemv_prepare(*q, x, *input); };
       k.rows = [q, input](const float*, int64_t begin, int64_t end, float* y) {
@@ -204,6 +242,7 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
     });
   }
   for (const DType values : {DType::kF16, DType::kI8}) {
+    if (tokens > 1) break;
     makers.push_back([&s, &w, values] {
       const std::vector<float> pruned = pruned_2_4(s, w);
       auto m = std::make_shared<Sparse24Matrix>();
@@ -215,7 +254,7 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
         *m = Sparse24Matrix::from_quantized(quantize_rtn(pruned, s.rows, s.cols, options));
       }
       Kernel k{"sparse24", std::string(values == DType::kF16 ? "f16" : "int8 per-row") + " 2:4",
-               static_cast<double>(m->storage_bytes()), {}, {}};
+               static_cast<double>(m->storage_bytes()), {}, {}, {}};
       k.rows = [m](const float* x, int64_t begin, int64_t end, float* y) { sparse24_gemv_rows(*m, x, begin, end, y); };
       return k;
     });
@@ -236,12 +275,18 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
   kernels.add_flag("--quick", o->quick, "small shapes (256x1024,320x1024), 5 repetitions, 64 MiB bandwidth buffer: a smoke test");
   kernels.add_option("--reps", o->repetitions, "timed calls per kernel, median reported (default 25)")
       ->check(CLI::Range(1, 100000));
+  kernels.add_option("--tokens", o->tokens,
+                     "tokens per call (default 1, decode); more runs each format as the engine's linear layer "
+                     "does for prefill")
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
   kernels.add_flag("--json", o->json, "print one JSON object");
   kernels.footer(
       "Measures each shape on 1 thread and on --threads: bits/weight as stored (scales, zero points and\n"
       "positions included), microseconds per call (median after warm-up), weight GB/s, GFLOP/s, the\n"
-      "fraction of the streaming-read bandwidth measured in the same run, speedup against dense f32 and bf16.\n"
-      "Example: lowbit --threads 2 bench kernels --shapes 4096x4096");
+      "fraction of the streaming-read bandwidth measured in the same run, speedup against dense f32 and bf16;\n"
+      "int8-act rows also against the same format with f32 activations (\"vs f32 act\").\n"
+      "Examples: lowbit --threads 2 bench kernels --shapes 4096x4096\n"
+      "          lowbit --threads 2 bench kernels --tokens 512   (prefill: int8 GEMM against dequantized sgemm)");
   return [o] {
     const int configured = num_threads();
     std::vector<int> thread_counts = {1};
@@ -261,12 +306,12 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
     nlohmann::json runs = nlohmann::json::array();
     for (const Shape& s : shapes) {
       const std::vector<float> w = random_matrix(s);
-      std::vector<float> x(static_cast<size_t>(s.cols)), y(static_cast<size_t>(s.rows));
+      std::vector<float> x(static_cast<size_t>(s.cols * o->tokens)), y(static_cast<size_t>(s.rows * o->tokens));
       const CounterRng rng(3, 0);
       for (size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(i) * 2 - 1;
       // results[t][k]: kernel k at thread_counts[t]; both thread counts measured while k is resident.
       std::vector<std::vector<Row>> results(thread_counts.size());
-      for (const auto& make : kernel_makers(s, w)) {
+      for (const auto& make : kernel_makers(s, w, o->tokens)) {
         set_num_threads(configured);
         const Kernel k = make();
         for (size_t t = 0; t < thread_counts.size(); ++t) {
@@ -283,17 +328,28 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
                  })->microseconds;
         };
         const double f32_us = dense_us("f32"), bf16_us = dense_us("bf16");
+        // An int8-act row's format with f32 activations (the packed row), or 0 where none was measured.
+        const auto f32_activations_us = [&](const Row& r) {
+          if (r.kernel != "int8-act") return 0.0;
+          const auto it = std::find_if(rows.begin(), rows.end(), [&](const Row& p) {
+            return p.kernel == "packed" && p.format == r.format;
+          });
+          return it == rows.end() ? 0.0 : it->microseconds;
+        };
         nlohmann::json kernels_json = nlohmann::json::array();
         if (!o->json) {
-          std::printf("%s%lld x %lld, %d thread%s, stream read %.1f GB/s, median of %d calls\n",
-                      runs.empty() ? "" : "\n", (long long)s.rows, (long long)s.cols, thread_counts[t],
-                      thread_counts[t] == 1 ? "" : "s", stream[t] / 1e9, repetitions);
-          std::printf("%-9s %-16s %8s %10s %11s %8s %9s %7s %7s\n", "kernel", "format", "bits/w", "us/call",
-                      "weight GB/s", "GFLOP/s", "of stream", "vs f32", "vs bf16");
+          std::printf("%s%lld x %lld, %lld token%s, %d thread%s, stream read %.1f GB/s, median of %d calls\n",
+                      runs.empty() ? "" : "\n", (long long)s.rows, (long long)s.cols, (long long)o->tokens,
+                      o->tokens == 1 ? "" : "s", thread_counts[t], thread_counts[t] == 1 ? "" : "s", stream[t] / 1e9,
+                      repetitions);
+          std::printf("%-9s %-16s %8s %10s %11s %8s %9s %7s %7s %10s\n", "kernel", "format", "bits/w", "us/call",
+                      "weight GB/s", "GFLOP/s", "of stream", "vs f32", "vs bf16", "vs f32 act");
         }
         for (const Row& r : rows) {
           const double seconds = r.microseconds * 1e-6;
-          const double gbs = r.weight_bytes / seconds / 1e9, gflops = 2.0 * s.rows * s.cols / seconds / 1e9;
+          const double gbs = r.weight_bytes / seconds / 1e9;
+          const double gflops = 2.0 * s.rows * s.cols * o->tokens / seconds / 1e9;
+          const double f32_act_us = f32_activations_us(r);
           const double of_stream = r.weight_bytes / seconds / stream[t];
           if (o->json) {
             kernels_json.push_back({{"kernel", r.kernel},
@@ -305,16 +361,20 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
                                     {"gflops", gflops},
                                     {"fraction_of_stream", of_stream},
                                     {"speedup_vs_f32", f32_us / r.microseconds},
-                                    {"speedup_vs_bf16", bf16_us / r.microseconds}});
+                                    {"speedup_vs_bf16", bf16_us / r.microseconds},
+                                    {"speedup_vs_f32_activations",
+                                     f32_act_us > 0 ? nlohmann::json(f32_act_us / r.microseconds) : nlohmann::json(nullptr)}});
           } else {
-            std::printf("%-9s %-16s %8.4f %10.1f %11.1f %8.1f %9.2f %6.2fx %6.2fx\n", r.kernel.c_str(),
+            const std::string vs_act = f32_act_us > 0 ? std::to_string(f32_act_us / r.microseconds).substr(0, 4) + "x" : "-";
+            std::printf("%-9s %-16s %8.4f %10.1f %11.1f %8.1f %9.2f %6.2fx %6.2fx %10s\n", r.kernel.c_str(),
                         r.format.c_str(), r.bits_per_weight, r.microseconds, gbs, gflops, of_stream,
-                        f32_us / r.microseconds, bf16_us / r.microseconds);
+                        f32_us / r.microseconds, bf16_us / r.microseconds, vs_act.c_str());
           }
         }
         runs.push_back({{"rows", s.rows},
                         {"cols", s.cols},
                         {"threads", thread_counts[t]},
+                        {"tokens", o->tokens},
                         {"stream_read_gbs", stream[t] / 1e9},
                         {"kernels", kernels_json}});
       }

@@ -19,8 +19,10 @@
 // layout with an int8 kernel (kernels/int8_gemv.h: 4-/8-bit integer grids, groups of multiples of
 // 32) is rounded to int8 per 32 columns and multiplied with integer dot products instead, what ggml
 // does for its block types; the result is W·x̂ for the rounded x̂, so it differs from the f32 path by
-// the activation rounding. Prefill stays on the dequantized sgemm path: the int8 GEMM
-// (int8_gemm_rows) is not yet faster than it (SmolLM2 Q4_0, 512 tokens: 0.75x). Other layouts keep
+// the activation rounding. Several tokens on a layout with an int8 GEMM (kernels/int8_gemm.h: every
+// 4-bit grid, 8-bit two's complement) are rounded alike and run through it (rows of 16 in the SIMD
+// lanes, panels repacked per call): each token's result is W·x̂ again, differing from the one-token
+// kernel's only in f32 rounding order. Other layouts keep
 // f32. Process-wide, like the thread count.
 //
 // Either way work is split over fixed row tiles and each row's sum is formed independently of
@@ -62,6 +64,8 @@ class QuantizedLinear final : public LinearLayer {
   bool packed_decode() const { return packed_; }
   // Whether one token runs the int8 GEMV under ActivationPrecision::kInt8 (packed and int8_gemv_supported).
   bool int8_decode() const { return int8_; }
+  // Whether several tokens run the int8 GEMM under ActivationPrecision::kInt8 (packed and int8_gemm_supported).
+  bool int8_prefill() const { return int8_prefill_; }
 
  private:
   // Dequantized f32 tiles, then sgemm (several tokens) or the dense GEMV (one); no bias.
@@ -71,6 +75,7 @@ class QuantizedLinear final : public LinearLayer {
   std::vector<float> bias_;
   bool packed_ = false;  // one token reads the packed codes (requested and supported)
   bool int8_ = false;    // ... and has an int8-activation kernel
+  bool int8_prefill_ = false;  // ... and an int8-activation GEMM for several tokens
 };
 
 }  // namespace lowbit

@@ -31,7 +31,6 @@
 #pragma once
 
 #include <cstdint>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -69,11 +68,7 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
 // y[r] for r in [row_begin, row_end) (Error for a bad range or an input prepared for another layout).
 void int8_gemv_rows(const QuantizedTensor& w, const Int8GemvInput& input, int64_t row_begin, int64_t row_end,
                     float* y);
-// Several tokens (prefill): y[t·y_stride + r] for each prepared token t and rows [row_begin, row_end),
-// each bit-equal to int8_gemv_rows on that token alone. On AVX-512 each row's codes are unpacked once
-// for 4 tokens at a time; elsewhere it runs the one-token kernel per token.
-void int8_gemm_rows(const QuantizedTensor& w, std::span<const Int8GemvInput> inputs, int64_t row_begin,
-                    int64_t row_end, float* y, int64_t y_stride);
+// Several tokens at once (prefill) run on int8_gemm.h's kernel.
 // The same in plain scalar C++, one column at a time: the definition above, the tests' oracle.
 void int8_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end,
                               float* y);

@@ -1,0 +1,314 @@
+// The int8-activation prefill GEMM (kernels/int8_gemm.h): activation rounding for many tokens, the
+// panel repack, dispatch, the scalar panel kernel and the scalar definition. Compiled with
+// -ffp-contract=off (CMakeLists.txt): the definition's multiplies, adds and fmas are written out and
+// must stay as written.
+#include "lowbit/kernels/int8_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "lowbit/core/error.h"
+#include "lowbit/core/parallel.h"
+#include "src/kernels/int8_gemm_internal.h"
+#include "src/kernels/int8_gemv_internal.h"
+
+namespace lowbit {
+namespace {
+using int8_gemm_detail::kBlock;
+using int8_gemm_detail::kPanelRows;
+using int8_gemm_detail::kQuad;
+using int8_gemm_detail::Panel;
+using int8_gemm_detail::Tokens;
+constexpr const char* kWhere = "int8 GEMM";
+
+// The tensor's grid as the definition reads it: v = (code XOR flip) − z_g, w = s'_g·v + m_g.
+struct Grid {
+  const uint8_t* codes = nullptr;
+  size_t row_bytes = 0, cols = 0, groups = 0, blocks = 0, blocks_per_group = 0;
+  int bits = 4;
+  uint8_t flip = 0;
+  float factor = 1.0f;
+  const float* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+  const float* mins = nullptr;
+
+  explicit Grid(const QuantizedTensor& w)
+      : codes(w.packed_codes().data()),
+        row_bytes(static_cast<size_t>(w.row_bytes())),
+        cols(static_cast<size_t>(w.cols())),
+        groups(static_cast<size_t>(w.groups_per_row())),
+        blocks((cols + kBlock - 1) / kBlock),
+        bits(w.bits()),
+        scales(w.scales().data()),
+        zeros(w.zero_points().empty() ? nullptr : w.zero_points().data()),
+        mins(w.mins().empty() ? nullptr : w.mins().data()) {
+    blocks_per_group = groups <= 1 ? blocks : static_cast<size_t>(w.group_size()) / kBlock;
+    const Format& f = w.scheme().element;
+    if (f.twos_complement()) {
+      flip = static_cast<uint8_t>(1u << (bits - 1));
+      factor = static_cast<float>(std::ldexp(1.0, -f.fraction_bits()));
+    }
+  }
+  // v_c of row r (c < cols).
+  int32_t v(size_t r, size_t c) const {
+    const uint8_t* row = codes + r * row_bytes;
+    const uint32_t code = bits == 8 ? row[c] : (row[c >> 1] >> ((c & 1) * 4)) & 0xFu;
+    const size_t g = groups <= 1 ? 0 : c / kBlock / blocks_per_group;
+    const int z = zeros ? zeros[r * groups + g] : flip;
+    return static_cast<int32_t>(code ^ flip) - z;
+  }
+  float scale(size_t r, size_t g) const { return scales[r * groups + g] * factor; }
+};
+
+bool kernel_runs_here(Int8Kernel kernel) {
+  const auto available = int8_kernels_available();
+  return std::find(available.begin(), available.end(), kernel) != available.end();
+}
+
+// Builds the panel of rows [row0, row0 + 16) ∩ [0, rows) into `storage` and points `p` at it.
+void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, size_t row0,
+                 std::vector<int8_t>& storage, std::vector<int32_t>& bias, std::vector<float>& scale,
+                 std::vector<float>& min, Panel& p) {
+  const size_t rows = std::min(kPanelRows, static_cast<size_t>(w.rows()) - row0);
+  scale.assign(grid.groups * kPanelRows, 0.0f);
+  min.assign(grid.mins ? grid.groups * kPanelRows : 0, 0.0f);
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t g = 0; g < grid.groups; ++g) {
+      scale[g * kPanelRows + i] = grid.scale(row0 + i, g);
+      if (grid.mins) min[g * kPanelRows + i] = grid.mins[(row0 + i) * grid.groups + g];
+    }
+  p.v = storage.data();
+  p.bias = bias.data();
+  p.scale = scale.data();
+  p.min = grid.mins ? min.data() : nullptr;
+#if defined(__x86_64__) || defined(__i386__)
+  if ((kernel == Int8Kernel::kAvx512 || kernel == Int8Kernel::kAvx512Vnni) && grid.cols % kBlock == 0) {
+    storage.resize(grid.blocks * kBlock * kPanelRows);
+    bias.resize(grid.blocks * kPanelRows);
+    int8_gemm_detail::Codes c;
+    c.codes = grid.codes;
+    c.row_bytes = grid.row_bytes;
+    c.cols = grid.cols;
+    c.blocks = grid.blocks;
+    c.groups = grid.groups;
+    c.blocks_per_group = grid.blocks_per_group;
+    c.bits = grid.bits;
+    c.flip = grid.flip;
+    c.zeros = grid.zeros;
+    int8_gemm_detail::pack_codes_avx512(c, row0, rows, storage.data(), bias.data());
+    p.v = storage.data();
+    p.bias = bias.data();
+    return;
+  }
+#else
+  (void)kernel;
+#endif
+  storage.assign(grid.blocks * kBlock * kPanelRows, 0);
+  bias.assign(grid.blocks * kPanelRows, 0);
+  p.v = storage.data();
+  p.bias = bias.data();
+  thread_local std::vector<int8_t> row_v;
+  row_v.resize(grid.blocks * kBlock);
+  // byte → its two 4-bit codes, XOR flip, as two bytes (one table per flip value).
+  struct Pairs {
+    uint8_t bytes[256][2];
+    explicit Pairs(uint8_t flip) {
+      for (int b = 0; b < 256; ++b) {
+        bytes[b][0] = static_cast<uint8_t>((b & 0xF) ^ flip);
+        bytes[b][1] = static_cast<uint8_t>((b >> 4) ^ flip);
+      }
+    }
+  };
+  static const Pairs unsigned_pairs(0), signed_pairs(8);
+  const Pairs& pairs = grid.flip ? signed_pairs : unsigned_pairs;
+  for (size_t i = 0; i < rows; ++i) {
+    const size_t r = row0 + i;
+    // The row's offset-binary codes u, then minus each group's zero point (v = u − z wraps to int8).
+    const uint8_t* row = grid.codes + r * grid.row_bytes;
+    if (grid.bits == 8) {
+      for (size_t c = 0; c < grid.cols; ++c) row_v[c] = static_cast<int8_t>(row[c] ^ grid.flip);
+    } else {
+      // Two columns per byte through a table (low nibble first), flip applied.
+      for (size_t k = 0; k < grid.cols / 2; ++k) std::memcpy(&row_v[2 * k], pairs.bytes[row[k]], 2);
+      if (grid.cols % 2) row_v[grid.cols - 1] = static_cast<int8_t>((row[grid.cols / 2] & 0xF) ^ grid.flip);
+    }
+    std::fill(row_v.begin() + static_cast<ptrdiff_t>(grid.cols), row_v.end(), int8_t{0});
+    for (size_t g = 0; g < grid.groups; ++g) {
+      const uint8_t z = grid.zeros ? grid.zeros[r * grid.groups + g] : grid.flip;
+      const size_t c1 = std::min(grid.cols, (g + 1) * grid.blocks_per_group * kBlock);
+      for (size_t c = g * grid.blocks_per_group * kBlock; c < c1; ++c)
+        row_v[c] = static_cast<int8_t>(static_cast<uint8_t>(row_v[c]) - z);
+    }
+    for (size_t b = 0; b < grid.blocks; ++b) {
+      int32_t sum = 0;
+      for (size_t k = 0; k < kBlock; ++k) sum += row_v[b * kBlock + k];
+      bias[b * kPanelRows + i] = -128 * sum;
+    }
+    // Column quad j of block b: 4 bytes at lane i of the 64-byte vector (b, j).
+    for (size_t quad = 0; quad < grid.blocks * (kBlock / kQuad); ++quad)
+      std::memcpy(&storage[(quad * kPanelRows + i) * kQuad], &row_v[quad * kQuad], kQuad);
+  }
+}
+
+// The definition on a panel, one lane at a time (the scalar kernel).
+void panel_scalar(const Tokens& x, const Panel& p, size_t valid, float* y, size_t y_stride) {
+  for (size_t t = 0; t < x.tokens; ++t) {
+    const int8_t* q = x.q + t * x.blocks * kBlock;
+    for (size_t i = 0; i < valid; ++i) {
+      float out = 0.0f;
+      for (size_t g = 0; g < x.groups; ++g) {
+        float acc = 0.0f;
+        const size_t b1 = std::min(x.blocks, (g + 1) * x.blocks_per_group);
+        for (size_t b = g * x.blocks_per_group; b < b1; ++b) {
+          int32_t sum = 0;
+          for (size_t j = 0; j < kBlock / kQuad; ++j)
+            for (size_t k = 0; k < kQuad; ++k)
+              sum += p.v[((b * (kBlock / kQuad) + j) * kPanelRows + i) * kQuad + k] * q[b * kBlock + j * kQuad + k];
+          acc = std::fma(static_cast<float>(sum), x.block_scale[t * x.blocks + b], acc);
+        }
+        out = std::fma(acc, p.scale[g * kPanelRows + i], out);
+        if (p.min) out = std::fma(p.min[g * kPanelRows + i], x.group_x[t * x.groups + g], out);
+      }
+      y[t * y_stride + i] = out;
+    }
+  }
+}
+
+void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end, int64_t y_stride) {
+  require(row_begin >= 0 && row_begin <= row_end && row_end <= w.rows(), kWhere,
+          "rows [" + std::to_string(row_begin) + ", " + std::to_string(row_end) + ") outside a tensor of " +
+              std::to_string(w.rows()) + " rows");
+  require(y_stride >= w.rows(), kWhere,
+          "output stride " + std::to_string(y_stride) + " below the " + std::to_string(w.rows()) + " rows");
+}
+}  // namespace
+
+bool int8_gemm_supported(const QuantizedTensor& w) {
+  if (!int8_gemv_supported(w)) return false;
+  // Signed codes must fit int8: any 4-bit grid; 8 bits only as two's complement (v in [−128, 127]).
+  return w.bits() == 4 ||
+         (w.scheme().element.twos_complement() && w.zero_points().empty() && w.mins().empty());
+}
+
+void int8_gemm_prepare(const QuantizedTensor& w, const float* x, int64_t tokens, Int8GemmInput& input,
+                       Int8Kernel kernel) {
+  require(int8_gemm_supported(w), kWhere, "no int8 GEMM for " + w.scheme().to_string());
+  require(kernel_runs_here(kernel), kWhere, "the " + int8_kernel_name(kernel) + " kernel does not run on this CPU");
+  require(tokens >= 0, kWhere, "negative token count " + std::to_string(tokens));
+  const Grid grid(w);
+  input.kernel = kernel;
+  input.cols = w.cols();
+  input.tokens = tokens;
+  input.blocks = static_cast<int64_t>(grid.blocks);
+  input.groups = static_cast<int64_t>(grid.groups);
+  input.group_size = w.group_size();
+  input.bits = w.bits();
+  const size_t width = grid.blocks * kBlock;
+  input.q.assign(static_cast<size_t>(tokens) * width, 0);
+  input.block_scale.assign(static_cast<size_t>(tokens) * grid.blocks, 0.0f);
+  input.group_x.assign(static_cast<size_t>(tokens) * grid.groups, 0.0f);
+  const bool offset = kernel == Int8Kernel::kAvx512Vnni;
+  // Tokens are independent: any split over threads gives the same bytes.
+  parallel_for(tokens, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      int8_t* q = input.q.data() + static_cast<size_t>(t) * width;
+      float* dx = input.block_scale.data() + static_cast<size_t>(t) * grid.blocks;
+      float* gx = input.group_x.data() + static_cast<size_t>(t) * grid.groups;
+      int8_detail::round_blocks(x + static_cast<size_t>(t) * grid.cols, grid.cols, q, dx);
+      // X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c, blocks left to right (as int8_gemv_prepare).
+      for (size_t b = 0; b < grid.blocks; ++b) {
+        int32_t sum = 0;
+        for (size_t k = 0; k < kBlock; ++k) sum += q[b * kBlock + k];
+        gx[b / grid.blocks_per_group] += dx[b] * static_cast<float>(sum);
+      }
+      if (offset)
+        for (size_t c = 0; c < width; ++c) q[c] = static_cast<int8_t>(static_cast<uint8_t>(q[c] + 128));
+    }
+  });
+}
+
+void int8_gemm_rows(const QuantizedTensor& w, const Int8GemmInput& input, int64_t row_begin, int64_t row_end,
+                    float* y, int64_t y_stride) {
+  check_range(w, row_begin, row_end, y_stride);
+  require(int8_gemm_supported(w), kWhere, "no int8 GEMM for " + w.scheme().to_string());
+  const Grid grid(w);
+  require(input.cols == w.cols() && input.groups == static_cast<int64_t>(grid.groups) &&
+              input.group_size == w.group_size() && input.bits == w.bits() &&
+              input.q.size() == static_cast<size_t>(input.tokens) * grid.blocks * kBlock,
+          kWhere, "input was prepared for another tensor layout");
+  if (input.tokens == 0 || row_begin == row_end) return;
+  Tokens x;
+  x.blocks = grid.blocks;
+  x.groups = grid.groups;
+  x.blocks_per_group = grid.blocks_per_group;
+  x.tokens = static_cast<size_t>(input.tokens);
+  x.q = input.q.data();
+  x.block_scale = input.block_scale.data();
+  x.group_x = input.group_x.data();
+  // Two panels' scratch per thread (the x86 kernels run panels in pairs).
+  thread_local std::vector<int8_t> storage[2];
+  thread_local std::vector<int32_t> bias[2];
+  thread_local std::vector<float> scale[2], min[2];
+  const size_t r1 = static_cast<size_t>(row_end);
+  for (size_t r = static_cast<size_t>(row_begin); r < r1;) {
+    const size_t count = input.kernel == Int8Kernel::kScalar ? 1 : std::min<size_t>(2, (r1 - r + kPanelRows - 1) / kPanelRows);
+    Panel p[2];
+    size_t valid[2] = {0, 0};
+    for (size_t k = 0; k < count; ++k) {
+      build_panel(w, grid, input.kernel, r + k * kPanelRows, storage[k], bias[k], scale[k], min[k], p[k]);
+      valid[k] = std::min(kPanelRows, r1 - (r + k * kPanelRows));
+    }
+    float* out = y + r;
+    const size_t stride = static_cast<size_t>(y_stride);
+    switch (input.kernel) {
+#if defined(__x86_64__) || defined(__i386__)
+      case Int8Kernel::kAvx512Vnni:
+        int8_gemm_detail::panels_avx512_vnni(x, p, count, valid, out, stride);
+        break;
+      case Int8Kernel::kAvx2:
+      case Int8Kernel::kAvx512:
+        int8_gemm_detail::panels_avx2(x, p, count, valid, out, stride);
+        break;
+#endif
+      default:
+        for (size_t k = 0; k < count; ++k) panel_scalar(x, p[k], valid[k], out + k * kPanelRows, stride);
+    }
+    r += valid[0] + valid[1];
+  }
+}
+
+void int8_gemm_reference(const QuantizedTensor& w, const float* x, int64_t tokens, int64_t row_begin,
+                         int64_t row_end, float* y, int64_t y_stride) {
+  check_range(w, row_begin, row_end, y_stride);
+  require(int8_gemm_supported(w), kWhere, "no int8 GEMM for " + w.scheme().to_string());
+  const Grid grid(w);
+  std::vector<int8_t> q(grid.cols);
+  std::vector<float> dx(grid.blocks);
+  for (int64_t t = 0; t < tokens; ++t) {
+    int8_detail::round_blocks(x + static_cast<size_t>(t) * grid.cols, grid.cols, q.data(), dx.data());
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const size_t row = static_cast<size_t>(r);
+      float out = 0.0f;
+      for (size_t g = 0; g < grid.groups; ++g) {
+        float acc = 0.0f, group_x = 0.0f;
+        const size_t b1 = std::min(grid.blocks, (g + 1) * grid.blocks_per_group);
+        for (size_t b = g * grid.blocks_per_group; b < b1; ++b) {
+          int32_t sum = 0, q_sum = 0;
+          for (size_t c = b * kBlock; c < std::min(grid.cols, (b + 1) * kBlock); ++c) {
+            sum += grid.v(row, c) * q[c];
+            q_sum += q[c];
+          }
+          acc = std::fma(static_cast<float>(sum), dx[b], acc);
+          group_x += dx[b] * static_cast<float>(q_sum);
+        }
+        out = std::fma(acc, grid.scale(row, g), out);
+        if (grid.mins) out = std::fma(grid.mins[row * grid.groups + g], group_x, out);
+      }
+      y[t * y_stride + r] = out;
+    }
+  }
+}
+
+}  // namespace lowbit
