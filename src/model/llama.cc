@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numbers>
 
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
+#include "lowbit/linalg/blas.h"
 
 namespace lowbit {
 
@@ -221,15 +223,52 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
   const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim, kv_dim = config_.kv_dim();
   const int64_t group = heads / config_.num_key_value_heads, q_dim = config_.q_dim();
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  // One work item per (token, head): each writes only its own output slice. Grain 1: one token's 9
-  // heads (SmolLM2) went 8 + 1 over two threads with a grain of 8.
-  parallel_for(tokens * heads, 1, [&](int64_t begin, int64_t end) {
+  if (tokens > 1) {
+    // Prefill: one work item per (head, tile of up to kQueryTile consecutive queries), its scores
+    // S = scale · Q_tile · Kᵀ and output P · V as two sgemm calls over every key the tile's last query
+    // sees (the causal rest masked to weight 0), softmax in between. Against one (token, head) at a
+    // time with a 64-wide dot per score, this is what made SmolLM2's 512-token prefill attention-bound
+    // once the int8 GEMM sped up the linear layers. Fixed items and single-threaded BLAS inside them, so
+    // the result does not depend on the thread count.
+    constexpr int64_t kQueryTile = 16;
+    const int64_t tiles = (tokens + kQueryTile - 1) / kQueryTile;
+    pin_blas_to_one_thread();
+    parallel_for(heads * tiles, 1, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<float> scores;
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t h = item / tiles, t0 = item % tiles * kQueryTile;
+        const int64_t m = std::min(kQueryTile, tokens - t0), keys_seen = start + t0 + m;
+        const int64_t kv_head = h / group;
+        scores.resize(static_cast<size_t>(m * keys_seen));
+        gemm_f32(false, true, m, keys_seen, head_dim, scale, q + t0 * q_dim + h * head_dim, q_dim,
+              keys + kv_head * head_dim, kv_dim, 0.0f, scores.data(), keys_seen);
+        for (int64_t i = 0; i < m; ++i) {
+          float* row = scores.data() + i * keys_seen;
+          const int64_t visible = start + t0 + i + 1;  // positions 0 .. start + t0 + i
+          float max_score = -INFINITY;
+          for (int64_t p = 0; p < visible; ++p) max_score = std::max(max_score, row[p]);
+          double total = 0;
+          for (int64_t p = 0; p < visible; ++p) {
+            row[p] = std::exp(row[p] - max_score);
+            total += row[p];
+          }
+          const float inverse = static_cast<float>(1.0 / total);
+          for (int64_t p = 0; p < visible; ++p) row[p] *= inverse;
+          std::fill(row + visible, row + keys_seen, 0.0f);
+        }
+        gemm_f32(false, false, m, head_dim, keys_seen, 1.0f, scores.data(), keys_seen, values + kv_head * head_dim,
+              kv_dim, 0.0f, out + t0 * q_dim + h * head_dim, q_dim);
+      }
+    });
+    return;
+  }
+  // Decode (one query): one work item per head.
+  parallel_for(heads, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
-    scores.resize(static_cast<size_t>(start + tokens));
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / heads, h = item % heads;
-      const int64_t position = start + t, kv_head = h / group;
-      const float* qv = q + t * q_dim + h * head_dim;
+    scores.resize(static_cast<size_t>(start + 1));
+    for (int64_t h = begin; h < end; ++h) {
+      const int64_t position = start, kv_head = h / group;
+      const float* qv = q + h * head_dim;
       float max_score = -INFINITY;
       for (int64_t p = 0; p <= position; ++p) {
         const float* kv = keys + p * kv_dim + kv_head * head_dim;
@@ -242,7 +281,7 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
         total += scores[p];
       }
       const float inverse = static_cast<float>(1.0 / total);
-      float* o = out + t * q_dim + h * head_dim;
+      float* o = out + h * head_dim;
       std::fill(o, o + head_dim, 0.0f);
       for (int64_t p = 0; p <= position; ++p) {
         const float weight = scores[p] * inverse;
@@ -269,8 +308,26 @@ void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, fl
   const int64_t ff = config_.intermediate_size, head_dim = config_.head_dim;
   const Block& block = blocks_[layer];
   const std::span<float> x(xp, static_cast<size_t>(n * d));
-  std::vector<float> h(x.size()), attn(static_cast<size_t>(n * q_dim)), q(attn.size());
-  std::vector<float> k(static_cast<size_t>(n * kv_dim)), v(k.size());
+  // Scratch reused across blocks and calls (a 512-token SmolLM2 prefill allocated ~12 MB per block,
+  // fresh zeroed pages each time); every element is written before it is read.
+  struct Scratch {
+    std::vector<float> h, attn, q, k, v, projected, gate, up;
+  };
+  // One scratch per nesting level: an observer may run blocks of its own (calibration searches).
+  thread_local std::vector<std::unique_ptr<Scratch>> pool;
+  thread_local size_t depth = 0;
+  struct Level {
+    Level() { ++depth; }
+    ~Level() { --depth; }
+  } level;
+  if (pool.size() < depth) pool.push_back(std::make_unique<Scratch>());
+  Scratch& scratch = *pool[depth - 1];
+  const auto take = [](std::vector<float>& buffer, int64_t size) {
+    if (buffer.size() < static_cast<size_t>(size)) buffer.resize(static_cast<size_t>(size));
+    return std::span<float>(buffer.data(), static_cast<size_t>(size));
+  };
+  const std::span<float> h = take(scratch.h, n * d), attn = take(scratch.attn, n * q_dim), q = take(scratch.q, n * q_dim);
+  const std::span<float> k = take(scratch.k, n * kv_dim), v = take(scratch.v, n * kv_dim);
   // Observes linear number `index` and reports whether the block stops there.
   auto stops_at = [&](int index, const float* input, int64_t in) {
     if (index != stop_index) return false;
@@ -295,13 +352,13 @@ void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, fl
   std::copy(v.begin(), v.end(), values + start * kv_dim);
   attention(q.data(), keys, values, start, n, attn.data());
   if (stops_at(3, attn.data(), q_dim)) return;
-  std::vector<float> projected(x.size());
+  const std::span<float> projected = take(scratch.projected, n * d);
   run_linear(block.prefix + "self_attn.o_proj", attn.data(), n, projected.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += projected[i];
 
   for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.ffn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
   if (stops_at(4, h.data(), d)) return;
-  std::vector<float> gate(static_cast<size_t>(n * ff)), up(gate.size());
+  const std::span<float> gate = take(scratch.gate, n * ff), up = take(scratch.up, n * ff);
   run_linear(block.prefix + "mlp.gate_proj", h.data(), n, gate.data());
   if (stops_at(5, h.data(), d)) return;
   run_linear(block.prefix + "mlp.up_proj", h.data(), n, up.data());

@@ -229,7 +229,8 @@ BudgetPlan plan_budget(std::shared_ptr<const ModelFiles> files, const std::vecto
     }
     // KL is, like e, quadratic in the weight error to first order: scale the measured point along e.
     const double base = item.relative_errors.front();
-    for (double e : item.relative_errors) item.errors.push_back(base > 0 ? item.measured_kld * e / base : 0.0);
+    // measured · (e / base), so the measured grid's own entry is the measured KL exactly (e / base = 1).
+    for (double e : item.relative_errors) item.errors.push_back(base > 0 ? item.measured_kld * (e / base) : 0.0);
     plan.items.push_back(std::move(item));
     if (progress) progress(visited, static_cast<int64_t>(names.size()));
   }

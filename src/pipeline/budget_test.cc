@@ -167,7 +167,9 @@ TEST(Budget, ProbeIsTheKlOfTheModelWithThatTensorAloneQuantized) {
     const auto item = std::find_if(plan.items.begin(), plan.items.end(), [&](const BudgetItem& it) { return it.name == name; });
     ASSERT_NE(item, plan.items.end()) << name;
     EXPECT_GT(kl, 0) << name;
-    EXPECT_NEAR(item->measured_kld, kl, 1e-4 * kl) << name;
+    // 3e-4: the probe's log-softmax is in float, this one's in double, and with KL ~3e-3 that rounding
+    // shows (measured: 1.03e-4 of the KL for v_proj once prefill attention ran as sgemm tiles).
+    EXPECT_NEAR(item->measured_kld, kl, 3e-4 * kl) << name;
     // The allocation's figures: the measured point on the cheapest grid, scaled along e elsewhere.
     EXPECT_EQ(item->errors.front(), item->measured_kld) << name;
     EXPECT_NEAR(item->errors.back(), item->measured_kld * item->relative_errors.back() / item->relative_errors.front(),
