@@ -23,28 +23,23 @@ using int8_gemm_detail::Panel;
 using int8_gemm_detail::Tokens;
 constexpr const char* kWhere = "int8 GEMM";
 
-// The tensor's grid as the definition reads it: v = (code XOR flip) − z_g, w = s'_g·v + m_g.
-struct Grid {
-  const uint8_t* codes = nullptr;
-  size_t row_bytes = 0, cols = 0, groups = 0, blocks = 0, blocks_per_group = 0;
-  int bits = 4;
-  uint8_t flip = 0;
+// The tensor's grid as the definition reads it: v = (code XOR flip) − z_g, w = s'_g·v + m_g (the codes'
+// part is what the AVX-512 repack reads too).
+struct Grid : int8_gemm_detail::Codes {
   float factor = 1.0f;
   const float* scales = nullptr;
-  const uint8_t* zeros = nullptr;
   const float* mins = nullptr;
 
   explicit Grid(const QuantizedTensor& w)
-      : codes(w.packed_codes().data()),
-        row_bytes(static_cast<size_t>(w.row_bytes())),
-        cols(static_cast<size_t>(w.cols())),
-        groups(static_cast<size_t>(w.groups_per_row())),
-        blocks((cols + kBlock - 1) / kBlock),
-        bits(w.bits()),
-        scales(w.scales().data()),
-        zeros(w.zero_points().empty() ? nullptr : w.zero_points().data()),
-        mins(w.mins().empty() ? nullptr : w.mins().data()) {
+      : scales(w.scales().data()), mins(w.mins().empty() ? nullptr : w.mins().data()) {
+    codes = w.packed_codes().data();
+    row_bytes = static_cast<size_t>(w.row_bytes());
+    cols = static_cast<size_t>(w.cols());
+    groups = static_cast<size_t>(w.groups_per_row());
+    blocks = (cols + kBlock - 1) / kBlock;
     blocks_per_group = groups <= 1 ? blocks : static_cast<size_t>(w.group_size()) / kBlock;
+    bits = w.bits();
+    zeros = w.zero_points().empty() ? nullptr : w.zero_points().data();
     const Format& f = w.scheme().element;
     if (f.twos_complement()) {
       flip = static_cast<uint8_t>(1u << (bits - 1));
@@ -87,17 +82,7 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
   if ((kernel == Int8Kernel::kAvx512 || kernel == Int8Kernel::kAvx512Vnni) && grid.cols % kBlock == 0) {
     storage.resize(grid.blocks * kBlock * kPanelRows);
     bias.resize(grid.blocks * kPanelRows);
-    int8_gemm_detail::Codes c;
-    c.codes = grid.codes;
-    c.row_bytes = grid.row_bytes;
-    c.cols = grid.cols;
-    c.blocks = grid.blocks;
-    c.groups = grid.groups;
-    c.blocks_per_group = grid.blocks_per_group;
-    c.bits = grid.bits;
-    c.flip = grid.flip;
-    c.zeros = grid.zeros;
-    int8_gemm_detail::pack_codes_avx512(c, row0, rows, storage.data(), bias.data());
+    int8_gemm_detail::pack_codes_avx512(grid, row0, rows, storage.data(), bias.data());
     p.v = storage.data();
     p.bias = bias.data();
     return;
