@@ -8,6 +8,9 @@
 //       dequantized uint4 matrix stored as 0 = f32, 1 = bf16.
 //   StreamRead/<threads>                      measure_read_bandwidth (core/memory_bandwidth.h):
 //       the roofline, 512 MiB, best of 3 passes.
+//   Prefill/<rows>/<cols>/<tokens>/<activations>/<threads>   the packed uint4 g128 layer's forward over
+//       32 or 512 tokens with activations 0 = f32 (64-row tiles dequantized into sgemm) or 1 = int8
+//       (the int8 GEMM, kernels/int8_gemm.h); counter GFLOPs = 2·rows·cols·tokens per second.
 //
 // Counters: weight_GBps = LinearLayer::weight_bytes() (= storage_bytes() for the packed layer:
 // codes + scales + zero points) per second of wall clock; bits_per_weight; of_stream = weight_GBps
@@ -125,6 +128,27 @@ void run_gemv(benchmark::State& state, bool packed) {
 void BM_Packed(benchmark::State& state) { run_gemv(state, true); }
 void BM_Dense(benchmark::State& state) { run_gemv(state, false); }
 
+void BM_Prefill(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
+  const bool int8 = state.range(3) == 1;
+  set_num_threads(static_cast<int>(state.range(4)));
+  set_activation_precision(int8 ? ActivationPrecision::kInt8 : ActivationPrecision::kF32);
+  const LinearLayer& l = layer("p" + std::to_string(rows) + "x" + std::to_string(cols) + "/0", rows, cols, 0, true);
+  std::vector<float> x(static_cast<size_t>(tokens * cols)), y(static_cast<size_t>(tokens * rows));
+  const CounterRng rng(3, 0);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(i) * 2 - 1;
+  for (auto _ : state) {
+    l.forward(x.data(), tokens, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOPs"] = benchmark::Counter(2e-9 * static_cast<double>(rows * cols * tokens) *
+                                                    static_cast<double>(state.iterations()),
+                                                benchmark::Counter::kIsRate);
+  set_activation_precision(ActivationPrecision::kF32);
+  set_num_threads(0);
+}
+
 void BM_StreamRead(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   double rate = 0;
@@ -141,6 +165,12 @@ void shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_StreamRead)->Name("StreamRead")->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Packed)->Name("Packed")->Apply(shapes)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
 BENCHMARK(BM_Dense)->Name("Dense")->Apply(shapes)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
+BENCHMARK(BM_Prefill)
+    ->Name("Prefill")
+    ->ArgsProduct({{4096, 11008}, {4096}, {32, 512}, {0, 1}, {1, 2}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(0.5);
 
 }  // namespace
 
