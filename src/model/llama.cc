@@ -216,6 +216,19 @@ float dot_product(const float* a, const float* b, int64_t n) {
     for (int64_t j = 0; j < half; ++j) lanes[j] += lanes[j + half];
   return lanes[0];
 }
+
+// row[0 .. n) ← softmax(row): exp(v − max) summed in double, then each times the float inverse.
+void softmax_in_place(float* row, int64_t n) {
+  float max_score = -INFINITY;
+  for (int64_t p = 0; p < n; ++p) max_score = std::max(max_score, row[p]);
+  double total = 0;
+  for (int64_t p = 0; p < n; ++p) {
+    row[p] = std::exp(row[p] - max_score);
+    total += row[p];
+  }
+  const float inverse = static_cast<float>(1.0 / total);
+  for (int64_t p = 0; p < n; ++p) row[p] *= inverse;
+}
 }  // namespace
 
 void LlamaModel::attention(const float* q, const float* keys, const float* values, int64_t start,
@@ -232,7 +245,6 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
     // the result does not depend on the thread count.
     constexpr int64_t kQueryTile = 16;
     const int64_t tiles = (tokens + kQueryTile - 1) / kQueryTile;
-    pin_blas_to_one_thread();
     parallel_for(heads * tiles, 1, [&](int64_t begin, int64_t end) {
       thread_local std::vector<float> scores;
       for (int64_t item = begin; item < end; ++item) {
@@ -241,23 +253,15 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
         const int64_t kv_head = h / group;
         scores.resize(static_cast<size_t>(m * keys_seen));
         gemm_f32(false, true, m, keys_seen, head_dim, scale, q + t0 * q_dim + h * head_dim, q_dim,
-              keys + kv_head * head_dim, kv_dim, 0.0f, scores.data(), keys_seen);
+                 keys + kv_head * head_dim, kv_dim, 0.0f, scores.data(), keys_seen);
         for (int64_t i = 0; i < m; ++i) {
           float* row = scores.data() + i * keys_seen;
           const int64_t visible = start + t0 + i + 1;  // positions 0 .. start + t0 + i
-          float max_score = -INFINITY;
-          for (int64_t p = 0; p < visible; ++p) max_score = std::max(max_score, row[p]);
-          double total = 0;
-          for (int64_t p = 0; p < visible; ++p) {
-            row[p] = std::exp(row[p] - max_score);
-            total += row[p];
-          }
-          const float inverse = static_cast<float>(1.0 / total);
-          for (int64_t p = 0; p < visible; ++p) row[p] *= inverse;
+          softmax_in_place(row, visible);
           std::fill(row + visible, row + keys_seen, 0.0f);
         }
         gemm_f32(false, false, m, head_dim, keys_seen, 1.0f, scores.data(), keys_seen, values + kv_head * head_dim,
-              kv_dim, 0.0f, out + t0 * q_dim + h * head_dim, q_dim);
+                 kv_dim, 0.0f, out + t0 * q_dim + h * head_dim, q_dim);
       }
     });
     return;
@@ -267,24 +271,14 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
     thread_local std::vector<float> scores;
     scores.resize(static_cast<size_t>(start + 1));
     for (int64_t h = begin; h < end; ++h) {
-      const int64_t position = start, kv_head = h / group;
+      const int64_t kv_head = h / group;
       const float* qv = q + h * head_dim;
-      float max_score = -INFINITY;
-      for (int64_t p = 0; p <= position; ++p) {
-        const float* kv = keys + p * kv_dim + kv_head * head_dim;
-        scores[p] = dot_product(qv, kv, head_dim) * scale;
-        max_score = std::max(max_score, scores[p]);
-      }
-      double total = 0;
-      for (int64_t p = 0; p <= position; ++p) {
-        scores[p] = std::exp(scores[p] - max_score);
-        total += scores[p];
-      }
-      const float inverse = static_cast<float>(1.0 / total);
+      for (int64_t p = 0; p <= start; ++p) scores[p] = dot_product(qv, keys + p * kv_dim + kv_head * head_dim, head_dim) * scale;
+      softmax_in_place(scores.data(), start + 1);
       float* o = out + h * head_dim;
       std::fill(o, o + head_dim, 0.0f);
-      for (int64_t p = 0; p <= position; ++p) {
-        const float weight = scores[p] * inverse;
+      for (int64_t p = 0; p <= start; ++p) {
+        const float weight = scores[p];
         const float* vv = values + p * kv_dim + kv_head * head_dim;
         for (int64_t d = 0; d < head_dim; ++d) o[d] += weight * vv[d];
       }
