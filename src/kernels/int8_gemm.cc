@@ -74,8 +74,6 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
       scale[g * kPanelRows + i] = grid.scale(row0 + i, g);
       if (grid.mins) min[g * kPanelRows + i] = grid.mins[(row0 + i) * grid.groups + g];
     }
-  p.v = storage.data();
-  p.bias = bias.data();
   p.scale = scale.data();
   p.min = grid.mins ? min.data() : nullptr;
 #if defined(__x86_64__) || defined(__i386__)
