@@ -6,7 +6,7 @@
 // Each kernel is called the way the engine calls it: rows split into fixed 64-row tiles over
 // parallel_for (as DenseLinear / QuantizedLinear / Sparse24Linear), the packed kernel's x prepared
 // once per call (its cost counted, as in QuantizedLinear::forward). Time = median of --reps calls
-// after a few warm-up calls. Weights come from one random f32 matrix: dense copies in f32/f16/bf16,
+// after a few warm-up calls, the caches flushed of the weights before each (--warm keeps them). Weights come from one random f32 matrix: dense copies in f32/f16/bf16,
 // RTN-quantized copies for the packed formats (with f32 and with int8 activations), and a 2:4-pruned copy for the sparse kernel; a
 // kernel's weights exist only while it is measured (11008 x 4096 f32 alone is 180 MB).
 // --tokens N > 1 measures prefill instead: each format as the engine's linear layer forward over N
@@ -23,6 +23,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "commands.h"
 #include "lowbit/compress/quantized_linear.h"
@@ -49,7 +51,7 @@ constexpr int kWarmup = 3;
 
 struct KernelsOptions {
   std::string shapes = "4096x4096,11008x4096";
-  bool quick = false, json = false;
+  bool quick = false, json = false, warm = false;
   int repetitions = 25;
   int64_t tokens = 1;
 };
@@ -99,9 +101,35 @@ struct Kernel {
   std::function<void(const float* x, int64_t tokens, float* y)> forward;
 };
 
-// Median microseconds of `repetitions` calls (after warm-up) at the current thread count.
+// Reads a buffer of twice the last-level cache (at least 64 MiB) so that the next call's weights come
+// from memory, as a model's layers do in decode: a 4096 x 4096 4-bit matrix (9 MB) otherwise stays in a
+// 32 MB L3 between calls and reports cache bandwidth, not the memory roofline the kernels are judged by.
+void evict_caches() {
+  static std::vector<uint64_t> buffer = [] {
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    const size_t bytes = std::max<size_t>(size_t{64} << 20, l3 > 0 ? 2 * static_cast<size_t>(l3) : 0);
+    std::vector<uint64_t> b(bytes / sizeof(uint64_t));
+    for (size_t i = 0; i < b.size(); ++i) b[i] = i;
+    return b;
+  }();
+  const int64_t chunk = 1 << 17;  // 1 MiB per work item
+  const int64_t chunks = static_cast<int64_t>(buffer.size()) / chunk;
+  std::vector<uint64_t> sums(static_cast<size_t>(chunks));
+  parallel_for(chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      uint64_t sum = 0;
+      for (int64_t i = c * chunk; i < (c + 1) * chunk; i += 8) sum += buffer[static_cast<size_t>(i)];  // a line each
+      sums[static_cast<size_t>(c)] = sum;
+    }
+  });
+  volatile uint64_t sink = 0;
+  for (uint64_t v : sums) sink = sink + v;
+}
+
+// Median microseconds of `repetitions` calls (after warm-up) at the current thread count; unless
+// `warm`, the caches are flushed of the weights before each timed call.
 double time_call(const Kernel& k, const Shape& s, const std::vector<float>& x, std::vector<float>& y,
-                 int repetitions) {
+                 int repetitions, bool warm) {
   const int64_t tiles = (s.rows + kRowTile - 1) / kRowTile;
   const int64_t tokens = static_cast<int64_t>(x.size()) / s.cols;
   const auto call = [&] {
@@ -114,6 +142,7 @@ double time_call(const Kernel& k, const Shape& s, const std::vector<float>& x, s
   for (int i = 0; i < kWarmup; ++i) call();
   std::vector<double> times;
   for (int i = 0; i < repetitions; ++i) {
+    if (!warm) evict_caches();
     const auto start = std::chrono::steady_clock::now();
     call();
     times.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
@@ -279,6 +308,9 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
                      "tokens per call (default 1, decode); more runs each format as the engine's linear layer "
                      "does for prefill")
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  kernels.add_flag("--warm", o->warm,
+                   "keep the weights cached between calls (default: a buffer of twice the L3 is read before "
+                   "each timed call, so weights come from memory as in a model's decode)");
   kernels.add_flag("--json", o->json, "print one JSON object");
   kernels.footer(
       "Measures each shape on 1 thread and on --threads: bits/weight as stored (scales, zero points and\n"
@@ -294,6 +326,7 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
     const bool shapes_given = o->shapes != KernelsOptions{}.shapes;
     const std::vector<Shape> shapes = parse_shapes(o->quick && !shapes_given ? "256x1024,320x1024" : o->shapes);
     const int repetitions = o->quick && o->repetitions == KernelsOptions{}.repetitions ? 5 : o->repetitions;
+    const bool warm = o->warm || o->quick;  // a smoke test need not stream 64 MiB per call
 
     // The roofline at each thread count, before the weights exist (a quick run uses a buffer that
     // may fit the caches: a smoke test, not a measurement).
@@ -317,7 +350,7 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
         for (size_t t = 0; t < thread_counts.size(); ++t) {
           set_num_threads(thread_counts[t]);
           results[t].push_back({k.kernel, k.format, 8 * k.weight_bytes / static_cast<double>(s.rows * s.cols),
-                                k.weight_bytes, time_call(k, s, x, y, repetitions)});
+                                k.weight_bytes, time_call(k, s, x, y, repetitions, warm)});
         }
       }
       for (size_t t = 0; t < thread_counts.size(); ++t) {
@@ -338,10 +371,10 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
         };
         nlohmann::json kernels_json = nlohmann::json::array();
         if (!o->json) {
-          std::printf("%s%lld x %lld, %lld token%s, %d thread%s, stream read %.1f GB/s, median of %d calls\n",
+          std::printf("%s%lld x %lld, %lld token%s, %d thread%s, stream read %.1f GB/s, median of %d calls, %s\n",
                       runs.empty() ? "" : "\n", (long long)s.rows, (long long)s.cols, (long long)o->tokens,
                       o->tokens == 1 ? "" : "s", thread_counts[t], thread_counts[t] == 1 ? "" : "s", stream[t] / 1e9,
-                      repetitions);
+                      repetitions, warm ? "weights cached (--warm)" : "weights from memory (caches flushed)");
           std::printf("%-9s %-16s %8s %10s %11s %8s %9s %7s %7s %10s\n", "kernel", "format", "bits/w", "us/call",
                       "weight GB/s", "GFLOP/s", "of stream", "vs f32", "vs bf16", "vs f32 act");
         }
@@ -381,7 +414,7 @@ Runner add_bench_kernels_command(CLI::App& kernels) {
     }
     set_num_threads(configured);
     if (o->json)
-      std::cout << nlohmann::json{{"repetitions", repetitions}, {"warmup", kWarmup}, {"row_tile", kRowTile},
+      std::cout << nlohmann::json{{"repetitions", repetitions}, {"warmup", kWarmup}, {"row_tile", kRowTile}, {"cold_cache", !warm},
                                   {"runs", runs}}
                        .dump(2)
                 << "\n";
