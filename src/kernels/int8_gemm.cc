@@ -177,7 +177,7 @@ bool int8_gemm_supported(const QuantizedTensor& w) {
 
 void int8_gemm_prepare(const QuantizedTensor& w, const float* x, int64_t tokens, Int8GemmInput& input,
                        Int8Kernel kernel) {
-  require(int8_gemm_supported(w), kWhere, "no int8 GEMM for " + w.scheme().to_string());
+  if (!int8_gemm_supported(w)) throw Error(kWhere, "no int8 GEMM for " + w.scheme().to_string());
   require(kernel_runs_here(kernel), kWhere, "the " + int8_kernel_name(kernel) + " kernel does not run on this CPU");
   require(tokens >= 0, kWhere, "negative token count " + std::to_string(tokens));
   const Grid grid(w);
@@ -215,7 +215,7 @@ void int8_gemm_prepare(const QuantizedTensor& w, const float* x, int64_t tokens,
 void int8_gemm_rows(const QuantizedTensor& w, const Int8GemmInput& input, int64_t row_begin, int64_t row_end,
                     float* y, int64_t y_stride) {
   check_range(w, row_begin, row_end, y_stride);
-  require(int8_gemm_supported(w), kWhere, "no int8 GEMM for " + w.scheme().to_string());
+  if (!int8_gemm_supported(w)) throw Error(kWhere, "no int8 GEMM for " + w.scheme().to_string());
   const Grid grid(w);
   require(input.cols == w.cols() && input.groups == static_cast<int64_t>(grid.groups) &&
               input.group_size == w.group_size() && input.bits == w.bits() &&
@@ -265,7 +265,7 @@ void int8_gemm_rows(const QuantizedTensor& w, const Int8GemmInput& input, int64_
 void int8_gemm_reference(const QuantizedTensor& w, const float* x, int64_t tokens, int64_t row_begin,
                          int64_t row_end, float* y, int64_t y_stride) {
   check_range(w, row_begin, row_end, y_stride);
-  require(int8_gemm_supported(w), kWhere, "no int8 GEMM for " + w.scheme().to_string());
+  if (!int8_gemm_supported(w)) throw Error(kWhere, "no int8 GEMM for " + w.scheme().to_string());
   const Grid grid(w);
   std::vector<int8_t> q(grid.cols);
   std::vector<float> dx(grid.blocks);

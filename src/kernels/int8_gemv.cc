@@ -64,7 +64,7 @@ float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc
 // so the product is rounded first, as written): plain float operations the compiler vectorizes, where
 // nearbyint and a division per column were library calls (they made prefill's rounding as slow as its
 // matrix products).
-void round_blocks(const float* x, size_t cols, int8_t* q, float* dx) {
+void round_blocks_scalar(const float* x, size_t cols, int8_t* q, float* dx) {
   const size_t blocks = (cols + kBlock - 1) / kBlock;
   constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
   for (size_t b = 0; b < blocks; ++b) {
@@ -161,12 +161,62 @@ void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end) {
               std::to_string(w.rows()) + " rows");
 }
 
+// Whether x's preparation runs its AVX-512BW helpers (the same values as the scalar code).
+bool prepare_on_avx512() {
+  static const bool avx512 = cpu_has(Int8Kernel::kAvx512);
+  return avx512;
+}
+
 void round_blocks(const float* x, size_t cols, std::vector<int8_t>& q, std::vector<float>& dx) {
   q.resize(cols);
   dx.resize((cols + int8_detail::kBlock - 1) / int8_detail::kBlock);
   int8_detail::round_blocks(x, cols, q.data(), dx.data());
 }
+
+void run_sums(const int8_t* q, size_t cols, size_t run_cols, int32_t* sums) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (run_cols == 8 && prepare_on_avx512()) return int8_detail::run_sums8_avx512(q, cols, sums);
+#endif
+  int8_detail::run_sums_scalar(q, cols, run_cols, sums);
+}
+
+void permute_steps(const int8_t* natural, size_t cols, size_t step, int8_t* out) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (step == 128 && prepare_on_avx512()) return int8_detail::permute_steps_avx512(natural, cols, out);
+#endif
+  int8_detail::permute_steps_scalar(natural, cols, step, out);
+}
 }  // namespace
+
+namespace int8_detail {
+void run_sums_scalar(const int8_t* q, size_t cols, size_t run_cols, int32_t* sums) {
+  for (size_t c0 = 0; c0 < cols; c0 += run_cols) {
+    int32_t sum = 0;
+    for (size_t c = c0; c < std::min(cols, c0 + run_cols); ++c) sum += q[c];
+    sums[c0 / run_cols] = sum;
+  }
+}
+
+void permute_steps_scalar(const int8_t* natural, size_t cols, size_t step, int8_t* out) {
+  std::copy(natural, natural + cols, out);
+  const auto permute = [&](size_t c, size_t width) {
+    for (size_t i = 0; i < width / 2; ++i) {
+      out[c + i] = natural[c + 2 * i];
+      out[c + width / 2 + i] = natural[c + 2 * i + 1];
+    }
+  };
+  size_t c = 0;
+  for (; c + step <= cols; c += step) permute(c, step);
+  if (step == 128 && c + 64 <= cols) permute(c, 64);  // AVX-512's trailing half step
+}
+
+void round_blocks(const float* x, size_t cols, int8_t* q, float* dx) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (prepare_on_avx512()) return round_blocks_avx512(x, cols, q, dx);
+#endif
+  round_blocks_scalar(x, cols, q, dx);
+}
+}  // namespace int8_detail
 
 std::string int8_kernel_name(Int8Kernel kernel) {
   switch (kernel) {
@@ -212,8 +262,8 @@ std::vector<float> int8_rounded_activations(const float* x, int64_t cols) {
 }
 
 void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& input, Int8Kernel kernel) {
-  require(int8_gemv_supported(w), kWhere, "no int8 kernel for " + w.scheme().to_string());
-  require(cpu_has(kernel), kWhere, "the " + int8_kernel_name(kernel) + " kernel does not run on this CPU");
+  if (!int8_gemv_supported(w)) throw Error(kWhere, "no int8 kernel for " + w.scheme().to_string());
+  if (!cpu_has(kernel)) throw Error(kWhere, "the " + int8_kernel_name(kernel) + " kernel does not run on this CPU");
   const Args a = tensor_args(w);
   input.kernel = kernel;
   input.cols = w.cols();
@@ -224,17 +274,16 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
   thread_local std::vector<float> dx;
   round_blocks(x, a.cols, natural, dx);
   // Σq per run (runs never straddle a block), added up per block.
+  input.run_bias.resize(a.runs);
+  run_sums(natural.data(), a.cols, a.run_cols, input.run_bias.data());
   thread_local std::vector<int32_t> block_sum;
   block_sum.assign(dx.size(), 0);
   input.run_scale.resize(a.runs);
-  input.run_bias.resize(a.runs);
   for (size_t run = 0; run < a.runs; ++run) {
-    const size_t c0 = run * a.run_cols, c1 = std::min(a.cols, c0 + a.run_cols);
-    input.run_scale[run] = dx[c0 / int8_detail::kBlock];
-    int32_t sum = 0;
-    for (size_t c = c0; c < c1; ++c) sum += natural[c];
-    input.run_bias[run] = 128 * sum;
-    block_sum[c0 / int8_detail::kBlock] += sum;
+    const size_t block = run * a.run_cols / int8_detail::kBlock;
+    input.run_scale[run] = dx[block];
+    block_sum[block] += input.run_bias[run];
+    input.run_bias[run] *= 128;
   }
   // X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c, blocks left to right.
   input.group_x.assign(a.groups, 0.0f);
@@ -244,19 +293,11 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
   }
   // The kernel's order: 4-bit steps read the even columns' q, then the odd columns'.
   const size_t step = step_cols(kernel, a.bits);
-  input.q = natural;
-  if (a.bits == 4 && step != 0 && int8_detail::vector_scales(a, step)) {
-    const auto permute = [&](size_t c, size_t width) {
-      for (size_t i = 0; i < width / 2; ++i) {
-        input.q[c + i] = natural[c + 2 * i];
-        input.q[c + width / 2 + i] = natural[c + 2 * i + 1];
-      }
-    };
-    size_t c = 0;
-    for (; c + step <= a.cols; c += step) permute(c, step);
-    // AVX-512 also reads a trailing half step (64 columns) that way.
-    if (step == 128 && c + 64 <= a.cols) permute(c, 64);
-  }
+  input.q.resize(a.cols);
+  if (a.bits == 4 && step != 0 && int8_detail::vector_scales(a, step))
+    permute_steps(natural.data(), a.cols, step, input.q.data());
+  else
+    std::copy(natural.begin(), natural.end(), input.q.begin());
 }
 
 namespace {
@@ -299,7 +340,7 @@ void run_rows(const QuantizedTensor& w, Int8Kernel kernel, const int8_detail::To
 void int8_gemv_rows(const QuantizedTensor& w, const Int8GemvInput& input, int64_t row_begin, int64_t row_end,
                     float* y) {
   check_range(w, row_begin, row_end);
-  require(int8_gemv_supported(w), kWhere, "no int8 kernel for " + w.scheme().to_string());
+  if (!int8_gemv_supported(w)) throw Error(kWhere, "no int8 kernel for " + w.scheme().to_string());
   check_input(w, input);
   const int8_detail::TokenX tok = token_of(input, y);
   run_rows(w, input.kernel, &tok, 1, static_cast<size_t>(row_begin), static_cast<size_t>(row_end));

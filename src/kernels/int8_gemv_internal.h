@@ -53,8 +53,15 @@ inline Args with_token(Args a, const TokenX& t) {
 // contraction, so that every kernel finishes with the same scalar operations.
 float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc, float* cor);
 
-// x rounded per 32-column block (kernels/int8_gemv.h): q[cols] in natural order, dx[⌈cols/32⌉].
+// x rounded per 32-column block (kernels/int8_gemv.h): q[cols] in natural order, dx[⌈cols/32⌉]; on
+// AVX-512BW CPUs by round_blocks_avx512, which gives the scalar definition's bits.
 void round_blocks(const float* x, size_t cols, int8_t* q, float* dx);
+void round_blocks_scalar(const float* x, size_t cols, int8_t* q, float* dx);
+// Σq over each run of `run_cols` columns (runs never straddle a block): sums[⌈cols/run_cols⌉].
+void run_sums_scalar(const int8_t* q, size_t cols, size_t run_cols, int32_t* sums);
+// q in the 4-bit kernels' order (int8_gemv_prepare): each `step` columns as its evens then its odds, and
+// for step 128 (AVX-512) a trailing 64 likewise; the rest natural.
+void permute_steps_scalar(const int8_t* natural, size_t cols, size_t step, int8_t* out);
 
 // Whether a vector kernel whose steps are `step_cols` columns can form each lane's group scale
 // (one group per row, groups a multiple of the step, or 2/4 groups per step).
@@ -68,6 +75,11 @@ void rows_avx2(const Args& a, size_t row_begin, size_t row_end, float* y);
 // Rows [row_begin, row_end) for each of `tokens` tokens (a's own per-token fields are not read).
 void rows_avx512(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end);
 void rows_avx512_vnni(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end);
+// Preparing x on AVX-512BW, each equal to its scalar counterpart in int8_gemv.cc: round_blocks; the
+// sums of q over runs of 8 columns (sums[⌈cols/8⌉]); the 4-bit step order of the AVX-512 kernels.
+void round_blocks_avx512(const float* x, size_t cols, int8_t* q, float* dx);
+void run_sums8_avx512(const int8_t* q, size_t cols, int32_t* sums);
+void permute_steps_avx512(const int8_t* natural, size_t cols, int8_t* out);
 #endif
 
 }  // namespace lowbit::int8_detail

@@ -9,7 +9,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "lowbit/kernels/packed_gemv.h"
 #include "compress/compress_test_util.h"
 #include "kernels/int8_test_util.h"
+#include "kernels/int8_gemv_internal.h"
 
 namespace lowbit {
 namespace {
@@ -119,6 +122,52 @@ TEST(Int8Gemv, RoundsEachBlockOf32ToItsOwnScale) {
   EXPECT_EQ(r[42], -2.0f);
   EXPECT_EQ(r[69], d2 * -127);
   EXPECT_EQ(r[64], 0.0f);
+}
+
+// x's preparation on AVX-512BW (round_blocks, run sums, the 4-bit step order) against the scalar
+// code, bit for bit: ragged blocks and steps, an all-zero block, Inf and NaN blocks, half-way ties.
+TEST(Int8Gemv, VectorPreparationEqualsTheScalarCode) {
+#if defined(__x86_64__) || defined(__i386__)
+  const auto kernels = int8_kernels_available();
+  if (std::find(kernels.begin(), kernels.end(), Int8Kernel::kAvx512) == kernels.end())
+    GTEST_SKIP() << "this CPU has no AVX-512BW";
+  for (const size_t cols : {size_t{1}, size_t{17}, size_t{32}, size_t{70}, size_t{200}, size_t{576}, size_t{1000},
+                            size_t{4096}}) {
+    auto x = testing::normal_values(cols, cols);
+    for (size_t c = 0; c < std::min<size_t>(cols, 32); ++c) x[c] = 0.0f;  // block 0 all zero
+    if (cols > 64) {
+      x[40] = 127.0f, x[41] = -2.5f, x[42] = 0.5f, x[43] = -0.0f;  // ties to even
+      x[cols - 1] = std::numeric_limits<float>::infinity();       // the last block poisoned
+      if (cols > 100) x[70] = std::numeric_limits<float>::quiet_NaN();
+    }
+    const size_t blocks = (cols + 31) / 32;
+    std::vector<int8_t> q_scalar(cols, 99), q_vector(cols, 99);
+    std::vector<float> dx_scalar(blocks), dx_vector(blocks);
+    int8_detail::round_blocks_scalar(x.data(), cols, q_scalar.data(), dx_scalar.data());
+    int8_detail::round_blocks_avx512(x.data(), cols, q_vector.data(), dx_vector.data());
+    EXPECT_EQ(q_scalar, q_vector) << cols;
+    EXPECT_EQ(0, std::memcmp(dx_scalar.data(), dx_vector.data(), blocks * sizeof(float))) << cols;  // NaNs too
+    std::vector<int32_t> sums_scalar((cols + 7) / 8), sums_vector(sums_scalar.size(), -1);
+    int8_detail::run_sums_scalar(q_scalar.data(), cols, 8, sums_scalar.data());
+    int8_detail::run_sums8_avx512(q_scalar.data(), cols, sums_vector.data());
+    EXPECT_EQ(sums_scalar, sums_vector) << cols;
+    std::vector<int8_t> order_scalar(cols), order_vector(cols);
+    int8_detail::permute_steps_scalar(q_scalar.data(), cols, 128, order_scalar.data());
+    int8_detail::permute_steps_avx512(q_scalar.data(), cols, order_vector.data());
+    EXPECT_EQ(order_scalar, order_vector) << cols;
+  }
+  // The extremes reach ±127 and the tie rounds to even, as RoundsEachBlockOf32ToItsOwnScale says.
+  std::vector<float> x(64, 1.0f);
+  x[1] = -1.0f, x[2] = 0.5f / 127.0f * 5.0f;  // 2.5 steps → 2
+  std::vector<int8_t> q(64);
+  std::vector<float> dx(2);
+  int8_detail::round_blocks_avx512(x.data(), 64, q.data(), dx.data());
+  EXPECT_EQ(q[0], 127);
+  EXPECT_EQ(q[1], -127);
+  EXPECT_EQ(q[2], 2);
+#else
+  GTEST_SKIP() << "x86 only";
+#endif
 }
 
 TEST(Int8Gemv, NonFiniteActivationsGiveNaNNotGarbage) {

@@ -659,7 +659,7 @@ void packed_gemv_rows(const QuantizedTensor& w, const float* x, int64_t row_begi
 void packed_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_t row_begin, int64_t row_end,
                                 float* y) {
   check_range(w, row_begin, row_end);
-  require(packed_gemv_supported(w), kWhere, "no packed kernel for " + w.scheme().to_string());
+  if (!packed_gemv_supported(w)) throw Error(kWhere, "no packed kernel for " + w.scheme().to_string());
   PackedGemvInput input;
   packed_gemv_prepare(w, x, input);
   const packed_detail::Args a = make_args(w, input);
