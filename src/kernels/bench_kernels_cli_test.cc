@@ -174,5 +174,33 @@ TEST(BenchCli, BitsQuantizesTheLinearsInMemory) {
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
 }
 
+// bench --compare-rounds: the same weights unquantized and quantized, decoded in alternating rounds;
+// each round's speedup is its two rates' ratio and the median is the middle one.
+TEST(BenchCli, CompareRoundsTimesTheUnquantizedModelInTheSameRun) {
+  const auto run = run_cli("bench --synthetic tiny --bits 4 --group 32 --prompt-tokens 4 --gen-tokens 3 --compare-rounds 3 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const auto j = nlohmann::json::parse(run.out)["decode_comparison"];
+  EXPECT_EQ(j["baseline_weights"], "BF16");
+  ASSERT_EQ(j["rounds"].size(), 3u);
+  std::vector<double> speedups;
+  for (const auto& r : j["rounds"]) {
+    const double a = r["baseline_tokens_per_second"], b = r["quantized_tokens_per_second"];
+    EXPECT_GT(a, 0);
+    EXPECT_GT(b, 0);
+    EXPECT_DOUBLE_EQ(r["speedup"].get<double>(), b / a);
+    speedups.push_back(b / a);
+  }
+  std::sort(speedups.begin(), speedups.end());
+  EXPECT_DOUBLE_EQ(j["median_speedup"].get<double>(), speedups[1]);
+  const auto text = run_cli("bench --synthetic tiny --bits 4 --group 32 --prompt-tokens 4 --gen-tokens 3 --compare-rounds 2");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_TRUE(contains(text.out, "compare:    2 rounds of 3 decode tokens, BF16 weights then quantized")) << text.out;
+  EXPECT_TRUE(nlohmann::json::parse(run_cli("bench --synthetic tiny --bits 4 --group 32 --prompt-tokens 4 --gen-tokens 2 --json").out)
+                  ["decode_comparison"].is_null());
+  const auto bad = run_cli("bench --synthetic tiny --compare-rounds 2");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err, "lowbit: --compare-rounds: needs --bits: it times the quantized model against the same weights unquantized\n");
+}
+
 }  // namespace
 }  // namespace lowbit

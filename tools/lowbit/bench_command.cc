@@ -1,4 +1,5 @@
-// lowbit bench (--model M | --synthetic tiny|135m|1b [--dtype bf16]) [--prompt-tokens 512] [--gen-tokens 128] [--json]
+// lowbit bench (--model M | --synthetic tiny|135m|1b [--dtype bf16]) [--prompt-tokens 512] [--gen-tokens 128]
+//              [--bits B [--group G] [--compare-rounds N]] [--json]
 // Prefill and decode speed next to the streaming-read bandwidth measured in the same run.
 // lowbit bench kernels [...]: the decode GEMV of every weight format (bench_kernels_command.cc).
 #include <chrono>
@@ -26,6 +27,7 @@ struct BenchOptions {
   int64_t prompt_tokens = 512, gen_tokens = 128;
   int bits = 0;  // 0: run the weights as they are; else RTN-quantize the dense linears first
   int64_t group = 128;
+  int compare_rounds = 0;  // with --bits: rounds of baseline-then-quantized decode
   bool json = false;
 };
 double since(std::chrono::steady_clock::time_point start) {
@@ -46,6 +48,12 @@ Runner add_bench_command(CLI::App& app) {
                  "--bits 4 against --synthetic 1b --dtype bf16 (1..8)")
       ->check(CLI::Range(1, 8));
   app.add_option("--group", o->group, "with --bits: inputs per scale (default 128; 0 = one per row)")->check(CLI::NonNegativeNumber);
+  app.add_option("--compare-rounds", o->compare_rounds,
+                 "with --bits: also decode with the unquantized weights (the synthetic's --dtype, or the model's "
+                 "own) in N alternating rounds, baseline then quantized, --gen-tokens each, and report each round's "
+                 "speedup and their median: on a machine whose memory bandwidth drifts, a ratio of neighbouring "
+                 "rounds is steadier than one of two separate runs")
+      ->check(CLI::Range(1, 100));
   app.add_flag("--json", o->json, "print one JSON object");
   CLI::App* kernels = app.add_subcommand(
       "kernels", "one-token GEMV of every weight format (dense, packed low-bit, 2:4 sparse) against the read roofline");
@@ -54,6 +62,7 @@ Runner add_bench_command(CLI::App& app) {
       "Examples:\n"
       "  lowbit --threads 2 bench --synthetic 1b --dtype bf16\n"
       "  lowbit --threads 2 bench --synthetic 1b --bits 4 --group 128\n"
+      "  lowbit --threads 2 --activations int8 bench --synthetic 1b --bits 4 --compare-rounds 5 --gen-tokens 64\n"
       "  lowbit --threads 2 bench kernels");
   return [o, kernels, run_kernels] {
     if (kernels->parsed()) {
@@ -74,6 +83,8 @@ Runner add_bench_command(CLI::App& app) {
     } else {
       throw Error("bench", "give --model PATH or --synthetic tiny|135m|1b");
     }
+    if (o->compare_rounds > 0 && o->bits == 0)
+      throw Error("--compare-rounds", "needs --bits: it times the quantized model against the same weights unquantized");
     std::shared_ptr<LlamaModel> loaded;
     if (o->bits > 0) {
       // RTN (absmax, f16 scales) per dense linear as the model is built: each layer is quantized from
@@ -129,6 +140,42 @@ Runner add_bench_command(CLI::App& app) {
       token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     }
     const double decode_seconds = since(start);
+    // --compare-rounds: decode rates of the unquantized model (same files) and the quantized one, each
+    // from a fresh cache after one untimed token, in alternating rounds.
+    struct Round {
+      double baseline = 0, quantized = 0;
+    };
+    std::vector<Round> rounds;
+    std::string baseline_weights;
+    if (o->compare_rounds > 0) {
+      const auto baseline = load_llama_model(files);
+      const Tensor* first = files->find(baseline->linear_names().front() + ".weight");
+      baseline_weights = first ? std::string(dtype_name(first->dtype())) : "unquantized";
+      const auto decode_rate_of = [&](const LlamaModel& m) {
+        KvCache fresh(c, 1 + o->gen_tokens);
+        int32_t next = 1;
+        m.forward(std::span<const int32_t>(&next, 1), fresh, logits.data(), false);
+        const auto begin = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < o->gen_tokens; ++i) {
+          next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+          m.forward(std::span<const int32_t>(&next, 1), fresh, logits.data(), false);
+        }
+        return static_cast<double>(o->gen_tokens) / since(begin);
+      };
+      for (int r = 0; r < o->compare_rounds; ++r) {
+        Round round;
+        round.baseline = decode_rate_of(*baseline);
+        round.quantized = decode_rate_of(llama);
+        rounds.push_back(round);
+      }
+    }
+    std::vector<double> speedups;
+    for (const Round& r : rounds) speedups.push_back(r.quantized / r.baseline);
+    std::sort(speedups.begin(), speedups.end());
+    const double median_speedup =
+        speedups.empty() ? 0
+                         : speedups.size() % 2 ? speedups[speedups.size() / 2]
+                                               : (speedups[speedups.size() / 2 - 1] + speedups[speedups.size() / 2]) / 2;
     const double prefill_rate = o->prompt_tokens / prefill_seconds, decode_rate = o->gen_tokens / decode_seconds;
     const double bytes_per_token = static_cast<double>(llama.weight_bytes_per_token());
     double linear_parameters = 0;
@@ -144,6 +191,14 @@ Runner add_bench_command(CLI::App& app) {
     const std::string activations = int8 ? "int8 (" + int8_kernel_name(int8_kernel_best()) + ")" : "f32";
     const double prefill_flops = 2 * linear_parameters * prefill_rate;  // linear layers only
     const double decode_bandwidth = bytes_per_token * decode_rate;
+    nlohmann::json comparison = nullptr;
+    if (!rounds.empty()) {
+      comparison = {{"baseline_weights", baseline_weights}, {"median_speedup", median_speedup}, {"rounds", nlohmann::json::array()}};
+      for (const Round& r : rounds)
+        comparison["rounds"].push_back({{"baseline_tokens_per_second", r.baseline},
+                                        {"quantized_tokens_per_second", r.quantized},
+                                        {"speedup", r.quantized / r.baseline}});
+    }
     if (o->json) {
       std::cout << nlohmann::json{{"model", o->synthetic.empty() ? o->model : "synthetic " + o->synthetic},
                                   {"threads", num_threads()},
@@ -164,7 +219,8 @@ Runner add_bench_command(CLI::App& app) {
                                   {"prefill_linear_gflops", prefill_flops / 1e9},
                                   {"sgemm_gflops", sgemm_flops / 1e9},
                                   {"prefill_fraction_of_sgemm", prefill_flops / sgemm_flops},
-                                  {"decode_fraction_of_roofline", decode_bandwidth / bandwidth}}
+                                  {"decode_fraction_of_roofline", decode_bandwidth / bandwidth},
+                                  {"decode_comparison", comparison}}
                        .dump(2)
                 << "\n";
     } else {
@@ -184,6 +240,14 @@ Runner add_bench_command(CLI::App& app) {
       std::printf("decode:     %lld tokens, %.2f tokens/s; %.1f MB of weights per token = %.1f GB/s = %.0f%% of the read roofline\n",
                   (long long)o->gen_tokens, decode_rate, bytes_per_token / 1e6, decode_bandwidth / 1e9,
                   100 * decode_bandwidth / bandwidth);
+      if (!rounds.empty()) {
+        std::printf("compare:    %zu rounds of %lld decode tokens, %s weights then quantized (tokens/s, speedup):\n",
+                    rounds.size(), (long long)o->gen_tokens, baseline_weights.c_str());
+        for (size_t r = 0; r < rounds.size(); ++r)
+          std::printf("            round %zu: %.2f vs %.2f = %.2fx\n", r + 1, rounds[r].baseline, rounds[r].quantized,
+                      rounds[r].quantized / rounds[r].baseline);
+        std::printf("            median speedup %.2fx\n", median_speedup);
+      }
     }
     return 0;
   };
