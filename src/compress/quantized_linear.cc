@@ -22,6 +22,20 @@ namespace {
 // output element comes from the same sgemm/GEMV call whatever --threads is.
 constexpr int64_t kRowTile = 64;
 std::atomic<ActivationPrecision> g_activation_precision{ActivationPrecision::kF32};
+
+// One token's rows, one contiguous 16-row-aligned range per thread. The decode kernels compute every
+// row alone (packed_gemv.h, int8_gemv.h: a row's bits do not depend on how rows are split; tested on
+// 1 and 2 threads), so unlike prefill's sgemm tiles this split may follow the thread count. Fixed
+// 64-row tiles split SmolLM2's 192- and 576-row layers 2:1 and 5:4 over two threads, and made a
+// kernel call per 64 rows of a 49152-row head.
+template <class Rows>
+void decode_rows(int64_t out, Rows&& rows) {
+  const int64_t threads = std::max(1, num_threads());
+  const int64_t span = ((out + threads - 1) / threads + 15) / 16 * 16;
+  parallel_for((out + span - 1) / span, 1, [&](int64_t begin, int64_t end) {
+    rows(begin * span, std::min(out, end * span));
+  });
+}
 }  // namespace
 
 void set_activation_precision(ActivationPrecision activations) { g_activation_precision = activations; }
@@ -48,9 +62,7 @@ void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
     thread_local Int8GemvInput input;
     int8_gemv_prepare(*weight_, x, input);
     const Int8GemvInput& shared = input;
-    parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
-      int8_gemv_rows(*weight_, shared, begin * kRowTile, std::min(out, end * kRowTile), y);
-    });
+    decode_rows(out, [&](int64_t begin, int64_t end) { int8_gemv_rows(*weight_, shared, begin, end, y); });
   } else if (tokens > 1 && int8_prefill_ && activation_precision() == ActivationPrecision::kInt8) {
     // Prefill: every token rounded once, then each tile's panels run all tokens (int8_gemm.h).
     thread_local Int8GemmInput input;
@@ -65,9 +77,7 @@ void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
     thread_local PackedGemvInput input;
     packed_gemv_prepare(*weight_, x, input);
     const PackedGemvInput& shared = input;
-    parallel_for(tiles, 1, [&](int64_t begin, int64_t end) {
-      packed_gemv_rows(*weight_, shared, begin * kRowTile, std::min(out, end * kRowTile), y);
-    });
+    decode_rows(out, [&](int64_t begin, int64_t end) { packed_gemv_rows(*weight_, shared, begin, end, y); });
   } else {
     dequantized_forward(x, tokens, y);
   }
