@@ -553,6 +553,7 @@ packed_detail::Args make_args(const QuantizedTensor& w, const PackedGemvInput& i
     a.xsum = input.group_sums.data();
   }
   if (w.scheme().element.kind() == Format::Kind::kLookup) a.levels = w.scheme().element.levels().data();
+  if (w.scheme().element.kind() == Format::Kind::kFloat && !input.code_values.empty()) a.levels = input.code_values.data();
   if (!input.permuted.empty()) {
     a.xp = input.permuted.data();
     a.xp_lanes = input.permuted_lanes;
@@ -580,11 +581,15 @@ void add_group_minimums(const QuantizedTensor& w, const PackedGemvInput& input, 
 }
 }  // namespace
 
-// 4-bit lookup grids of 16 levels (NF4, IQ4_NL's codebook) without zero points, groups on bytes.
+// 4-bit grids the lookup kernel runs by a 16-value table, without zero points, groups on bytes: lookup
+// grids of 16 levels (NF4, IQ4_NL's codebook) and 4-bit floats (e2m1, the element of MXFP4 and NVFP4,
+// here with one scale per group), whose table is each code's decoded value.
 bool lookup_layout(const QuantizedTensor& w) {
   const Format& f = w.scheme().element;
-  return f.kind() == Format::Kind::kLookup && w.bits() == 4 && f.levels().size() == 16 && w.g_idx().empty() &&
-         w.zero_points().empty() && !w.scheme().float_min && (w.groups_per_row() <= 1 || w.group_size() % 2 == 0);
+  const bool table = (f.kind() == Format::Kind::kLookup && f.levels().size() == 16) ||
+                     (f.kind() == Format::Kind::kFloat && !f.has_nan() && !f.has_inf());
+  return table && w.bits() == 4 && w.g_idx().empty() && w.zero_points().empty() && !w.scheme().float_min &&
+         (w.groups_per_row() <= 1 || w.group_size() % 2 == 0);
 }
 
 bool packed_gemv_supported(const QuantizedTensor& w) {
@@ -606,7 +611,10 @@ void packed_gemv_prepare(const QuantizedTensor& w, const float* x, PackedGemvInp
   input.group_sums.clear();
   input.permuted.clear();
   input.permuted_lanes = 0;
+  input.code_values.clear();
   if (!packed_gemv_supported(w) || w.cols() == 0) return;
+  if (w.scheme().element.kind() == Format::Kind::kFloat)
+    for (uint32_t code = 0; code < 16; ++code) input.code_values.push_back(w.scheme().element.decode(code));
   const packed_detail::Args a = make_args(w, input);
   if (!a.is_signed) {
     // Σx per group, left to right: the same for every call with the same x.

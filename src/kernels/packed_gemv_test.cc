@@ -185,8 +185,11 @@ TEST(PackedGemv, FourBitLookupGridsDecodeLikeDequantize) {
   QuantScheme iq4nl = QuantScheme::with_format(
       Format::codebook({-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}), 32);
   iq4nl.signed_scales = true;
+  // e2m1 (the 4-bit float of MXFP4 and NVFP4) with MX's 32-value and NVFP4's 16-value groups: a table
+  // of its 16 decoded codes (sign-magnitude, so not increasing) in the same kernel.
   const QuantScheme schemes[] = {QuantScheme::with_format(Format::nf4(), 64), QuantScheme::with_format(Format::nf4(), 0),
-                                 iq4nl};
+                                 iq4nl, QuantScheme::with_format(Format::e2m1(), 32),
+                                 QuantScheme::with_format(Format::e2m1(), 16)};
   const auto x = testing::normal_values(200, 8);
   for (const QuantScheme& scheme : schemes) {
     SCOPED_TRACE(scheme.to_string());

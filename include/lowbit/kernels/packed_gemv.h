@@ -48,6 +48,7 @@ struct PackedGemvInput {
   std::vector<float> group_sums;  // [groups], asymmetric grids only
   std::vector<float> permuted;    // [cols], 2-/4-bit byte-aligned layouts only
   size_t permuted_lanes = 0;      // the vector width `permuted` was made for
+  std::vector<float> code_values; // [16], 4-bit float elements (e2m1): each code's value, for the lookup kernel
 };
 void packed_gemv_prepare(const QuantizedTensor& w, const float* x, PackedGemvInput& input);
 // y[r] for r in [row_begin, row_end) from a prepared x (Error when prepared for another layout).
