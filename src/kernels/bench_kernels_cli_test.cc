@@ -35,6 +35,8 @@ std::vector<Expected> expected_kernels() {
           {"packed", "int4 g128", 4 + 16.0 / 128},             // symmetric: no zero point
           {"packed", "uint3 g128", 3 + 16.0 / 128 + 3.0 / 128},
           {"packed", "uint2 g128", 2 + 16.0 / 128 + 2.0 / 128},
+          {"packed", "e4m3 g32", 8 + 16.0 / 32},  // + f16 scale per 32
+          {"packed", "e2m1 g32", 4 + 16.0 / 32},
           // int8 activations (int8_gemv.h) on the same layouts, and on Q4_0's shape.
           {"int8-act", "int8 per-row", 8 + 16 / cols},
           {"int8-act", "uint4 g128", 4 + 16.0 / 128 + 4.0 / 128},
@@ -135,7 +137,8 @@ TEST(BenchKernelsCli, TokensMeasurePrefillAgainstTheF32ActivationPath) {
   }
   const std::vector<std::string> want = {"dense f32",           "dense bf16",         "packed int8 per-row",
                                          "packed uint4 g128",   "packed int4 g128",   "packed uint3 g128",
-                                         "packed uint2 g128",   "int8-act int8 per-row", "int8-act uint4 g128",
+                                         "packed uint2 g128",   "packed e4m3 g32",    "packed e2m1 g32",
+                                         "int8-act int8 per-row", "int8-act uint4 g128",
                                          "int8-act int4 g128",  "int8-act int4 g32"};
   EXPECT_EQ(formats, want);
   const auto text = run_cli("--threads 1 bench kernels --quick --shapes 64x256 --tokens 8 --reps 2");

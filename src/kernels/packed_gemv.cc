@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,7 +31,7 @@ struct Args {
   const uint8_t* zeros = nullptr;  // rows x groups, null for symmetric grids
   const float* xsum = nullptr;     // groups: Σ x over each group (asymmetric only)
   float factor = 1.0f;             // 2^-fraction_bits of the symmetric grid
-  const float* levels = nullptr;   // 4-bit lookup grids (NF4, IQ4_NL): the 16 values codes stand for
+  const float* levels = nullptr;   // table grids (NF4, IQ4_NL, e2m1: 16; FP8 e4m3: 256): the value each code stands for
   const float* x = nullptr;
   const float* xp = nullptr;       // x permuted for `xp_lanes`-wide 2-/4-bit steps, or null
   size_t xp_lanes = 0;
@@ -441,6 +442,48 @@ void LookupRows(const Args& a, const float* xp, size_t row_begin, size_t row_end
 }
 #endif
 
+// FP8 E4M3 (OCP, "FN": no Inf, NaN at S.1111.111) with one scale per group, each code widened in
+// registers: its 7 exponent-and-mantissa bits placed at f32 bits 26..20 and that f32 multiplied by
+// 2^(127-7) — exact for normals and subnormals alike, since an f32 subnormal times a power of two is
+// — its sign moved to bit 31, and the NaN codes made NaN. Codes are bytes, so any group works.
+void Fp8Rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  const hn::CappedTag<float, 16> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const hn::Rebind<uint8_t, decltype(d)> d8;
+  const size_t lanes = hn::Lanes(d);
+  const auto magnitude = hn::Set(du, 0x7Fu), sign = hn::Set(du, 0x80u);
+  const auto rescale = hn::Set(d, 0x1p120f), nan = hn::Set(d, std::numeric_limits<float>::quiet_NaN());
+  const auto value = [&](const uint8_t* codes) {
+    const auto code = hn::PromoteTo(du, hn::LoadU(d8, codes));
+    const auto m = hn::And(code, magnitude);
+    const auto v = hn::Mul(hn::BitCast(d, hn::Or(hn::ShiftLeft<20>(m), hn::ShiftLeft<24>(hn::And(code, sign)))), rescale);
+    return hn::IfThenElse(hn::RebindMask(d, hn::Eq(m, magnitude)), nan, v);
+  };
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = a.codes + r * a.row_bytes;
+    const float* scales = a.scales + r * a.groups;
+    auto yv = hn::Zero(d);
+    float ys = 0.0f;
+    for (size_t g = 0; g < a.groups; ++g) {
+      const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
+      hwy::Prefetch(row + c0 + packed_detail::kRowPrefetchBytes);  // as RowDot
+      auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+      size_t c = c0;
+      for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+        acc0 = hn::MulAdd(value(row + c), hn::LoadU(d, a.x + c), acc0);
+        acc1 = hn::MulAdd(value(row + c + lanes), hn::LoadU(d, a.x + c + lanes), acc1);
+      }
+      for (; c + lanes <= c1; c += lanes) acc0 = hn::MulAdd(value(row + c), hn::LoadU(d, a.x + c), acc0);
+      float tail = 0.0f;
+      for (; c < c1; ++c) tail += a.levels[row[c]] * a.x[c];
+      const float sc = scales[g];
+      yv = hn::MulAdd(hn::Set(d, sc), hn::Add(acc0, acc1), yv);
+      ys += sc * tail;
+    }
+    y[r] = hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
+  }
+}
+
 // Vector width of the 2-/4-bit steps on this target (the CappedTags of RowsSigned); 0 for 8 bits.
 size_t StepLanes(int bits) {
   if (bits == 4) return hn::Lanes(hn::CappedTag<float, 16>());
@@ -492,16 +535,17 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
 
 void PackedRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
 #if HWY_TARGET != HWY_SCALAR
+  if (a.levels != nullptr && a.bits == 8) return Fp8Rows(a, row_begin, row_end, y);
   if (a.levels != nullptr) return LookupRows(a, StepsX(a, StepLanes(4)), row_begin, row_end, y);
 #else
-  if (a.levels != nullptr) {  // one lane: each code's level, a group at a time
+  if (a.levels != nullptr) {  // one lane: each code's value, a group at a time
     for (size_t r = row_begin; r < row_end; ++r) {
       const uint8_t* row = a.codes + r * a.row_bytes;
       float sum = 0.0f;
       for (size_t g = 0; g < a.groups; ++g) {
         const size_t c1 = std::min(a.cols, (g + 1) * a.group);
         float acc = 0.0f;
-        for (size_t c = g * a.group; c < c1; ++c) acc += a.levels[code_at(row, a.row_bytes, c, 4)] * a.x[c];
+        for (size_t c = g * a.group; c < c1; ++c) acc += a.levels[code_at(row, a.row_bytes, c, a.bits)] * a.x[c];
         sum += a.scales[r * a.groups + g] * acc;
       }
       y[r] = sum;
@@ -592,9 +636,15 @@ bool lookup_layout(const QuantizedTensor& w) {
          (w.groups_per_row() <= 1 || w.group_size() % 2 == 0);
 }
 
+// FP8 E4M3 codes with one scale per group (Fp8Rows decodes exactly this format).
+bool fp8_layout(const QuantizedTensor& w) {
+  static const Format e4m3 = Format::e4m3();
+  return w.scheme().element == e4m3 && w.g_idx().empty() && w.zero_points().empty() && !w.scheme().float_min;
+}
+
 bool packed_gemv_supported(const QuantizedTensor& w) {
   const Format& f = w.scheme().element;
-  if (lookup_layout(w)) return true;
+  if (lookup_layout(w) || fp8_layout(w)) return true;
   if (!w.g_idx().empty() || f.kind() != Format::Kind::kInt || w.bits() < 1 || w.bits() > 8) return false;
   const size_t groups = static_cast<size_t>(w.rows() * w.groups_per_row());
   if (w.scheme().float_min) return !f.twos_complement() && w.zero_points().empty() && w.mins().size() == groups;
@@ -614,7 +664,8 @@ void packed_gemv_prepare(const QuantizedTensor& w, const float* x, PackedGemvInp
   input.code_values.clear();
   if (!packed_gemv_supported(w) || w.cols() == 0) return;
   if (w.scheme().element.kind() == Format::Kind::kFloat)
-    for (uint32_t code = 0; code < 16; ++code) input.code_values.push_back(w.scheme().element.decode(code));
+    for (uint32_t code = 0; code < w.scheme().element.code_count(); ++code)
+      input.code_values.push_back(w.scheme().element.decode(code));
   const packed_detail::Args a = make_args(w, input);
   if (!a.is_signed) {
     // Σx per group, left to right: the same for every call with the same x.

@@ -224,6 +224,53 @@ TEST(PackedGemv, FourBitLookupGridsDecodeLikeDequantize) {
   }
 }
 
+// FP8 E4M3: each code widened in registers (Fp8Rows) against dequantize() in double, on every target;
+// row 0 holds every non-NaN code (subnormals, both zeros, ±448), and a NaN code makes its row NaN.
+TEST(PackedGemv, Fp8E4m3DecodesLikeDequantize) {
+  const auto x = testing::normal_values(300, 12);
+  for (const int64_t group : {int64_t{32}, int64_t{48}, int64_t{0}}) {
+    const QuantScheme scheme = QuantScheme::with_format(Format::e4m3(), group);
+    SCOPED_TRACE(scheme.to_string());
+    QuantizedTensor t = random_tensor(19, 300, scheme, 70);
+    std::vector<uint8_t> codes(300);
+    std::vector<float> scales;
+    for (int64_t r = 0; r < t.rows(); ++r) {  // random codes, less the two NaNs (±0x7F) but for row 0
+      unpack_bits(t.packed_row(r), 8, codes);
+      for (size_t c = 0; c < codes.size(); ++c) {
+        if (r == 0) codes[c] = static_cast<uint8_t>(c % 254 + (c % 254 >= 127 ? 1 : 0));  // every other code
+        if ((codes[c] & 0x7F) == 0x7F) codes[c] ^= 1;
+      }
+      scales.clear();
+      for (int64_t g = 0; g < t.groups_per_row(); ++g) scales.push_back(t.scale(r, g));
+      t.set_row(r, codes, scales);
+    }
+    ASSERT_TRUE(packed_gemv_supported(t));
+    const Reference ref = reference(t, x);
+    std::vector<float> oracle(19);
+    packed_gemv_rows_reference(t, x.data(), 0, 19, oracle.data());
+    for (uint64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      SCOPED_TRACE(hwy::TargetName(target));
+      std::vector<float> y(19, -1.0f);
+      packed_gemv_rows(t, x.data(), 0, 19, y.data());
+      for (int64_t r = 0; r < 19; ++r) {
+        ASSERT_NEAR(y[r], ref.exact[r], 1e-5 * ref.magnitude[r] + 1e-30) << "row " << r;
+        ASSERT_NEAR(oracle[r], ref.exact[r], 1e-5 * ref.magnitude[r] + 1e-30) << "row " << r;
+      }
+      std::vector<float> alone(19, 0.0f);
+      packed_gemv_rows(t, x.data(), 18, 19, alone.data());
+      ASSERT_TRUE(same_bits(alone[18], y[18]));
+    }
+    hwy::SetSupportedTargetsForTest(0);
+    codes[5] = 0xFF;  // −NaN
+    t.set_row(1, codes, scales);
+    std::vector<float> y(19);
+    packed_gemv_rows(t, x.data(), 0, 19, y.data());
+    EXPECT_TRUE(std::isnan(y[1]));
+    EXPECT_FALSE(std::isnan(y[0]));
+  }
+}
+
 TEST(PackedGemv, UnsupportedLayoutsFallBackToTheDensePathExactly) {
   // 3-bit lookup grids have no kernel yet.
   auto nf3 = random_tensor(21, 130, QuantScheme::with_format(Format::nf3(), 64), 9);

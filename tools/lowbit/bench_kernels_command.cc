@@ -231,9 +231,11 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
       return k;
     });
   }
+  // FP8 e4m3 and FP4 e2m1 (MXFP4's element) with a scale per 32 values: widened in registers / looked up.
   const QuantScheme schemes[] = {QuantScheme::integer(8, 0, true), QuantScheme::integer(4, 128, false),
                                  QuantScheme::integer(4, 128, true), QuantScheme::integer(3, 128, false),
-                                 QuantScheme::integer(2, 128, false)};
+                                 QuantScheme::integer(2, 128, false), QuantScheme::with_format(Format::e4m3(), 32),
+                                 QuantScheme::with_format(Format::e2m1(), 32)};
   for (const QuantScheme& scheme : schemes) {
     makers.push_back([&s, &w, scheme, tokens] {
       const auto q = rtn_copy(s, w, scheme);

@@ -8,8 +8,10 @@
 //               fraction bits): W = sign_extend_b(code) · 2^-f · s — exactly Format::decode
 //   float min   Format::uint(b) with a float minimum per group (ggml's Q4_1/Q5_1):
 //               W = code · s + m, run as the unsigned codes plus m · Σ_{c in g} x_c per group
-//   lookup      4-bit grids of 16 levels (NF4, IQ4_NL's codebook), groups of an even size:
-//               W = levels[code] · s, the levels looked up in registers
+//   lookup      4-bit grids of 16 levels (NF4, IQ4_NL's codebook) and 4-bit floats (e2m1, the
+//               MXFP4/NVFP4 element), groups of an even size: W = value[code] · s, the 16 values
+//               looked up in registers
+//   FP8         Format::e4m3() codes: W = e4m3(code) · s, each code widened to f32 in registers
 // for any bits 1..8 and any group size (per-row, ragged last group). 2-, 4- and 8-bit codes
 // with byte-aligned groups are unpacked in SIMD registers (Highway, chosen at run time); every
 // other width/grouping is unpacked one row at a time into a small byte buffer first.
@@ -22,7 +24,7 @@
 // gives bit-identical results. The result is not bit-equal to dequantize-then-dot (different
 // rounding); it agrees within a few f32 ulps of Σ|W_rc · x_c|.
 //
-// Layouts not handled (other lookup grids such as NF3, minifloats, g_idx) fall back inside
+// Layouts not handled (other lookup grids such as NF3, other minifloats, g_idx) fall back inside
 // packed_gemv_rows to dequantizing each row to f32 and dense_gemv_rows.
 #pragma once
 
@@ -48,7 +50,7 @@ struct PackedGemvInput {
   std::vector<float> group_sums;  // [groups], asymmetric grids only
   std::vector<float> permuted;    // [cols], 2-/4-bit byte-aligned layouts only
   size_t permuted_lanes = 0;      // the vector width `permuted` was made for
-  std::vector<float> code_values; // [16], 4-bit float elements (e2m1): each code's value, for the lookup kernel
+  std::vector<float> code_values; // float elements (e2m1: 16, FP8 e4m3: 256): each code's value
 };
 void packed_gemv_prepare(const QuantizedTensor& w, const float* x, PackedGemvInput& input);
 // y[r] for r in [row_begin, row_end) from a prepared x (Error when prepared for another layout).
