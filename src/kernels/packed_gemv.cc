@@ -393,6 +393,29 @@ void OddRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
   }
 }
 
+// The frame of the table kernels (LookupRows, Fp8Rows): y[r] = Σ_g s_g · dot_g, where
+// group_dot(row, c0, c1, acc0, acc1) adds group g's vector steps into acc0/acc1 and returns the scalar
+// rest; the codes are prefetched as RowDot does.
+template <class D, class GroupDot>
+void ScaledGroupRows(D d, const Args& a, int bits, size_t row_begin, size_t row_end, float* y, GroupDot&& group_dot) {
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = a.codes + r * a.row_bytes;
+    const float* scales = a.scales + r * a.groups;
+    auto yv = hn::Zero(d);
+    float ys = 0.0f;
+    for (size_t g = 0; g < a.groups; ++g) {
+      const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
+      hwy::Prefetch(row + c0 * static_cast<size_t>(bits) / 8 + packed_detail::kRowPrefetchBytes);
+      auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
+      const float tail = group_dot(row, c0, c1, acc0, acc1);
+      const float sc = scales[g];
+      yv = hn::MulAdd(hn::Set(d, sc), hn::Add(acc0, acc1), yv);
+      ys += sc * tail;
+    }
+    y[r] = hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
+  }
+}
+
 // 4-bit lookup grids (NF4, IQ4_NL): RowDot's 4-bit steps with each code's value taken from the 16
 // levels in registers instead of converted — one TableLookupLanes where 16 floats fill a vector
 // (AVX-512), else one per 16/lanes-level slice, merged by the code's slice. Groups must start on a
@@ -414,33 +437,19 @@ void LookupRows(const Args& a, const float* xp, size_t row_begin, size_t row_end
     }
     return v;
   };
-  for (size_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* row = a.codes + r * a.row_bytes;
-    const float* scales = a.scales + r * a.groups;
-    auto yv = hn::Zero(d);
-    float ys = 0.0f;
-    for (size_t g = 0; g < a.groups; ++g) {
-      const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
-      hwy::Prefetch(row + c0 / 2 + packed_detail::kRowPrefetchBytes);  // as RowDot
-      auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-      size_t c = c0;
-      // `lanes` bytes = 2·lanes codes: low nibbles are the even columns, high nibbles the odd; xp
-      // holds each step's x split that way (permute_x, as RowDot's 4-bit steps).
-      for (; c + 2 * lanes <= c1; c += 2 * lanes) {
-        const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2));
-        acc0 = hn::MulAdd(value(hn::And(bytes, nibble)), hn::LoadU(d, xp + c), acc0);
-        acc1 = hn::MulAdd(value(hn::ShiftRight<4>(bytes)), hn::LoadU(d, xp + c + lanes), acc1);
-      }
-      float tail = 0.0f;
-      for (; c < c1; ++c) tail += a.levels[code_at(row, a.row_bytes, c, 4)] * a.x[c];
-      const float sc = scales[g];
-      yv = hn::MulAdd(hn::Set(d, sc), hn::Add(acc0, acc1), yv);
-      ys += sc * tail;
+  ScaledGroupRows(d, a, 4, row_begin, row_end, y, [&](const uint8_t* row, size_t c, size_t c1, auto& acc0, auto& acc1) {
+    // `lanes` bytes = 2·lanes codes: low nibbles are the even columns, high nibbles the odd; xp
+    // holds each step's x split that way (permute_x, as RowDot's 4-bit steps).
+    for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+      const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, row + c / 2));
+      acc0 = hn::MulAdd(value(hn::And(bytes, nibble)), hn::LoadU(d, xp + c), acc0);
+      acc1 = hn::MulAdd(value(hn::ShiftRight<4>(bytes)), hn::LoadU(d, xp + c + lanes), acc1);
     }
-    y[r] = hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
-  }
+    float tail = 0.0f;
+    for (; c < c1; ++c) tail += a.levels[code_at(row, a.row_bytes, c, 4)] * a.x[c];
+    return tail;
+  });
 }
-#endif
 
 // FP8 E4M3 (OCP, "FN": no Inf, NaN at S.1111.111) with one scale per group, each code widened in
 // registers: its 7 exponent-and-mantissa bits placed at f32 bits 26..20 and that f32 multiplied by
@@ -459,30 +468,18 @@ void Fp8Rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
     const auto v = hn::Mul(hn::BitCast(d, hn::Or(hn::ShiftLeft<20>(m), hn::ShiftLeft<24>(hn::And(code, sign)))), rescale);
     return hn::IfThenElse(hn::RebindMask(d, hn::Eq(m, magnitude)), nan, v);
   };
-  for (size_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* row = a.codes + r * a.row_bytes;
-    const float* scales = a.scales + r * a.groups;
-    auto yv = hn::Zero(d);
-    float ys = 0.0f;
-    for (size_t g = 0; g < a.groups; ++g) {
-      const size_t c0 = g * a.group, c1 = std::min(a.cols, c0 + a.group);
-      hwy::Prefetch(row + c0 + packed_detail::kRowPrefetchBytes);  // as RowDot
-      auto acc0 = hn::Zero(d), acc1 = hn::Zero(d);
-      size_t c = c0;
-      for (; c + 2 * lanes <= c1; c += 2 * lanes) {
-        acc0 = hn::MulAdd(value(row + c), hn::LoadU(d, a.x + c), acc0);
-        acc1 = hn::MulAdd(value(row + c + lanes), hn::LoadU(d, a.x + c + lanes), acc1);
-      }
-      for (; c + lanes <= c1; c += lanes) acc0 = hn::MulAdd(value(row + c), hn::LoadU(d, a.x + c), acc0);
-      float tail = 0.0f;
-      for (; c < c1; ++c) tail += a.levels[row[c]] * a.x[c];
-      const float sc = scales[g];
-      yv = hn::MulAdd(hn::Set(d, sc), hn::Add(acc0, acc1), yv);
-      ys += sc * tail;
+  ScaledGroupRows(d, a, 8, row_begin, row_end, y, [&](const uint8_t* row, size_t c, size_t c1, auto& acc0, auto& acc1) {
+    for (; c + 2 * lanes <= c1; c += 2 * lanes) {
+      acc0 = hn::MulAdd(value(row + c), hn::LoadU(d, a.x + c), acc0);
+      acc1 = hn::MulAdd(value(row + c + lanes), hn::LoadU(d, a.x + c + lanes), acc1);
     }
-    y[r] = hn::GetLane(hn::SumOfLanes(d, yv)) + ys;
-  }
+    for (; c + lanes <= c1; c += lanes) acc0 = hn::MulAdd(value(row + c), hn::LoadU(d, a.x + c), acc0);
+    float tail = 0.0f;
+    for (; c < c1; ++c) tail += a.levels[row[c]] * a.x[c];
+    return tail;
+  });
 }
+#endif
 
 // Vector width of the 2-/4-bit steps on this target (the CappedTags of RowsSigned); 0 for 8 bits.
 size_t StepLanes(int bits) {
