@@ -237,8 +237,10 @@ TEST_F(QuantizedModelFiles, LogitsMatchTheDequantizedDenseModel) {
     SCOPED_TRACE(layer.name);
     const auto* q = dynamic_cast<const QuantizedLinear*>(&model->linear(layer.name));
     ASSERT_NE(q, nullptr);
-    // Packed decode by default for the integer grids without g_idx (q_proj, down_proj, lm_head).
-    EXPECT_EQ(q->packed_decode(), layer.scheme.element.kind() == Format::Kind::kInt && !layer.g_idx);
+    // Packed decode by default for the integer grids and 4-bit floats without g_idx (q_proj, down_proj,
+    // v_proj's e2m1, lm_head): all but gate_proj.
+    const bool packable = layer.scheme.element.kind() == Format::Kind::kInt || layer.scheme.element == Format::e2m1();
+    EXPECT_EQ(q->packed_decode(), packable && !layer.g_idx);
     EXPECT_FALSE(dynamic_cast<const QuantizedLinear&>(dequantized_decode->linear(layer.name)).packed_decode());
   }
   EXPECT_EQ(dynamic_cast<const QuantizedLinear*>(&model->linear("model.layers.0.self_attn.k_proj")), nullptr);
