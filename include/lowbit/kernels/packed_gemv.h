@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "lowbit/compress/quantized_tensor.h"
@@ -50,7 +51,8 @@ struct PackedGemvInput {
   std::vector<float> group_sums;  // [groups], asymmetric grids only
   std::vector<float> permuted;    // [cols], 2-/4-bit byte-aligned layouts only
   size_t permuted_lanes = 0;      // the vector width `permuted` was made for
-  std::vector<float> code_values; // float elements (e2m1: 16, FP8 e4m3: 256): each code's value
+  std::vector<float> code_values; // float elements (e2m1: 16, FP8 e4m3: 256): each code's value,
+  std::optional<Format> code_format;  // the format code_values were made for (kept while it stays the same)
 };
 void packed_gemv_prepare(const QuantizedTensor& w, const float* x, PackedGemvInput& input);
 // y[r] for r in [row_begin, row_end) from a prepared x (Error when prepared for another layout).
