@@ -133,13 +133,16 @@ Runner add_bench_command(CLI::App& app) {
     auto start = std::chrono::steady_clock::now();
     llama.forward(prompt, cache, logits.data(), false);
     const double prefill_seconds = since(start);
-    start = std::chrono::steady_clock::now();
-    int32_t token = 1;
-    for (int64_t i = 0; i < o->gen_tokens; ++i) {
-      llama.forward(std::span<const int32_t>(&token, 1), cache, logits.data(), false);
-      token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    }
-    const double decode_seconds = since(start);
+    // Seconds for --gen-tokens greedy decode steps of `m` from `token` on.
+    const auto decode_seconds_of = [&](const LlamaModel& m, KvCache& kv, int32_t token) {
+      const auto begin = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < o->gen_tokens; ++i) {
+        m.forward(std::span<const int32_t>(&token, 1), kv, logits.data(), false);
+        token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      }
+      return since(begin);
+    };
+    const double decode_seconds = decode_seconds_of(llama, cache, 1);
     // --compare-rounds: decode rates of the unquantized model (same files) and the quantized one, each
     // from a fresh cache after one untimed token, in alternating rounds.
     struct Round {
@@ -153,14 +156,10 @@ Runner add_bench_command(CLI::App& app) {
       baseline_weights = first ? std::string(dtype_name(first->dtype())) : "unquantized";
       const auto decode_rate_of = [&](const LlamaModel& m) {
         KvCache fresh(c, 1 + o->gen_tokens);
-        int32_t next = 1;
-        m.forward(std::span<const int32_t>(&next, 1), fresh, logits.data(), false);
-        const auto begin = std::chrono::steady_clock::now();
-        for (int64_t i = 0; i < o->gen_tokens; ++i) {
-          next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-          m.forward(std::span<const int32_t>(&next, 1), fresh, logits.data(), false);
-        }
-        return static_cast<double>(o->gen_tokens) / since(begin);
+        const int32_t first_token = 1;
+        m.forward(std::span<const int32_t>(&first_token, 1), fresh, logits.data(), false);
+        const auto next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        return static_cast<double>(o->gen_tokens) / decode_seconds_of(m, fresh, next);
       };
       for (int r = 0; r < o->compare_rounds; ++r) {
         Round round;
