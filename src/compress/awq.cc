@@ -122,12 +122,34 @@ AwqScaleResult awq_search_scales(std::span<const AwqLinear> group, int64_t cols,
                                  const AwqScaleOptions& options) {
   check_scale_inputs(group, cols, hessian, mean_abs, scheme, options);
   pin_blas_to_one_thread();
-  const compress_detail::GroupQuantizer quantizer(scheme, ScaleOptions{});  // absmax, as the reference
   const int64_t group_size = resolved_group(scheme.group_size, cols);
   const size_t grid = static_cast<size_t>(options.grid);
 
   std::vector<std::vector<float>> scales(grid);
   for (size_t k = 0; k < grid; ++k) scales[k] = candidate_scales(mean_abs, static_cast<double>(k) / options.grid);
+  // RTN's rule (absmax, as the reference). NVFP4's tensor scale follows each matrix's scaled weights,
+  // so such schemes get one quantizer per (matrix, candidate): S from max_j s_j · max_r |w_rj|, the
+  // largest |w·s| (the products are monotone in each factor).
+  std::vector<compress_detail::GroupQuantizer> quantizers;
+  if (!scheme.has_tensor_scale()) {
+    quantizers.emplace_back(scheme, ScaleOptions{});
+  } else {
+    std::vector<float> column_max(static_cast<size_t>(cols)), scaled_max(static_cast<size_t>(cols));
+    for (const AwqLinear& linear : group) {
+      std::fill(column_max.begin(), column_max.end(), 0.0f);
+      for (int64_t r = 0; r < linear.rows; ++r)
+        for (int64_t j = 0; j < cols; ++j)
+          column_max[static_cast<size_t>(j)] =
+              std::max(column_max[static_cast<size_t>(j)], std::fabs(linear.weight[area(r, cols) + static_cast<size_t>(j)]));
+      for (size_t k = 0; k < grid; ++k) {
+        for (size_t j = 0; j < column_max.size(); ++j) scaled_max[j] = column_max[j] * scales[k][j];
+        quantizers.emplace_back(scheme, ScaleOptions{}, scheme.tensor_scale_for(scaled_max));
+      }
+    }
+  }
+  auto quantizer_of = [&](size_t matrix, size_t k) -> const compress_detail::GroupQuantizer& {
+    return quantizers.size() == 1 ? quantizers[0] : quantizers[matrix * grid + k];
+  };
   const std::vector<float> h(hessian.begin(), hessian.end());
 
   // partial[t * grid + k]: tile t's error under candidate k. Tiles own their rows and every α, so a
@@ -141,7 +163,7 @@ AwqScaleResult awq_search_scales(std::span<const AwqLinear> group, int64_t cols,
       const float* w = group[tile.matrix].weight.data() + tile.begin * cols;
       for (size_t k = 0; k < grid; ++k) {
         for (int64_t r = 0; r < tile.rows; ++r)
-          scaled_rounding_error(quantizer, w + r * cols, scales[k].data(), cols, group_size, scaled.data(),
+          scaled_rounding_error(quantizer_of(tile.matrix, k), w + r * cols, scales[k].data(), cols, group_size, scaled.data(),
                                 delta.data() + r * cols);
         partial[static_cast<size_t>(t) * grid + k] =
             quadratic_form_rows(delta.data(), tile.rows, cols, h.data(), product.data());
@@ -321,7 +343,7 @@ AwqClipResult awq_search_clip(std::span<const float> weight, int64_t rows, int64
                               const AwqClipOptions& options) {
   check_clip_inputs(weight, rows, cols, hessian, scheme, options);
   pin_blas_to_one_thread();
-  const compress_detail::GroupQuantizer quantizer(scheme, ScaleOptions{});
+  const compress_detail::GroupQuantizer quantizer(scheme, ScaleOptions{}, scheme.tensor_scale_for(weight));
   const int64_t group = resolved_group(scheme.group_size, cols), groups = group_count(group, cols);
   const std::vector<std::vector<float>> blocks = diagonal_blocks(hessian, cols, group);
   const std::vector<double> shrink = shrink_factors(options);

@@ -149,7 +149,11 @@ SweepResult obs_sweep(std::span<const float> weight, int64_t rows, int64_t cols,
   const bool fixed = !plan.fixed_mask.empty();
   const bool nm = pattern && !fixed && pattern->nm();
   const bool adaptive_unstructured = pattern && !fixed && !pattern->nm() && !pattern->none();
-  const compress_detail::GroupQuantizer quantizer(options.scheme, options.scale);
+  // NVFP4's tensor scale from the weights before any error feedback (updates that outgrow it saturate
+  // their group's UE4M3 scale at 448, as any clipped scale does).
+  const float tensor_scale = options.scheme.tensor_scale_for(weight);
+  if (result.tensor) result.tensor->set_tensor_scale(tensor_scale);
+  const compress_detail::GroupQuantizer quantizer(options.scheme, options.scale, tensor_scale);
   const int64_t group = result.tensor ? result.tensor->group_size() : std::max<int64_t>(cols, 1);
   const int64_t groups = result.tensor ? result.tensor->groups_per_row() : 1;
   int64_t block = std::min<int64_t>(options.block_size, std::max<int64_t>(cols, 1));

@@ -125,7 +125,9 @@ TEST(Gptq, IdentityHessianGivesExactlyRtn) {
       {QuantScheme::integer(2, 0, false), ScaleSearch::kMse, false},
       {QuantScheme::integer(4, 48, true), ScaleSearch::kMse, true},
       {QuantScheme::with_format(Format::nf4(), 64), ScaleSearch::kAbsmax, false},
-      {QuantScheme::with_format(Format::e2m1(), 32, DType::kF32), ScaleSearch::kMse, false}};
+      {QuantScheme::with_format(Format::e2m1(), 32, DType::kF32), ScaleSearch::kMse, false},
+      {*QuantScheme::preset("nvfp4"), ScaleSearch::kMse, false},  // a tensor scale too
+      {*QuantScheme::preset("mxfp4"), ScaleSearch::kAbsmax, true}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.scheme.to_string());
     GptqOptions g = options_for(c.scheme);
@@ -138,6 +140,7 @@ TEST(Gptq, IdentityHessianGivesExactlyRtn) {
     const GptqResult gptq = quantize_gptq(w, rows, cols, h, g);
     const QuantizedTensor rtn = quantize_rtn(w, rows, cols, r);
     EXPECT_EQ(gptq.tensor.codes(), rtn.codes());
+    EXPECT_EQ(gptq.tensor.tensor_scale(), rtn.tensor_scale());
     EXPECT_TRUE(std::equal(rtn.scales().begin(), rtn.scales().end(), gptq.tensor.scales().begin()));
     EXPECT_TRUE(std::equal(rtn.zero_points().begin(), rtn.zero_points().end(), gptq.tensor.zero_points().begin()));
     EXPECT_TRUE(gptq.tensor.g_idx().empty());  // equal diagonal: act-order keeps the order

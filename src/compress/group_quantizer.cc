@@ -6,8 +6,8 @@
 
 namespace lowbit::compress_detail {
 
-GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& scale)
-    : element_(scheme.element), block_format_(scheme.block_format()), scale_options_(scale) {
+GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& scale, float tensor_scale)
+    : element_(scheme.element), block_format_(scheme.block_format()), scale_options_(scale), tensor_scale_(tensor_scale) {
   // Weights saturate at the grid's largest value, never overflow to Inf: a clipped scale (MSE
   // search) puts values beyond it on purpose, and e5m2-like grids would otherwise encode Inf.
   if (element_.kind() == Format::Kind::kFloat && element_.overflow() == Overflow::kSpecial) {
@@ -68,13 +68,15 @@ void GroupQuantizer::round(const float* x, const float* scales, const int32_t* z
 
 GroupParams GroupQuantizer::choose(std::span<const float> values, std::span<const float> importance) const {
   if (float_min_) return choose_float_min(values, importance);
-  const BlockScale s = choose_block_scale(values, importance, block_format_, scale_options_);
-  const GroupParams plain{s.scale, s.zero_point};
+  const BlockScale s = choose_block_scale(values, importance, block_format_, scale_options_, tensor_scale_);
+  const GroupParams plain{s.scale * tensor_scale_, s.zero_point};  // exact: the tensor scale is a power of two
   if (!mirror_) return plain;
   thread_local std::vector<float> negated;
   negated.resize(values.size());
   for (size_t i = 0; i < values.size(); ++i) negated[i] = -values[i];
-  const GroupParams mirrored{-choose_block_scale(negated, importance, block_format_, scale_options_).scale, 0};
+  const GroupParams mirrored{-choose_block_scale(negated, importance, block_format_, scale_options_, tensor_scale_).scale *
+                                 tensor_scale_,
+                             0};
   return error(values, importance, mirrored) < error(values, importance, plain) ? mirrored : plain;
 }
 

@@ -19,14 +19,15 @@ void check_weight(std::span<const float> weight, int64_t rows, int64_t cols, con
 void check_importance(std::span<const float> importance, int64_t cols, const char* where);
 
 struct GroupParams {
-  float scale = 0;   // the stored (rounded) scale
+  float scale = 0;   // the stored (rounded) scale, times the tensor scale when there is one
   int32_t zero = 0;  // asymmetric grids
   float min = 0;     // float-minimum grids: the stored (rounded) minimum
 };
 
 class GroupQuantizer {
  public:
-  GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& scale);
+  // tensor_scale: the tensor's QuantizedTensor::tensor_scale() (schemes with F8_E4M3 scales), else 1.
+  GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& scale, float tensor_scale = 1.0f);
 
   // numerics' choose_block_scale on the group's values (importance: empty or one weight per value).
   // With signed scales on a grid whose ends differ, also on the negated values (a mirrored grid,
@@ -92,6 +93,7 @@ class GroupQuantizer {
   Format element_;
   BlockFormat block_format_;
   ScaleOptions scale_options_;
+  float tensor_scale_ = 1.0f;
   // Squared error of the group under p, weighted by importance when given.
   double error(std::span<const float> values, std::span<const float> importance, const GroupParams& p) const;
   // Float-minimum grids: the range [lo, hi] shrunk about its centre (the clipping search's candidates,

@@ -1,5 +1,6 @@
 #include "lowbit/compress/quantized_tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -16,13 +17,32 @@ namespace {
 
 constexpr const char* kWhere = "quantized tensor";
 
-bool representable(float value, DType dtype) {
+// Whether a group's scale (as held: the stored value times the tensor scale) is what `dtype` stores.
+// FP8 scales are unsigned here (UE4M3, E8M0), as NVFP4 and MX store them.
+bool representable(float value, DType dtype, float tensor_scale = 1.0f) {
   switch (dtype) {
     case DType::kF32: return true;
     case DType::kF16: return f16_bits_to_f32(f32_to_f16_bits(value)) == value;
     case DType::kBF16: return bf16_bits_to_f32(f32_to_bf16_bits(value)) == value;
+    case DType::kF8E4M3: {
+      const float stored = value / tensor_scale;  // exact: the tensor scale is a power of two
+      static const Format ue4m3 = Format::ue4m3();
+      return stored >= 0 && ue4m3.decode(ue4m3.encode(stored)) == stored;
+    }
+    case DType::kF8E8M0: {
+      static const Format ue8m0 = Format::ue8m0();
+      return value > 0 && ue8m0.decode(ue8m0.encode(value)) == value;
+    }
     default: return false;
   }
+}
+
+// A power of two whose multiples of every UE4M3 value are exact normal f32 numbers (2^-9 · S ≥ 2^-126
+// and 448 · S finite): what QuantizedTensor accepts as an NVFP4 tensor scale.
+bool usable_tensor_scale(float s) {
+  int exponent = 0;
+  const float mantissa = std::frexp(s, &exponent);
+  return std::isfinite(s) && mantissa == 0.5f && exponent - 1 >= -117 && exponent - 1 <= 118;
 }
 
 std::string str(int64_t v) { return std::to_string(v); }
@@ -48,6 +68,14 @@ QuantScheme QuantScheme::with_format(Format element, int64_t group_size, DType s
   return s;
 }
 
+std::optional<QuantScheme> QuantScheme::preset(std::string_view name) {
+  // OCP MX v1.0 (32 elements per E8M0 scale) and NVIDIA's NVFP4 (16 per UE4M3 scale, f32 tensor scale).
+  if (name == "mxfp4") return with_format(Format::e2m1(), 32, DType::kF8E8M0);
+  if (name == "mxfp8") return with_format(Format::e4m3(), 32, DType::kF8E8M0);
+  if (name == "nvfp4") return with_format(Format::e2m1(), 16, DType::kF8E4M3);
+  return std::nullopt;
+}
+
 namespace {
 int bits_for(int64_t values) {  // bits of the smallest field holding `values` distinct integers
   int bits = 0;
@@ -69,12 +97,31 @@ BlockFormat QuantScheme::block_format() const {
   switch (scale_dtype) {
     case DType::kBF16: f.scale = Format::bf16().with_overflow(Overflow::kSaturate); break;
     case DType::kF32: f.scale = Format::fp32().with_overflow(Overflow::kSaturate); break;
+    case DType::kF8E4M3: f.scale = Format::ue4m3().with_overflow(Overflow::kSaturate); break;
+    case DType::kF8E8M0: f.scale = Format::ue8m0(); break;
     default: f.scale = Format::fp16().with_overflow(Overflow::kSaturate); break;
   }
   f.granularity = group_size > 0 ? Granularity::groups(group_size) : Granularity::per_row();
   f.rule = ScaleRule::kAbsmax;
-  f.scale_rounding = Rounding::kNearestEven;
+  // A power-of-two scale rounded to nearest would clip a group's largest weight by up to 1.5x;
+  // rounding up never clips (the MSE clip search still tries the smaller powers), as dynamic fixed point does.
+  f.scale_rounding = scale_dtype == DType::kF8E8M0 ? Rounding::kTowardPositive : Rounding::kNearestEven;
+  f.tensor_scale = has_tensor_scale();
   return f;
+}
+
+float QuantScheme::tensor_scale_for(std::span<const float> weights) const {
+  if (!has_tensor_scale()) return 1.0f;
+  float amax = 0;
+  for (float w : weights) amax = std::max(amax, std::fabs(w));
+  // The smallest power of two S with amax / S <= 448 · element max (NVFP4's S = amax / (448 · 6),
+  // rounded up to a power of two so that block scale × S is exact), within what
+  // usable_tensor_scale accepts.
+  const double target = static_cast<double>(amax) / (448.0 * element.max_value());
+  int exponent = target > 0 ? static_cast<int>(std::ceil(std::log2(target))) : 0;
+  if (target > 0 && std::ldexp(1.0, exponent - 1) >= target) --exponent;  // log2 rounding near powers of two
+  if (target > 0 && std::ldexp(1.0, exponent) < target) ++exponent;
+  return std::ldexp(1.0f, std::clamp(exponent, -117, 118));
 }
 
 void QuantScheme::validate(int64_t cols) const {
@@ -84,8 +131,13 @@ void QuantScheme::validate(int64_t cols) const {
   require(group_size >= 0, where, "group size must be >= 0 (0 = per row), found " + str(group_size));
   require(group_size <= cols, where,
           "group size " + str(group_size) + " is larger than a row of " + str(cols) + " columns");
-  require(scale_dtype == DType::kF16 || scale_dtype == DType::kBF16 || scale_dtype == DType::kF32, where,
-          "scale dtype must be F16, BF16 or F32, found " + std::string(dtype_name(scale_dtype)));
+  const bool eight_bit_scale = scale_dtype == DType::kF8E4M3 || scale_dtype == DType::kF8E8M0;
+  require(scale_dtype == DType::kF16 || scale_dtype == DType::kBF16 || scale_dtype == DType::kF32 || eight_bit_scale, where,
+          "scale dtype must be F16, BF16, F32, F8_E4M3 (with a tensor scale) or F8_E8M0, found " +
+              std::string(dtype_name(scale_dtype)));
+  require(!eight_bit_scale || (!signed_scales && !float_min && !asymmetric()), where,
+          "8-bit float scales (NVFP4's UE4M3, MX's E8M0) are unsigned and stand alone: no signed scales, zero points "
+          "or minimums");
   require(element.max_value() > 0, where, "the grid " + element.to_string() + " has no positive value");
   require(!(signed_scales && asymmetric()), where, "signed scales need a grid without zero points");
   const bool unsigned_int = element.kind() == Format::Kind::kInt && !element.twos_complement();
@@ -118,6 +170,7 @@ std::string QuantScheme::to_string() const {
   std::string text = element.to_string();
   text += group_size > 0 ? " g" + std::to_string(group_size) : std::string(" per-row");
   text += " (" + std::string(dtype_name(scale_dtype)) + " scales";
+  if (has_tensor_scale()) text += " x f32 tensor scale";
   if (asymmetric()) text += ", zero points";
   if (float_min) text += ", minimums";
   if (signed_scales) text += ", signed";
@@ -147,8 +200,9 @@ QuantizedTensor::QuantizedTensor(int64_t rows, int64_t cols, QuantScheme scheme)
 QuantizedTensor QuantizedTensor::from_parts(int64_t rows, int64_t cols, QuantScheme scheme,
                                             std::vector<uint8_t> packed_codes, std::vector<float> scales,
                                             std::vector<uint8_t> zero_points, std::vector<int32_t> g_idx,
-                                            std::vector<float> mins) {
+                                            std::vector<float> mins, float tensor_scale) {
   QuantizedTensor t(rows, cols, std::move(scheme));
+  t.set_tensor_scale(tensor_scale);
   require(packed_codes.size() == t.codes_.size(), kWhere,
           "packed codes have " + str(static_cast<int64_t>(packed_codes.size())) + " bytes, expected " + str(rows) +
               " rows x " + str(t.row_bytes_) + " = " + str(static_cast<int64_t>(t.codes_.size())));
@@ -159,10 +213,16 @@ QuantizedTensor QuantizedTensor::from_parts(int64_t rows, int64_t cols, QuantSch
   require(zero_points.size() == expected_zeros, kWhere,
           "zero points have " + str(static_cast<int64_t>(zero_points.size())) + " values, expected " +
               str(static_cast<int64_t>(expected_zeros)) + (expected_zeros ? "" : " (symmetric grid)"));
-  for (size_t i = 0; i < scales.size(); ++i)
+  for (size_t i = 0; i < scales.size(); ++i) {
     require(std::isfinite(scales[i]) && representable(scales[i], t.scheme_.scale_dtype), kWhere,
             "scale " + str(static_cast<int64_t>(i)) + " (" + std::to_string(scales[i]) + ") is not a finite " +
-                std::string(dtype_name(t.scheme_.scale_dtype)) + " value");
+                std::string(dtype_name(t.scheme_.scale_dtype)) + " value" +
+                (t.scheme_.scale_dtype == DType::kF16 || t.scheme_.scale_dtype == DType::kBF16 ||
+                         t.scheme_.scale_dtype == DType::kF32
+                     ? ""
+                     : " (unsigned)"));
+    scales[i] *= t.tensor_scale_;  // held as stored × S: exact (S is a power of two, the product normal)
+  }
   require(mins.size() == t.mins_.size(), kWhere,
           "minimums have " + str(static_cast<int64_t>(mins.size())) + " values, expected " + str(static_cast<int64_t>(t.mins_.size())));
   for (size_t i = 0; i < mins.size(); ++i)
@@ -207,10 +267,31 @@ std::span<const uint8_t> QuantizedTensor::packed_row(int64_t row) const {
   return std::span<const uint8_t>(codes_).subspan(static_cast<size_t>(row * row_bytes_), static_cast<size_t>(row_bytes_));
 }
 
+void QuantizedTensor::set_tensor_scale(float tensor_scale) {
+  if (!scheme_.has_tensor_scale()) {
+    require(tensor_scale == 1.0f, kWhere,
+            "only F8_E4M3 scales take a tensor scale (" + scheme_.to_string() + "), found " + std::to_string(tensor_scale));
+    return;
+  }
+  require(usable_tensor_scale(tensor_scale), kWhere,
+          "the tensor scale must be a power of two in 2^-117 .. 2^118 (so that scale x tensor scale is exact), found " +
+              std::to_string(tensor_scale));
+  bool unset = true;
+  for (float s : scales_) unset = unset && s == 0.0f;
+  require(unset, kWhere, "the tensor scale is set before any row");
+  tensor_scale_ = tensor_scale;
+}
+
 Tensor QuantizedTensor::scales_tensor() const {
   Tensor t = Tensor::zeros(scheme_.scale_dtype, {rows_, groups_});
   void* data = t.mutable_data();
-  if (scheme_.scale_dtype == DType::kF32) {
+  if (scheme_.scale_dtype == DType::kF8E4M3 || scheme_.scale_dtype == DType::kF8E8M0) {
+    const Format format = scheme_.scale_dtype == DType::kF8E4M3 ? Format::ue4m3() : Format::ue8m0();
+    auto* bytes = static_cast<uint8_t*>(data);
+    // Exact: every held scale is a stored value times S (the constructor's zeros, never set, write as
+    // UE4M3 0 or E8M0's smallest power 2^-127 — rows that are set replace them).
+    for (size_t i = 0; i < scales_.size(); ++i) bytes[i] = static_cast<uint8_t>(format.encode(scales_[i] / tensor_scale_));
+  } else if (scheme_.scale_dtype == DType::kF32) {
     if (!scales_.empty()) std::memcpy(data, scales_.data(), scales_.size() * sizeof(float));
   } else {
     auto* bits = static_cast<uint16_t*>(data);
@@ -267,7 +348,7 @@ void QuantizedTensor::set_row(int64_t row, std::span<const uint8_t> codes, std::
            std::string(dtype_name(scheme_.scale_dtype)) + " value");
   const uint32_t limit = static_cast<uint32_t>(scheme_.element.code_count());
   for (size_t g = 0; g < scales.size(); ++g) {
-    if (!(std::isfinite(scales[g]) && representable(scales[g], scheme_.scale_dtype)))
+    if (!(std::isfinite(scales[g]) && representable(scales[g], scheme_.scale_dtype, tensor_scale_)))
       fail("scale " + std::to_string(scales[g]) + " of group " + str(static_cast<int64_t>(g)) + " is not a finite " +
            std::string(dtype_name(scheme_.scale_dtype)) + " value");
     if (!zero_points.empty() && zero_points[g] >= limit)
@@ -361,6 +442,7 @@ int64_t QuantizedTensor::storage_bytes() const {
   if (!zeros_.empty()) bytes += rows_ * static_cast<int64_t>(packed_bytes(static_cast<size_t>(groups_), bits()));
   bytes += static_cast<int64_t>(g_idx_.size()) * 4;
   bytes += static_cast<int64_t>(mins_.size() * dtype_size(scheme_.scale_dtype));
+  if (scheme_.has_tensor_scale()) bytes += 4;  // NVFP4's f32 second level
   return bytes;
 }
 

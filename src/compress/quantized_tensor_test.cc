@@ -113,7 +113,7 @@ TEST(QuantizedTensor, RefusesBadSchemes) {
   EXPECT_TRUE(contains(error_from([] { QuantizedTensor(2, 64, QuantScheme::integer(4, -1, true)); }),
                        "group size must be >= 0"));
   EXPECT_TRUE(contains(error_from([] { QuantizedTensor(2, 64, QuantScheme::integer(4, 32, true, DType::kI32)); }),
-                       "scale dtype must be F16, BF16 or F32, found I32"));
+                       "scale dtype must be F16, BF16, F32, F8_E4M3 (with a tensor scale) or F8_E8M0, found I32"));
   EXPECT_TRUE(contains(error_from([] { QuantizedTensor(2, 64, QuantScheme::with_format(Format::ue8m0(), 0)); }),
                        "has no negative values"));
 }

@@ -44,7 +44,9 @@ QuantizedTensor quantize_rtn(std::span<const float> weight, int64_t rows, int64_
   }
   compress_detail::check_weight(weight, rows, cols, kWhere);
   compress_detail::check_importance(options.importance, cols, kWhere);
-  const compress_detail::GroupQuantizer quantizer(options.scheme, options.scale);
+  const float tensor_scale = options.scheme.tensor_scale_for(weight);
+  out.set_tensor_scale(tensor_scale);
+  const compress_detail::GroupQuantizer quantizer(options.scheme, options.scale, tensor_scale);
   const int64_t group = out.group_size(), groups = out.groups_per_row();
   // Parameters are chosen per unit: a group, or a super-block of groups (two-level scales).
   const int64_t unit = quantizer.unit(group);

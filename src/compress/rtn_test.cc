@@ -5,11 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "compress/compress_test_util.h"
 #include "lowbit/core/error.h"
+#include "lowbit/core/half.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/numerics/block_format.h"
 #include "testing/shared_data.h"
@@ -58,6 +61,92 @@ TEST(Rtn, EqualsNumericsBlockQuantizer) {
     }
     EXPECT_EQ(q.dequantize(), reference.dequantize());
   }
+}
+
+// MXFP4 and NVFP4 (QuantScheme::preset) worked out here from their definitions, with half.h's FP8
+// decoders and plain search instead of numerics' encoders:
+//   MXFP4  each group's scale is the smallest power of two >= max|w| / 6 (so nothing clips), stored
+//          as E8M0; an all-zero group takes E8M0's smallest value 2^-127;
+//   NVFP4  S is the smallest power of two >= max|W| / (448 · 6); each group's scale is the UE4M3
+//          value nearest to max|w| / 6 / S, times S;
+// every weight decodes to an e2m1 value times its scale that is nearest to it.
+TEST(Rtn, MxFp4AndNvFp4ScalesFollowTheirDefinitions) {
+  const int64_t rows = 8, cols = 80;  // mxfp4: 32 + 32 + a ragged 16; nvfp4: 5 groups of 16
+  std::vector<float> w = normal_values(static_cast<size_t>(rows * cols), 9, 0.02f);
+  w[40] = 0.75f;                                                                   // an outlier
+  for (int64_t c = 0; c < cols; ++c) w[static_cast<size_t>(3 * cols + c)] = 0.0f;  // an all-zero row
+  const float e2m1[] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+  auto smallest_power_at_least = [](double x) {
+    double p = 0x1p-127;
+    while (p < x) p *= 2;
+    return p;
+  };
+  float amax = 0;
+  for (float v : w) amax = std::max(amax, std::fabs(v));
+  for (const char* name : {"mxfp4", "nvfp4"}) {
+    SCOPED_TRACE(name);
+    const bool nv = std::string(name) == "nvfp4";
+    RtnOptions options;
+    options.scheme = *QuantScheme::preset(name);
+    const QuantizedTensor q = quantize_rtn(w, rows, cols, options);
+    const double s = nv ? smallest_power_at_least(amax / (448.0 * 6.0)) : 1.0;
+    EXPECT_EQ(q.tensor_scale(), static_cast<float>(s));
+    const int64_t group = nv ? 16 : 32, groups = q.groups_per_row();
+    ASSERT_EQ(groups, nv ? 5 : 3);
+    EXPECT_EQ(q.storage_bytes(), rows * cols / 2 + rows * groups + (nv ? 4 : 0));
+    const Tensor stored = q.scales_tensor();
+    ASSERT_EQ(stored.dtype(), nv ? DType::kF8E4M3 : DType::kF8E8M0);
+    const auto* bytes = static_cast<const uint8_t*>(stored.data());
+    const std::vector<float> values = q.dequantize();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0; g < groups; ++g) {
+        const size_t b = static_cast<size_t>(r * groups + g);
+        const int64_t c0 = g * group, c1 = std::min(cols, c0 + group);
+        double gmax = 0;
+        for (int64_t c = c0; c < c1; ++c) gmax = std::max(gmax, static_cast<double>(std::fabs(w[static_cast<size_t>(r * cols + c)])));
+        double want = 0;
+        if (!nv) {
+          want = smallest_power_at_least(gmax / 6);
+        } else {  // the nearest of the 127 finite UE4M3 values
+          double best = INFINITY;
+          for (uint8_t code = 0; code < 0x7F; ++code) {
+            const double v = f8e4m3_bits_to_f32(code), d = std::fabs(v - gmax / 6 / s);
+            if (d < best) best = d, want = v;
+          }
+          want *= s;
+        }
+        ASSERT_EQ(q.scales()[b], static_cast<float>(want)) << "row " << r << " group " << g;
+        const float decoded = nv ? f8e4m3_bits_to_f32(bytes[b]) * static_cast<float>(s) : e8m0_bits_to_f32(bytes[b]);
+        ASSERT_EQ(decoded, q.scales()[b]) << "stored byte of row " << r << " group " << g;
+        for (int64_t c = c0; c < c1; ++c) {
+          const size_t i = static_cast<size_t>(r * cols + c);
+          double nearest = INFINITY;
+          for (float m : e2m1)
+            for (float sign : {1.0f, -1.0f}) nearest = std::min(nearest, std::fabs(sign * m * q.scales()[b] - static_cast<double>(w[i])));
+          ASSERT_EQ(std::fabs(static_cast<double>(values[i]) - w[i]), nearest) << "weight " << i;
+        }
+      }
+  }
+  // An 11008 x 4096 layer would pay 4.25 and 4.5 bits per weight (plus 32 bits once for NVFP4's S).
+  EXPECT_EQ(QuantizedTensor(2, 4096, *QuantScheme::preset("mxfp4")).bits_per_weight(), 4.25);
+  EXPECT_EQ(QuantizedTensor(2, 4096, *QuantScheme::preset("nvfp4")).bits_per_weight(), 4.5 + 32.0 / (2 * 4096));
+}
+
+TEST(Rtn, EightBitScalesAreRefusedWhereTheyCannotStand) {
+  QuantizedTensor nv(2, 32, *QuantScheme::preset("nvfp4"));
+  EXPECT_TRUE(contains(error_from([&] { nv.set_tensor_scale(3.0f); }), "the tensor scale must be a power of two"));
+  EXPECT_TRUE(contains(error_from([&] { nv.set_row(0, std::vector<uint8_t>(32, 0), std::vector<float>{-1.0f, 1.0f}); }),
+                       "scale -1.000000 of group 0 is not a finite F8_E4M3 value"));
+  QuantizedTensor f16(2, 32, QuantScheme::with_format(Format::e2m1(), 16));
+  EXPECT_TRUE(contains(error_from([&] { f16.set_tensor_scale(2.0f); }), "only F8_E4M3 scales take a tensor scale"));
+  QuantScheme e8m0 = QuantScheme::integer(4, 32, false, DType::kF8E8M0);  // zero points
+  EXPECT_TRUE(contains(error_from([&] { e8m0.validate(64); }), "8-bit float scales"));
+  QuantScheme mirrored = *QuantScheme::preset("mxfp4");
+  mirrored.signed_scales = true;
+  EXPECT_TRUE(contains(error_from([&] { mirrored.validate(64); }), "are unsigned"));
+  QuantizedTensor mx(1, 32, *QuantScheme::preset("mxfp4"));
+  EXPECT_TRUE(contains(error_from([&] { mx.set_row(0, std::vector<uint8_t>(32, 0), std::vector<float>{0.75f}); }),
+                       "is not a finite F8_E8M0 value"));
 }
 
 TEST(Rtn, MseClippingNeverWorseAndImportanceWeightingMinimizesWeightedError) {

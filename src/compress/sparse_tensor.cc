@@ -108,6 +108,8 @@ SparseTensor SparseTensor::from_quantized(QuantizedTensor tensor, std::vector<ui
   const int64_t rows = tensor.rows(), cols = tensor.cols();
   check_sizes(mask.size(), rows, cols, "the mask");
   require(tensor.g_idx().empty(), kWhere, "sparse quantized layers have consecutive groups (no g_idx, no act-order)");
+  require(!tensor.scheme().has_tensor_scale(), kWhere,
+          "sparse quantized layers store no tensor scale: use f16, bf16, f32 or e8m0 scales, not NVFP4's ue4m3");
   SparseTensor t;
   t.rows_ = rows;
   t.cols_ = cols;

@@ -17,6 +17,7 @@ constexpr DTypeInfo kInfo[] = {
     {DType::kF64, 8, "F64", true},        {DType::kF32, 4, "F32", true},
     {DType::kF16, 2, "F16", true},        {DType::kBF16, 2, "BF16", true},
     {DType::kF8E4M3, 1, "F8_E4M3", true}, {DType::kF8E5M2, 1, "F8_E5M2", true},
+    {DType::kF8E8M0, 1, "F8_E8M0", true},
     {DType::kI64, 8, "I64", false},       {DType::kI32, 4, "I32", false},
     {DType::kI16, 2, "I16", false},       {DType::kI8, 1, "I8", false},
     {DType::kU64, 8, "U64", false},       {DType::kU32, 4, "U32", false},

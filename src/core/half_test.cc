@@ -5,6 +5,7 @@
 // reference that rounds in double arithmetic for bf16. The scalar functions are then
 // the oracle for the Highway bulk functions, checked on every compiled-in target.
 #include "lowbit/core/half.h"
+#include "lowbit/numerics/format.h"
 
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
@@ -436,6 +437,32 @@ TEST(HalfTest, BulkNarrowingEqualsScalarOnASweep) {
         if (out[i] != want[i])
           log.add("input " + hex(bits_of(in[i])) + " got " + hex(out[i]) + " want " + hex(want[i]));
     }
+  }
+}
+
+// FP8 and E8M0 widening: values written out from the OCP OFP8 / MX v1.0 tables, then every code
+// against numerics' independent Format decoders (which the conformance suite checks against pychop).
+TEST(HalfTest, EightBitFloatsWidenExactly) {
+  EXPECT_EQ(f8e4m3_bits_to_f32(0x7E), 448.0f);   // S.1111.110: the largest finite
+  EXPECT_EQ(f8e4m3_bits_to_f32(0x01), 0x1p-9f);  // the smallest subnormal
+  EXPECT_EQ(f8e4m3_bits_to_f32(0x08), 0x1p-6f);  // the smallest normal
+  EXPECT_EQ(f8e4m3_bits_to_f32(0xB9), -1.125f);  // 1.0111.001
+  EXPECT_EQ(bits_of(f8e4m3_bits_to_f32(0x80)), 0x80000000u);
+  EXPECT_TRUE(std::isnan(f8e4m3_bits_to_f32(0x7F)) && std::isnan(f8e4m3_bits_to_f32(0xFF)));
+  EXPECT_EQ(f8e5m2_bits_to_f32(0x7B), 57344.0f);
+  EXPECT_EQ(f8e5m2_bits_to_f32(0x01), 0x1p-16f);
+  EXPECT_TRUE(std::isinf(f8e5m2_bits_to_f32(0xFC)) && f8e5m2_bits_to_f32(0xFC) < 0);
+  EXPECT_EQ(e8m0_bits_to_f32(127), 1.0f);
+  EXPECT_EQ(e8m0_bits_to_f32(0), 0x1p-127f);
+  EXPECT_EQ(e8m0_bits_to_f32(254), 0x1p127f);
+  EXPECT_TRUE(std::isnan(e8m0_bits_to_f32(255)));
+  const Format e4m3 = Format::e4m3(), e5m2 = Format::e5m2(), e8m0 = Format::ue8m0();
+  for (uint32_t code = 0; code < 256; ++code) {
+    const auto b = static_cast<uint8_t>(code);
+    for (auto [got, want] : {std::pair{f8e4m3_bits_to_f32(b), e4m3.decode(code)},
+                             std::pair{f8e5m2_bits_to_f32(b), e5m2.decode(code)},
+                             std::pair{e8m0_bits_to_f32(b), e8m0.decode(code)}})
+      EXPECT_TRUE(bits_of(got) == bits_of(want) || (std::isnan(got) && std::isnan(want))) << code;
   }
 }
 

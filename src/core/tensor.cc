@@ -130,6 +130,16 @@ void widen_to_f32(DType dtype, const void* data, int64_t count, float* out) {
       return;
     case DType::kF16: convert_f16_to_f32(static_cast<const uint16_t*>(data), out, n); return;
     case DType::kBF16: convert_bf16_to_f32(static_cast<const uint16_t*>(data), out, n); return;
+    case DType::kF8E4M3:
+    case DType::kF8E5M2:
+    case DType::kF8E8M0: {
+      const auto* bytes = static_cast<const uint8_t*>(data);
+      float (*widen)(uint8_t) = dtype == DType::kF8E4M3   ? f8e4m3_bits_to_f32
+                                : dtype == DType::kF8E5M2 ? f8e5m2_bits_to_f32
+                                                          : e8m0_bits_to_f32;
+      for (size_t i = 0; i < n; ++i) out[i] = widen(bytes[i]);
+      return;
+    }
     default: throw Error("cannot widen " + std::string(dtype_name(dtype)) + " values to F32");
   }
 }
@@ -140,6 +150,9 @@ std::vector<float> Tensor::to_f32_vector() const {
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16:
+    case DType::kF8E4M3:
+    case DType::kF8E5M2:
+    case DType::kF8E8M0:
       widen_to_f32(dtype_, data_, numel_, out.data());
       return out;
     case DType::kF64:

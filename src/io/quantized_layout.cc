@@ -40,7 +40,7 @@ std::string SparseLayoutSpec::to_string() const {
 
 std::string quantized_part_layer(const std::string& name) {
   for (const char* suffix : {kQweightSuffix, kScalesSuffix, kQzerosSuffix, kGidxSuffix, kValuesSuffix,
-                             kSparseIndexSuffix, kSparseBitmapSuffix})
+                             kSparseIndexSuffix, kSparseBitmapSuffix, kTensorScaleSuffix})
     if (name.ends_with(suffix)) return name.substr(0, name.size() - std::string_view(suffix).size());
   return "";
 }
@@ -71,6 +71,7 @@ std::vector<QuantizedPart> quantized_parts(const std::string& layer, const Quant
   parts.push_back({layer + kQweightSuffix, DType::kU8, {spec.out_features, spec.row_bytes()}, true});
   parts.push_back({layer + kScalesSuffix, spec.scale_dtype, {spec.out_features, spec.groups()}, true});
   if (spec.asymmetric()) parts.push_back({layer + kQzerosSuffix, DType::kU8, {spec.out_features, spec.zero_row_bytes()}, true});
+  if (spec.scale_dtype == DType::kF8E4M3) parts.push_back({layer + kTensorScaleSuffix, DType::kF32, {1}, true});
   parts.push_back({layer + kGidxSuffix, DType::kI32, {spec.in_features}, false});
   return parts;
 }
@@ -80,14 +81,18 @@ std::string scale_dtype_name(DType dtype) {
     case DType::kF16: return "f16";
     case DType::kBF16: return "bf16";
     case DType::kF32: return "f32";
-    default: throw Error("scale dtype " + std::string(dtype_name(dtype)) + " is not F16, BF16 or F32");
+    case DType::kF8E4M3: return "ue4m3";
+    case DType::kF8E8M0: return "e8m0";
+    default: throw Error("scale dtype " + std::string(dtype_name(dtype)) + " is not F16, BF16, F32, F8_E4M3 or F8_E8M0");
   }
 }
 
-std::optional<DType> parse_scale_dtype(std::string_view name) {
+std::optional<DType> parse_scale_dtype(std::string_view name, bool eight_bit) {
   if (name == "f16") return DType::kF16;
   if (name == "bf16") return DType::kBF16;
   if (name == "f32") return DType::kF32;
+  if (eight_bit && name == "ue4m3") return DType::kF8E4M3;
+  if (eight_bit && name == "e8m0") return DType::kF8E8M0;
   return std::nullopt;
 }
 
@@ -156,9 +161,11 @@ QuantizedLayerSpec parse_layer(const json& entry, const std::string& where) {
   if (spec.bits() < 1 || spec.bits() > 8)
     throw Error(where, "format " + format + " has " + std::to_string(spec.bits()) + " bits; quantized layers hold 1..8");
   const std::string scale = layer_string(entry, "scale_dtype", where);
-  const auto scale_dtype = parse_scale_dtype(scale);
-  if (!scale_dtype) throw Error(where, "\"scale_dtype\" must be f16, bf16 or f32, found \"" + scale + "\"");
+  const auto scale_dtype = parse_scale_dtype(scale, true);
+  if (!scale_dtype) throw Error(where, "\"scale_dtype\" must be f16, bf16, f32, ue4m3 or e8m0, found \"" + scale + "\"");
   spec.scale_dtype = *scale_dtype;
+  if (spec.sparse && spec.scale_dtype == DType::kF8E4M3)
+    throw Error(where, "sparse layers store no tensor scale, so no ue4m3 scales (use f16, bf16, f32 or e8m0)");
   spec.in_features = layer_int(entry, "in_features", where);
   spec.out_features = layer_int(entry, "out_features", where);
   spec.group_size = layer_int(entry, "group_size", where);

@@ -88,6 +88,7 @@ Tensor random_tensor(DType dtype, const Shape& shape, std::mt19937_64& rng) {
     case DType::kBF16: specials = {0x7fc0, 0xffc1, 0x7f81, 0xff80, 0x8000}; break;
     case DType::kF8E4M3: specials = {0x7f, 0xff, 0x80}; break;
     case DType::kF8E5M2: specials = {0x7e, 0xfd, 0x7c, 0x80}; break;
+    case DType::kF8E8M0: specials = {0xff, 0x00}; break;
     default: break;
   }
   const size_t size = dtype_size(dtype);

@@ -75,7 +75,9 @@ TEST(PackedDecode, Stories260KPerplexityAndGreedyTextMatchTheDequantizedPath) {
   tokens.resize(std::min<size_t>(tokens.size(), 300));
   const auto prompt = tokenizer->encode("Once upon a time, there was a little girl", true);
 
-  for (const QuantScheme& scheme : {QuantScheme::integer(4, 32, false), QuantScheme::integer(4, 32, true)}) {
+  // Integer grids, and the block-scaled 4-bit floats: MXFP4 (E8M0 scales) and NVFP4 (UE4M3 x S).
+  for (const QuantScheme& scheme : {QuantScheme::integer(4, 32, false), QuantScheme::integer(4, 32, true),
+                                    *QuantScheme::preset("mxfp4"), *QuantScheme::preset("nvfp4")}) {
     SCOPED_TRACE(scheme.to_string());
     QuantRecipe recipe;
     recipe.method = QuantMethod::kRtn;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <set>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "lowbit/io/gguf.h"
@@ -74,6 +75,32 @@ TEST(QuantizeCli, GgufFormatWritesAFileThatEvaluates) {
   const double perplexity = nlohmann::json::parse(ppl.out)["perplexity"];
   EXPECT_GT(perplexity, 1.0);
   EXPECT_LT(perplexity, 20.0);
+}
+
+// --format nvfp4 / mxfp4: the block-scaled 4-bit float layouts, through AWQ (whose scale search
+// follows NVFP4's tensor scale) and GPTQ; the folders record their 8-bit scales and evaluate.
+TEST(QuantizeCli, BlockScaledFloatLayoutsQuantizeAndEvaluate) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  const std::string calib = " --calib " + shared + "/data/tinystories/tinystories_val.txt --nsamples 4 --seqlen 64";
+  for (const auto& [format, method, plan, scale_dtype] :
+       {std::tuple{"nvfp4", "awq", "e2m1 g16 (F8_E4M3 scales x f32 tensor scale)", "ue4m3"},
+        std::tuple{"mxfp4", "gptq", "e2m1 g32 (F8_E8M0 scales)", "e8m0"}}) {
+    SCOPED_TRACE(format);
+    const std::string out = testing::temp_dir() + "/" + format;
+    const auto r = run_cli("quantize -m " + shared + "/models/stories260K/hf --method " + method + " --format " + format +
+                           calib + " -o " + out + " --json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto report = nlohmann::json::parse(r.out);
+    EXPECT_EQ(report["layers"][1]["plan"], plan);
+    EXPECT_EQ(report["recipe"]["scheme"]["scale_dtype"], scale_dtype);
+    const auto config = nlohmann::json::parse(testing::read_all(out + "/config.json"));
+    EXPECT_EQ(config["quantization_config"]["layers"]["model.layers.0.mlp.down_proj"]["scale_dtype"], scale_dtype);
+    const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
+    ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+    const double perplexity = nlohmann::json::parse(ppl.out)["perplexity"];
+    EXPECT_GT(perplexity, 1.0);
+    EXPECT_LT(perplexity, 20.0);  // the fp32 model scores about 4 here; a broken layer scores hundreds
+  }
 }
 
 // A k-quant output on stories260K, whose rows (64 and 172 inputs) are no whole 256-value
@@ -159,6 +186,11 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {model + " --method rtn --format gguf:q4_0 --keep '*.v_proj=3'", "which no GGUF block type holds"},
       {model + " --method rtn --format nf4 --budget 5", "--budget: needs an integer grid (--bits B: B to 8 bits) or --format gguf:TYPE"},
       {model + " --method rtn --budget 5", "--budget: needs --calib"},
+      {model + " --method rtn --format nvfp4 --group 32", "--group: nvfp4 groups hold 16 weights, found --group 32"},
+      {model + " --method rtn --format mxfp4 --scale-dtype f16", "--scale-dtype: mxfp4 stores e8m0 scales, found f16"},
+      {model + " --method rtn --format mxfp4 --bits 4", "--format: mxfp4 gives the grid itself"},
+      {model + " --method rtn --bits 4 --group 32 --scale-dtype e8m0", "8-bit float scales (NVFP4's UE4M3, MX's E8M0) are unsigned"},
+      {model + " --method rtn --scale-dtype e5m2", "--scale-dtype: expected f16, bf16, f32, ue4m3"},
       {model + " --method rtn --format gguf:q4_0 --budget 5", "--budget: needs --calib"},
       {model + " --method rtn --format gguf:q4_0 --budget 4" + calib, "--budget: 4.0000 bits per weight is below the cheapest grids' 4.5000"},
   };

@@ -76,8 +76,11 @@ QuantizedTensor read_layer(const ModelFiles& files, const std::string& name, con
     const auto values = stored->values<int32_t>();
     g_idx.assign(values.begin(), values.end());
   }
+  float tensor_scale = 1.0f;
+  if (spec.scale_dtype == DType::kF8E4M3) tensor_scale = part(files, name + kTensorScaleSuffix).to_f32_vector().at(0);
   return QuantizedTensor::from_parts(rows, cols, QuantScheme::with_format(spec.format, spec.group_size, spec.scale_dtype),
-                                     std::move(codes), std::move(scales), std::move(zeros), std::move(g_idx));
+                                     std::move(codes), std::move(scales), std::move(zeros), std::move(g_idx), {},
+                                     tensor_scale);
 }
 
 SparseTensor read_sparse_layer(const ModelFiles& files, const std::string& name, const QuantizedLayerSpec& spec) {
@@ -109,6 +112,10 @@ NamedTensors folder_tensors(const QuantizedModelContents& contents, const std::s
     tensors.emplace_back(name + kQweightSuffix,
                          Tensor::copy_of(DType::kU8, {tensor.rows(), tensor.row_bytes()}, codes.data(), codes.size()));
     tensors.emplace_back(name + kScalesSuffix, tensor.scales_tensor());
+    if (tensor.scheme().has_tensor_scale()) {
+      const float tensor_scale = tensor.tensor_scale();
+      tensors.emplace_back(name + kTensorScaleSuffix, Tensor::copy_of(DType::kF32, {1}, &tensor_scale, sizeof(float)));
+    }
     if (tensor.scheme().asymmetric()) {
       const auto zeros = tensor.packed_zero_points();
       tensors.emplace_back(name + kQzerosSuffix, Tensor::copy_of(DType::kU8, {tensor.rows(), spec.zero_row_bytes()},

@@ -62,7 +62,9 @@ std::vector<LayerCase> layer_cases() {
           {"model.layers.0.mlp.down_proj", QuantScheme::integer(3, 0, false)},
           {"model.layers.1.mlp.gate_proj", QuantScheme::integer(4, 32, true), true},
           {"model.layers.1.self_attn.v_proj", QuantScheme::with_format(Format::e2m1(), 16, DType::kBF16)},  // bias stays dense
-          {"lm_head", QuantScheme::integer(4, 16, false)}};
+          {"lm_head", QuantScheme::integer(4, 16, false)},
+          {"model.layers.0.mlp.up_proj", *QuantScheme::preset("nvfp4")},         // ue4m3 scales x a tensor scale
+          {"model.layers.1.self_attn.o_proj", *QuantScheme::preset("mxfp4")}};  // e8m0 scales
 }
 
 QuantizedModelContents quantize_some_layers(const ModelFiles& dense) {
@@ -161,7 +163,7 @@ TEST_F(QuantizedModelFiles, FolderHoldsTheDocumentedLayout) {
   EXPECT_EQ(q["quant_method"], "lowbit");
   EXPECT_EQ(q["format_version"], 1);
   EXPECT_EQ(q["method"], "rtn");  // producer keys are kept
-  EXPECT_EQ(q["layers"].size(), 5u);
+  EXPECT_EQ(q["layers"].size(), 7u);
   EXPECT_EQ(q["layers"]["model.layers.0.mlp.down_proj"],
             json({{"format", "uint3"}, {"group_size", 0}, {"scale_dtype", "f16"}, {"in_features", 37}, {"out_features", 48}}));
   EXPECT_EQ(q["layers"]["model.layers.1.self_attn.v_proj"]["format"], "e2m1");
@@ -170,7 +172,7 @@ TEST_F(QuantizedModelFiles, FolderHoldsTheDocumentedLayout) {
 
   const ModelFiles files = open_model(dir_);
   ASSERT_TRUE(files.quantized());
-  EXPECT_EQ(files.quantized_layers.size(), 5u);
+  EXPECT_EQ(files.quantized_layers.size(), 7u);
   auto expect_part = [&](const std::string& name, DType dtype, Shape shape) {
     const Tensor* t = files.find(name);
     ASSERT_NE(t, nullptr) << name;
@@ -186,6 +188,13 @@ TEST_F(QuantizedModelFiles, FolderHoldsTheDocumentedLayout) {
   expect_part("model.layers.1.mlp.gate_proj.g_idx", DType::kI32, {48});
   expect_part("model.layers.1.self_attn.v_proj.scales", DType::kBF16, {16, 3});
   expect_part("lm_head.qzeros", DType::kU8, {53, 2});  // 3 groups x 4 bits
+  EXPECT_EQ(q["layers"]["model.layers.0.mlp.up_proj"]["scale_dtype"], "ue4m3");
+  expect_part("model.layers.0.mlp.up_proj.qweight", DType::kU8, {37, 24});  // 48 e2m1 codes
+  expect_part("model.layers.0.mlp.up_proj.scales", DType::kF8E4M3, {37, 3});  // groups of 16
+  expect_part("model.layers.0.mlp.up_proj.tensor_scale", DType::kF32, {1});
+  EXPECT_EQ(q["layers"]["model.layers.1.self_attn.o_proj"]["scale_dtype"], "e8m0");
+  expect_part("model.layers.1.self_attn.o_proj.scales", DType::kF8E8M0, {48, 2});  // 32 + a ragged 16
+  EXPECT_EQ(files.find("model.layers.1.self_attn.o_proj.tensor_scale"), nullptr);
   for (const char* absent : {"lm_head.weight", "model.layers.0.self_attn.q_proj.weight",
                              "model.layers.0.self_attn.q_proj.qzeros", "model.layers.0.mlp.down_proj.g_idx"})
     EXPECT_EQ(files.find(absent), nullptr) << absent;
@@ -369,7 +378,7 @@ TEST_F(QuantizedModelFiles, BadConfigIsOneLineNamingConfigJson) {
   const std::string scale = copy_of_folder();
   edit_config(scale, [](json& config) { config["quantization_config"]["layers"]["lm_head"]["scale_dtype"] = "f8"; });
   message = error_from([&] { open_model(scale); });
-  EXPECT_EQ(message, scale + "/config.json: quantization_config.layers['lm_head']: \"scale_dtype\" must be f16, bf16 or f32, found \"f8\"");
+  EXPECT_EQ(message, scale + "/config.json: quantization_config.layers['lm_head']: \"scale_dtype\" must be f16, bf16, f32, ue4m3 or e8m0, found \"f8\"");
 
   const std::string group = copy_of_folder();
   edit_config(group, [](json& config) { config["quantization_config"]["layers"]["lm_head"]["group_size"] = 49; });
@@ -414,6 +423,32 @@ TEST_F(QuantizedModelFiles, BadValuesAreRefusedOnLoadNamingLayerAndTensor) {
   message = error_from([&] { read_quantized_layers(open_model(inf)); });
   EXPECT_EQ(message, inf + ": quantized layer 'model.layers.0.self_attn.q_proj': tensor "
                            "'model.layers.0.self_attn.q_proj.scales': scale [1, 1] is inf");
+
+  // A UE4M3 scale with its sign bit set (NVFP4 scales are unsigned), and a tensor scale that is not
+  // a power of two (lowbit's NVFP4 keeps scale x tensor scale exact).
+  const std::string negative = copy_of_folder();
+  edit_tensors(negative, [](NamedTensors& tensors) {
+    static_cast<uint8_t*>(tensor_named(tensors, "model.layers.0.mlp.up_proj.scales").mutable_data())[4] |= 0x80;
+  });
+  message = error_from([&] { read_quantized_layers(open_model(negative)); });
+  EXPECT_TRUE(contains(message, negative + ": quantized layer 'model.layers.0.mlp.up_proj': quantized tensor: scale 4 (")) << message;
+  EXPECT_TRUE(contains(message, "is not a finite F8_E4M3 value (unsigned)")) << message;
+  const std::string odd_tensor_scale = copy_of_folder();
+  edit_tensors(odd_tensor_scale, [](NamedTensors& tensors) {
+    tensor_named(tensors, "model.layers.0.mlp.up_proj.tensor_scale").mutable_values<float>()[0] = 3.0f;
+  });
+  message = error_from([&] { read_quantized_layers(open_model(odd_tensor_scale)); });
+  EXPECT_EQ(message, odd_tensor_scale + ": quantized layer 'model.layers.0.mlp.up_proj': quantized tensor: the tensor scale "
+                                        "must be a power of two in 2^-117 .. 2^118 (so that scale x tensor scale is exact), "
+                                        "found 3.000000");
+  // E8M0's NaN code.
+  const std::string nan = copy_of_folder();
+  edit_tensors(nan, [](NamedTensors& tensors) {
+    static_cast<uint8_t*>(tensor_named(tensors, "model.layers.1.self_attn.o_proj.scales").mutable_data())[3] = 0xFF;
+  });
+  message = error_from([&] { read_quantized_layers(open_model(nan)); });
+  EXPECT_EQ(message, nan + ": quantized layer 'model.layers.1.self_attn.o_proj': tensor "
+                           "'model.layers.1.self_attn.o_proj.scales': scale [1, 1] is nan");
 
   // g_idx naming a group that does not exist (48 columns in groups of 32: groups 0 and 1).
   const std::string g_idx = copy_of_folder();
@@ -467,7 +502,7 @@ TEST_F(QuantizedModelFiles, QuantizedHeadUntiesATiedConfig) {
 TEST_F(QuantizedModelFiles, InspectReportsSchemesAndTrueBitsPerWeight) {
   const auto text = testing::run_cli("inspect '" + dir_ + "'");
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  EXPECT_TRUE(contains(text.out, "compressed:   5 layers")) << text.out;
+  EXPECT_TRUE(contains(text.out, "compressed:   7 layers")) << text.out;
   // lm_head: uint4 g16 on 48 columns = 24 code bytes + 3 f16 scales + 2 zero-point bytes per row:
   // 8 * 32 / 48 = 5.3333 bits per weight.
   EXPECT_TRUE(contains(text.out, "uint4 g16 (F16 scales, zero points)")) << text.out;
@@ -480,7 +515,7 @@ TEST_F(QuantizedModelFiles, InspectReportsSchemesAndTrueBitsPerWeight) {
   const json j = json::parse(result.out);
   const json& q = j["quantization"];
   EXPECT_EQ(j["parameters"], dense_->parameter_count());
-  EXPECT_EQ(q["quantized_layers"], 5);
+  EXPECT_EQ(q["quantized_layers"], 7);
   EXPECT_EQ(q["config"]["quant_method"], "lowbit");
   uint64_t storage = 0, weights = 0;
   for (const json& layer : q["layers"]) {

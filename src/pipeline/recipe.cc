@@ -44,8 +44,8 @@ QuantScheme scheme_from_json(const json& object, QuantScheme base, const std::st
   if (object.contains("group_size")) base.group_size = get<int64_t>(object, "group_size", where);
   if (object.contains("scale_dtype")) {
     const std::string text = get<std::string>(object, "scale_dtype", where);
-    const auto dtype = parse_scale_dtype(text);
-    if (!dtype) throw Error(where, "scale_dtype '" + text + "' is not f16, bf16 or f32");
+    const auto dtype = parse_scale_dtype(text, true);
+    if (!dtype) throw Error(where, "scale_dtype '" + text + "' is not f16, bf16, f32, ue4m3 or e8m0");
     base.scale_dtype = *dtype;
   }
   if (object.contains("signed_scales")) base.signed_scales = get<bool>(object, "signed_scales", where);

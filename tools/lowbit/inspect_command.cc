@@ -143,15 +143,20 @@ void print_quantized(const QuantizedSummary& summary) {
               with_thousands(static_cast<long long>(summary.quantized_weights)).c_str());
   std::printf("bits/weight:  %.4f over all %s parameters (other tensors at their stored width)\n",
               summary.model_bits_per_weight(), with_thousands(static_cast<long long>(summary.model_parameters)).c_str());
-  size_t width = 5;
-  for (const auto& [name, layer] : summary.layers) width = std::max(width, name.size());
-  std::printf("\n  %-*s  %-40s  %-14s  %8s  %11s\n", (int)width, "layer", "scheme", "shape", "sparsity", "bits/weight");
+  size_t width = 5, scheme_width = 40;
+  auto scheme_text = [](const auto& layer) { return layer.scheme + (layer.g_idx ? " g_idx" : ""); };
+  for (const auto& [name, layer] : summary.layers) {
+    width = std::max(width, name.size());
+    scheme_width = std::max(scheme_width, scheme_text(layer).size());
+  }
+  std::printf("\n  %-*s  %-*s  %-14s  %8s  %11s\n", (int)width, "layer", (int)scheme_width, "scheme", "shape", "sparsity",
+              "bits/weight");
   for (const auto& [name, layer] : summary.layers) {
     char sparsity[16] = "-";
     if (!layer.sparse_layout.empty()) std::snprintf(sparsity, sizeof sparsity, "%.2f%%", 100 * layer.sparsity);
-    std::printf("  %-*s  %-40s  %-14s  %8s  %11.4f\n", (int)width, name.c_str(),
-                (layer.scheme + (layer.g_idx ? " g_idx" : "")).c_str(), shape_to_string(Shape{layer.rows, layer.cols}).c_str(),
-                sparsity, layer.bits_per_weight());
+    std::printf("  %-*s  %-*s  %-14s  %8s  %11.4f\n", (int)width, name.c_str(), (int)scheme_width,
+                scheme_text(layer).c_str(), shape_to_string(Shape{layer.rows, layer.cols}).c_str(), sparsity,
+                layer.bits_per_weight());
   }
 }
 

@@ -50,8 +50,8 @@ struct QuantizeCliOptions {
 };
 
 DType scale_dtype_option(const std::string& text) {
-  if (const auto dtype = parse_scale_dtype(text)) return *dtype;
-  throw Error("--scale-dtype", "expected f16, bf16 or f32, found '" + text + "'");
+  if (const auto dtype = parse_scale_dtype(text, true)) return *dtype;
+  throw Error("--scale-dtype", "expected f16, bf16, f32, ue4m3 (NVFP4's, with a tensor scale) or e8m0 (MX), found '" + text + "'");
 }
 
 // Flags given on the command line override the recipe file; a recipe's layer rules come first,
@@ -132,6 +132,15 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
                                  std::to_string(o.group));
     if (given("--scale-dtype") && o.scale_dtype != "f16") throw Error("--scale-dtype", o.format + " stores f16 scales");
     recipe.clip_search = true;
+  } else if (const auto preset = QuantScheme::preset(o.format)) {
+    // A whole layout (grid, group, scale dtype): flags may restate it, not change it.
+    if (given("--bits") || given("--sym")) throw Error("--format", o.format + " gives the grid itself; drop --bits/--sym");
+    if (given("--group") && o.group != preset->group_size)
+      throw Error("--group", o.format + " groups hold " + std::to_string(preset->group_size) + " weights, found --group " +
+                                 std::to_string(o.group));
+    if (given("--scale-dtype") && scale_dtype_option(o.scale_dtype) != preset->scale_dtype)
+      throw Error("--scale-dtype", o.format + " stores " + scale_dtype_name(preset->scale_dtype) + " scales, found " + o.scale_dtype);
+    recipe.scheme = *preset;
   } else if (!o.format.empty()) {
     if (given("--bits") || given("--sym")) throw Error("--format", "gives the grid itself; drop --bits/--sym");
     recipe.scheme.element = Format::parse(o.format);
@@ -139,8 +148,9 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
     if (o.bits < 1 || o.bits > 8) throw Error("--bits", "must be 1..8, found " + std::to_string(o.bits));
     recipe.scheme.element = o.sym ? Format::int_symmetric(o.bits) : Format::uint(o.bits);
   }
-  if (!gguf && (given("--group") || o.recipe.empty())) recipe.scheme.group_size = o.group;
-  if (!gguf && (given("--scale-dtype") || o.recipe.empty())) recipe.scheme.scale_dtype = scale_dtype_option(o.scale_dtype);
+  const bool layout = gguf || QuantScheme::preset(o.format);  // the group and scale dtype come with the format
+  if (!layout && (given("--group") || o.recipe.empty())) recipe.scheme.group_size = o.group;
+  if (!layout && (given("--scale-dtype") || o.recipe.empty())) recipe.scheme.scale_dtype = scale_dtype_option(o.scale_dtype);
   if (recipe.scheme.group_size < 0) throw Error("--group", "must be >= 0 (0 = one scale per row), found " + std::to_string(recipe.scheme.group_size));
   if (given("--act-order")) recipe.gptq.act_order = true;
   if (given("--static-groups")) recipe.gptq.static_groups = true;
@@ -207,7 +217,9 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
   app.add_option("--group,-g", o->group, "input columns per scale; 0 = one scale per output row (default 128)");
   app.add_flag("--sym", o->sym, "symmetric integer grid ±(2^(b-1)-1), no zero points (default: asymmetric uintB with a zero point per group, as GPTQ/AWQ)");
   app.add_option("--format", o->format,
-                 "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats); or "
+                 "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats); a block "
+                 "layout: mxfp4 (e2m1, 32 per e8m0 scale), mxfp8 (e4m3, 32 per e8m0), nvfp4 (e2m1, 16 per ue4m3 "
+                 "scale x an f32 tensor scale); or "
                  "gguf:q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl|q6_k|q5_k|q4_k|q3_k|q2_k to write a GGUF file llama.cpp runs, "
                  "quantized on that type's grid (k-quants: tensors whose rows are not whole 256-value super-blocks get "
                  "llama.cpp's fallback type, e.g. q4_k -> q5_0)");
@@ -220,7 +232,9 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     app.add_option("--embedding-type", o->embedding_type,
                    "with --format gguf:TYPE: the token embedding's type, q8_0 (default; llama.cpp's choice for a tied "
                    "head), q5_0, q4_0, iq4_nl, f16, bf16 or f32");
-  app.add_option("--scale-dtype", o->scale_dtype, "dtype of the stored scales: f16 (default), bf16 or f32");
+  app.add_option("--scale-dtype", o->scale_dtype,
+                 "dtype of the stored scales: f16 (default), bf16, f32, e8m0 (MX's powers of two) or ue4m3 (NVFP4's, "
+                 "with an f32 tensor scale per layer)");
   app.add_option("--calib,-c", o->calib, "UTF-8 calibration text, tokenized with the model's tokenizer (needed by all but rtn)");
   app.add_option("--nsamples", o->calibration.nsamples, "calibration sequences (default 128)");
   app.add_option("--seqlen", o->calibration.seqlen, "tokens per calibration sequence (default 512)");

@@ -23,11 +23,21 @@
 //                packed like the codes (ceil(groups * bits / 8) bytes per row)
 //   g_idx        when present: cols int32
 //   minimums     float_min schemes only: rows x groups_per_row() values of scale_dtype
+//   tensor scale F8_E4M3 scales only: one f32 (NVFP4's second level)
+//
+// 8-bit float scales give the real MX and NVFP4 layouts (BlockFormat::mxfp4() / nvfp4() in numerics):
+//   MXFP4  e2m1 codes, groups of 32, F8_E8M0 scales (2^(e-127), unsigned, no zero);
+//   NVFP4  e2m1 codes, groups of 16, F8_E4M3 scales read as unsigned UE4M3, times one f32 tensor
+//          scale S. NVFP4 lets S be any f32 (amax / (448 · 6)); lowbit holds it to a power of two, so
+//          that scale × S is exact and the held f32 scales (scale() below, what kernels read) decode
+//          exactly what the bytes say. scales_tensor() and from_parts() deal in the stored values.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lowbit/core/dtype.h"
@@ -46,7 +56,8 @@ struct QuantScheme {
   Format element = Format::int_symmetric(4);
   // Input columns per scale; 0 = one scale per row (per-channel).
   int64_t group_size = 128;
-  // kF16 (default, what GPTQ/AWQ checkpoints store), kBF16 or kF32. Scales beyond the dtype's range
+  // kF16 (default, what GPTQ/AWQ checkpoints store), kBF16, kF32, kF8E8M0 (MX: powers of two) or
+  // kF8E4M3 (NVFP4: UE4M3 with a tensor scale; see the layout above). Scales beyond the dtype's range
   // saturate to its largest finite value; scales below its smallest subnormal round to 0 (the group
   // then decodes to 0 — use kF32 for weights that tiny).
   DType scale_dtype = DType::kF16;
@@ -83,8 +94,16 @@ struct QuantScheme {
   static QuantScheme integer(int bits, int64_t group_size, bool symmetric, DType scale_dtype = DType::kF16);
   // Any grid.
   static QuantScheme with_format(Format element, int64_t group_size, DType scale_dtype = DType::kF16);
+  // The block-scaled layouts by name: "mxfp4" (e2m1, groups of 32, E8M0 scales), "mxfp8" (e4m3, 32,
+  // E8M0) and "nvfp4" (e2m1, 16, UE4M3 scales times a tensor scale); nullopt for other names.
+  static std::optional<QuantScheme> preset(std::string_view name);
 
   int bits() const { return element.bits(); }
+  // F8_E4M3 scales (UE4M3's range 2^-9 .. 448 cannot hold weight scales alone) come with an f32 tensor scale.
+  bool has_tensor_scale() const { return scale_dtype == DType::kF8E4M3; }
+  // The tensor scale a method uses for these weights: the smallest power of two S with
+  // max|w| / S <= 448 · element max (1 without a tensor scale).
+  float tensor_scale_for(std::span<const float> weights) const;
   // Unsigned integer grids carry a zero point per group (unless they carry a float minimum).
   bool asymmetric() const;
   // The numerics view of the scheme (element, saturating scale format, groups along rows), for
@@ -107,11 +126,13 @@ class QuantizedTensor {
 
   // From stored parts (a loader): codes packed as described above, scales [rows x groups],
   // zero points unpacked [rows x groups] (empty for symmetric grids), g_idx [cols] or empty.
+  // F8_E4M3 scales are the stored UE4M3 values, multiplied here by tensor_scale.
   // Validates everything: sizes, zero pad bits, codes/zero points < 2^bits, scales finite and
   // exactly representable in scale_dtype, g_idx entries in [0, groups). Throws Error.
   static QuantizedTensor from_parts(int64_t rows, int64_t cols, QuantScheme scheme, std::vector<uint8_t> packed_codes,
                                     std::vector<float> scales, std::vector<uint8_t> zero_points = {},
-                                    std::vector<int32_t> g_idx = {}, std::vector<float> mins = {});
+                                    std::vector<int32_t> g_idx = {}, std::vector<float> mins = {},
+                                    float tensor_scale = 1.0f);
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
@@ -125,7 +146,12 @@ class QuantizedTensor {
 
   std::span<const uint8_t> packed_codes() const { return codes_; }
   std::span<const uint8_t> packed_row(int64_t row) const;
-  std::span<const float> scales() const { return scales_; }        // [rows x groups]
+  std::span<const float> scales() const { return scales_; }        // [rows x groups], times the tensor scale
+  // NVFP4's f32 second level (1 for other scale dtypes); every held scale is a stored value times it.
+  float tensor_scale() const { return tensor_scale_; }
+  // Sets it before any row is set (methods: scheme().tensor_scale_for(weights)). Throws Error unless
+  // the scheme has a tensor scale (or the value is 1) and it is a power of two in 2^-117 .. 2^118.
+  void set_tensor_scale(float tensor_scale);
   std::span<const uint8_t> zero_points() const { return zeros_; }  // [rows x groups], empty when symmetric
   std::span<const int32_t> g_idx() const { return g_idx_; }        // [cols] or empty
   std::span<const float> mins() const { return mins_; }            // [rows x groups], float_min schemes only
@@ -133,7 +159,8 @@ class QuantizedTensor {
   int zero_point(int64_t row, int64_t group) const {
     return zeros_.empty() ? 0 : zeros_[static_cast<size_t>(row * groups_ + group)];
   }
-  // The scales as a [rows, groups] tensor of scale_dtype (exact: they are representable).
+  // The stored scales as a [rows, groups] tensor of scale_dtype (exact: they are representable;
+  // F8_E4M3 scales divided by the tensor scale first).
   Tensor scales_tensor() const;
   // Zero points packed per row at `bits` bits (rows x ceil(groups * bits / 8) bytes), as stored.
   std::vector<uint8_t> packed_zero_points() const;
@@ -143,7 +170,8 @@ class QuantizedTensor {
   std::vector<uint8_t> codes() const;  // all rows, unpacked, row-major
 
   // Sets row r: codes (cols entries, each < 2^bits), its groups' scales (groups_per_row entries,
-  // each representable in scale_dtype — methods round them so) and zero points (asymmetric only,
+  // each representable in scale_dtype — methods round them so; with a tensor scale, each is a stored
+  // UE4M3 value times tensor_scale()) and zero points (asymmetric only,
   // groups_per_row entries < 2^bits; otherwise empty). Throws Error on any mismatch. Rows may be
   // set concurrently from different threads.
   // Float-minimum schemes give each group's minimum (representable in scale_dtype) in `mins`.
@@ -157,7 +185,7 @@ class QuantizedTensor {
   void dequantize(std::span<float> out) const;
   void dequantize_row(int64_t row, std::span<float> out) const;
 
-  // Bytes of the layout above: codes + scales + zero points + g_idx.
+  // Bytes of the layout above: codes + scales + zero points + g_idx (+ 4 for a tensor scale).
   int64_t storage_bytes() const;
   // 8 * storage_bytes() / (rows * cols): the true bits per weight including every overhead.
   double bits_per_weight() const;
@@ -167,6 +195,7 @@ class QuantizedTensor {
 
   int64_t rows_ = 0, cols_ = 0, group_ = 1, groups_ = 0, row_bytes_ = 0;
   QuantScheme scheme_;
+  float tensor_scale_ = 1.0f;
   std::vector<uint8_t> codes_;   // rows x row_bytes_
   std::vector<float> scales_;    // rows x groups_
   std::vector<uint8_t> zeros_;   // rows x groups_ (asymmetric)

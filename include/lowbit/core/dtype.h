@@ -20,6 +20,7 @@ enum class DType : uint8_t {
   kBF16,
   kF8E4M3,  // OCP FP8 e4m3fn (finite, one NaN pattern)
   kF8E5M2,  // OCP FP8 e5m2 (IEEE-like)
+  kF8E8M0,  // OCP MX E8M0 scale: 2^(code-127), no sign, no zero, 0xFF NaN (safetensors "F8_E8M0")
   kI64,
   kI32,
   kI16,
@@ -33,7 +34,7 @@ enum class DType : uint8_t {
 
 inline constexpr DType kAllDTypes[] = {
     DType::kF64, DType::kF32, DType::kF16, DType::kBF16, DType::kF8E4M3,
-    DType::kF8E5M2, DType::kI64, DType::kI32, DType::kI16, DType::kI8,
+    DType::kF8E5M2, DType::kF8E8M0, DType::kI64, DType::kI32, DType::kI16, DType::kI8,
     DType::kU64, DType::kU32, DType::kU16, DType::kU8, DType::kBool};
 
 // Bytes per element.

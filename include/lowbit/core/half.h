@@ -69,6 +69,29 @@ inline uint16_t f32_to_bf16_bits(float value) {
   return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
 }
 
+// OCP 8-bit floats, widened exactly (every code is an f32 value). Narrowing with rounding lives in
+// numerics (Format::e4m3() etc.); these are what loaders need to read FP8 tensors and scales.
+// e4m3fn: bias 7, subnormals m·2^-9, no Inf, S.1111.111 NaN (OCP OFP8 spec, table 1).
+inline float f8e4m3_bits_to_f32(uint8_t b) {
+  const uint32_t sign = static_cast<uint32_t>(b & 0x80u) << 24;
+  const uint32_t exponent = (b >> 3) & 0xFu, mantissa = b & 0x7u;
+  if (exponent == 0xFu && mantissa == 0x7u) return std::bit_cast<float>(sign | 0x7FC00000u);
+  if (exponent == 0) {
+    const float magnitude = static_cast<float>(mantissa) * 0x1p-9f;
+    return std::bit_cast<float>(std::bit_cast<uint32_t>(magnitude) | sign);
+  }
+  return std::bit_cast<float>(sign | ((exponent + 120) << 23) | (mantissa << 20));  // rebias 7 -> 127
+}
+// e5m2: IEEE-like, bias 15, subnormals m·2^-16, Inf and NaN at exponent 31 — the top byte of an f16.
+inline float f8e5m2_bits_to_f32(uint8_t b) { return f16_bits_to_f32(static_cast<uint16_t>(b << 8)); }
+// E8M0 (OCP MX v1.0 section 5.4): 2^(code-127) for codes 0..254, 0xFF NaN; no sign, no zero.
+// 2^-127 is an f32 subnormal, still exact.
+inline float e8m0_bits_to_f32(uint8_t b) {
+  if (b == 0xFFu) return std::bit_cast<float>(0x7FC00000u);
+  if (b == 0) return 0x1p-127f;
+  return std::bit_cast<float>(static_cast<uint32_t>(b) << 23);
+}
+
 // Bulk conversions (vectorized, runtime-dispatched). `in` and `out` must not overlap.
 void convert_f16_to_f32(const uint16_t* in, float* out, size_t count);
 void convert_f32_to_f16(const float* in, uint16_t* out, size_t count);

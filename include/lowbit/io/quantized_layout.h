@@ -44,7 +44,7 @@ struct SparseLayoutSpec {
 struct QuantizedLayerSpec {
   Format format = Format::int_symmetric(4);  // the code grid (Format::to_string() in the file)
   int64_t group_size = 0;                    // input columns per scale; 0 = one scale per row
-  DType scale_dtype = DType::kF16;           // kF16, kBF16 or kF32
+  DType scale_dtype = DType::kF16;           // kF16, kBF16, kF32, kF8E4M3 (UE4M3 + tensor scale) or kF8E8M0
   int64_t in_features = 0;                   // cols
   int64_t out_features = 0;                  // rows
   // Sparse layers: the layout, and whether the kept values are codes of `format` (with scales and
@@ -71,6 +71,7 @@ inline constexpr const char* kGidxSuffix = ".g_idx";
 inline constexpr const char* kValuesSuffix = ".values";               // sparse float values
 inline constexpr const char* kSparseIndexSuffix = ".sparse_index";    // N:M slot positions
 inline constexpr const char* kSparseBitmapSuffix = ".sparse_bitmap";  // unstructured bitmap
+inline constexpr const char* kTensorScaleSuffix = ".tensor_scale";    // NVFP4's f32 second level
 
 struct QuantizedPart {
   std::string name;  // full tensor name, e.g. "lm_head.qweight"
@@ -80,14 +81,16 @@ struct QuantizedPart {
   bool any_length = false;  // 1-D of a length only the data tells (bitmap layouts' values)
 };
 // qweight U8 [out, row_bytes], scales <scale_dtype> [out, groups], qzeros U8 [out, zero_row_bytes]
-// (asymmetric only), g_idx I32 [in] (optional). Sparse layers: the index or bitmap, then the
+// (asymmetric only), tensor_scale F32 [1] (ue4m3 scales only), g_idx I32 [in] (optional). Sparse layers: the index or bitmap, then the
 // values — qweight (codes of the kept weights, N:M [out, ceil(slots · bits / 8)], bitmap each row
 // packed on its own, 1-D) with scales and qzeros as above, or .values of value_dtype — and no g_idx.
 std::vector<QuantizedPart> quantized_parts(const std::string& layer, const QuantizedLayerSpec& spec);
 
-// "f16" | "bf16" | "f32" (the spelling config.json uses) and back; parse returns nullopt otherwise.
+// "f16" | "bf16" | "f32" (the spelling config.json uses for scales, kept layers and float values) and
+// back; group scales (eight_bit) also "ue4m3" (NVFP4, with a tensor scale) and "e8m0" (MX). parse
+// returns nullopt otherwise.
 std::string scale_dtype_name(DType dtype);
-std::optional<DType> parse_scale_dtype(std::string_view name);
+std::optional<DType> parse_scale_dtype(std::string_view name, bool eight_bit = false);
 
 // config.json's quantization_config → layers by name. `where` names the file in errors. Refuses
 // a quant_method other than "lowbit", a newer format_version, and any malformed layer entry
