@@ -22,6 +22,7 @@ using testing::run_cli;
 struct Expected {
   std::string kernel, format;
   double bits_per_weight;
+  double tensor_bits = 0;  // stored once per matrix (NVFP4's f32 tensor scale)
 };
 
 // For 1024 columns: groups of 128 are 8 per row, so every zero-point row is whole bytes.
@@ -36,12 +37,14 @@ std::vector<Expected> expected_kernels() {
           {"packed", "uint3 g128", 3 + 16.0 / 128 + 3.0 / 128},
           {"packed", "uint2 g128", 2 + 16.0 / 128 + 2.0 / 128},
           {"packed", "e4m3 g32", 8 + 16.0 / 32},  // + f16 scale per 32
-          {"packed", "e2m1 g32", 4 + 16.0 / 32},
+          {"packed", "e2m1 g32 e8m0", 4 + 8.0 / 32},                  // MXFP4: an E8M0 byte per 32
+          {"packed", "e2m1 g16 ue4m3", 4 + 8.0 / 16, 32},  // NVFP4: a UE4M3 byte per 16, an f32 S per matrix
           // int8 activations (int8_gemv.h) on the same layouts, and on Q4_0's shape.
           {"int8-act", "int8 per-row", 8 + 16 / cols},
           {"int8-act", "uint4 g128", 4 + 16.0 / 128 + 4.0 / 128},
           {"int8-act", "int4 g128", 4 + 16.0 / 128},
           {"int8-act", "int4 g32", 4 + 16.0 / 32},
+          {"int8-act", "e2m1 g32 e8m0", 4 + 8.0 / 32},
           // 2:4: two value slots and 4 bits of positions per 4 columns (+ an f32 scale per row for int8).
           {"sparse24", "f16 2:4", (2 * 16 + 4) / 4.0},
           {"sparse24", "int8 per-row 2:4", (2 * 8 + 4) / 4.0 + 32 / cols}};
@@ -71,8 +74,9 @@ TEST(BenchKernelsCli, QuickJsonHasEveryKernelWithExactBitsAndPositiveTimes) {
       SCOPED_TRACE(row.dump());
       EXPECT_EQ(row["kernel"], expected[k].kernel);
       EXPECT_EQ(row["format"], expected[k].format);
-      EXPECT_EQ(row["bits_per_weight"].get<double>(), expected[k].bits_per_weight);
-      EXPECT_EQ(row["weight_bytes"].get<double>(), expected[k].bits_per_weight * weights / 8);
+      const double bits = expected[k].bits_per_weight + expected[k].tensor_bits / weights;
+      EXPECT_DOUBLE_EQ(row["bits_per_weight"].get<double>(), bits);
+      EXPECT_DOUBLE_EQ(row["weight_bytes"].get<double>(), bits * weights / 8);
       const double us = row["microseconds"];
       EXPECT_GT(us, 0);
       // GB/s = bytes / µs · 1e-3, GFLOP/s = 2 · rows · cols / µs · 1e-3 (to rounding).
@@ -137,8 +141,8 @@ TEST(BenchKernelsCli, TokensMeasurePrefillAgainstTheF32ActivationPath) {
   }
   const std::vector<std::string> want = {"dense f32",           "dense bf16",         "packed int8 per-row",
                                          "packed uint4 g128",   "packed int4 g128",   "packed uint3 g128",
-                                         "packed uint2 g128",   "packed e4m3 g32",    "packed e2m1 g32",
-                                         "int8-act int8 per-row", "int8-act uint4 g128",
+                                         "packed uint2 g128",   "packed e4m3 g32",    "packed e2m1 g32 e8m0",
+                                         "packed e2m1 g16 ue4m3", "int8-act int8 per-row", "int8-act uint4 g128",
                                          "int8-act int4 g128",  "int8-act int4 g32"};
   EXPECT_EQ(formats, want);
   const auto text = run_cli("--threads 1 bench kernels --quick --shapes 64x256 --tokens 8 --reps 2");

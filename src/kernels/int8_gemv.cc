@@ -37,7 +37,8 @@ float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc
     const size_t c0 = run * a.run_cols, c1 = std::min(a.cols, c0 + a.run_cols);
     int32_t p = 0;
     for (size_t c = c0; c < c1; ++c) {
-      const int32_t u = static_cast<int32_t>(code_at(row, c, a.bits) ^ a.flip);
+      const uint32_t code = code_at(row, c, a.bits);
+      const int32_t u = static_cast<int32_t>(a.mapped ? a.map[code] : code ^ a.flip);
       p += (u - a.offset) * a.q[c];
     }
     const float s = scales[a.groups <= 1 ? 0 : c0 / a.group] * a.factor;
@@ -47,9 +48,9 @@ float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc
   if (a.has_correction) {
     const uint8_t* zeros = a.zeros ? a.zeros + r * a.groups : nullptr;
     const float* mins = a.mins ? a.mins + r * a.groups : nullptr;
-    const int z_flip = a.flip;  // two's complement: u = v + 2^(b−1), the zero point every group has
+    // Two's complement: u = v + 2^(b−1), the zero point every group has; mapped levels: u = 2^f·v − min.
     for (size_t g = group0; g < a.groups; ++g) {
-      const int z = zeros ? zeros[g] : z_flip;
+      const int z = zeros ? zeros[g] : a.implicit_zero;
       const float s = scales[g] * a.factor;
       const float k = static_cast<float>(a.offset - z) * s;
       cor[g % kLanes] = std::fma(k, a.group_x[g], cor[g % kLanes]);
@@ -130,6 +131,32 @@ size_t step_cols(Int8Kernel k, int bits) {
   return 0;
 }
 
+// A 4-bit non-integer grid whose 16 levels are integers times 2^−f, f ≤ 6, spanning at most 64 (e2m1:
+// f = 1, 2v from −12 to 12): map[code] = 2^f·v − min, zero = −min, factor = 2^−f. The 4-bit kernels'
+// int16 pair sums then stay below 4·64·127 < 2^15, as for integer codes. False for other grids.
+bool small_integer_levels(const Format& f, uint8_t* map, int& zero, float& factor) {
+  if (f.bits() != 4 || f.kind() == Format::Kind::kInt) return false;
+  for (int fraction = 0; fraction <= 6; ++fraction) {
+    double t[16], lo = 0, hi = 0;
+    bool integral = true;
+    for (uint32_t code = 0; code < 16 && integral; ++code) {
+      const double v = f.decode(code);
+      if (!std::isfinite(v)) return false;
+      t[code] = std::ldexp(v, fraction);
+      integral = t[code] == std::nearbyint(t[code]);
+      lo = code == 0 ? t[code] : std::min(lo, t[code]);
+      hi = code == 0 ? t[code] : std::max(hi, t[code]);
+    }
+    if (!integral) continue;
+    if (hi - lo > 64) return false;
+    for (uint32_t code = 0; code < 16; ++code) map[code] = static_cast<uint8_t>(t[code] - lo);
+    zero = static_cast<int>(-lo);
+    factor = static_cast<float>(std::ldexp(1.0, -fraction));
+    return true;
+  }
+  return false;
+}
+
 // Everything but the per-token parts, from the tensor.
 Args tensor_args(const QuantizedTensor& w) {
   Args a;
@@ -144,14 +171,17 @@ Args tensor_args(const QuantizedTensor& w) {
   a.offset = a.bits == 8 ? 128 : 0;
   a.scales = w.scales().data();
   const Format& f = w.scheme().element;
-  if (f.twos_complement()) {
+  if (f.kind() != Format::Kind::kInt) {
+    a.mapped = small_integer_levels(f, a.map, a.implicit_zero, a.factor);
+  } else if (f.twos_complement()) {
     a.flip = static_cast<uint8_t>(1u << (a.bits - 1));
+    a.implicit_zero = a.flip;
     a.factor = static_cast<float>(std::ldexp(1.0, -f.fraction_bits()));
   }
   a.zeros = w.zero_points().empty() ? nullptr : w.zero_points().data();
   a.mins = w.mins().empty() ? nullptr : w.mins().data();
   // k_g = (o − z_g)·s'_g + m_g is structurally zero only for 8-bit two's complement codes (z = o = 128).
-  a.has_correction = a.zeros != nullptr || a.mins != nullptr || a.flip != a.offset;
+  a.has_correction = a.zeros != nullptr || a.mins != nullptr || a.implicit_zero != a.offset;
   return a;
 }
 
@@ -246,8 +276,14 @@ Int8Kernel int8_kernel_best() {
 
 bool int8_gemv_supported(const QuantizedTensor& w) {
   // The integer grids the f32 packed kernel reads (zero points, two's complement or a float minimum,
-  // no g_idx), at 4 or 8 bits, with groups made of whole 32-column activation blocks.
-  if (w.scheme().element.kind() != Format::Kind::kInt || (w.bits() != 4 && w.bits() != 8)) return false;
+  // no g_idx), at 4 or 8 bits, and 4-bit grids of small integer levels (e2m1), with groups made of whole
+  // 32-column activation blocks.
+  const Format& f = w.scheme().element;
+  uint8_t map[16];
+  int zero = 0;
+  float factor = 1;
+  const bool integer = f.kind() == Format::Kind::kInt && (w.bits() == 4 || w.bits() == 8);
+  if (!integer && !small_integer_levels(f, map, zero, factor)) return false;
   if (w.groups_per_row() > 1 && w.group_size() % static_cast<int64_t>(int8_detail::kBlock) != 0) return false;
   return packed_gemv_supported(w);
 }

@@ -16,6 +16,11 @@ struct Args {
   size_t run_cols = 8, runs = 0;   // R and ⌈cols / R⌉
   int bits = 4;
   uint8_t flip = 0;                // XOR that turns a code into offset binary u (2^(b−1) for two's complement)
+  // 4-bit grids of small integer levels times 2^−f (e2m1: 2v ∈ {0, ±1, ±2, ±3, ±4, ±6, ±8, ±12}): u =
+  // map[code] = 2^f·v − min, a byte in [0, 64] (vpshufb), instead of code XOR flip.
+  bool mapped = false;
+  uint8_t map[16] = {};
+  int implicit_zero = 0;           // z_g where there are no zero points: flip, or a mapped grid's −min
   int offset = 0;                  // o: 128 for 8 bits, else 0 (w = u − o)
   bool has_correction = false;     // some k_g can be non-zero (zero points, flipped codes, minimums, 8-bit u)
   const float* scales = nullptr;   // rows x groups

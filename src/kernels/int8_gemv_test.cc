@@ -1,6 +1,6 @@
 // The int8-activation GEMV: every kernel this CPU runs equals the scalar definition bit for bit
 // (the integer sums are exact and the float steps are fixed, kernels/int8_gemv.h), over 4- and 8-bit
-// codes with zero points, two's complement and float minimums, groups of 32..256, per-row, ragged
+// codes with zero points, two's complement and float minimums, 4-bit e2m1 through its level table, groups of 32..256, per-row, ragged
 // rows and shapes that leave partial vector steps. The definition itself is checked against an
 // independent one: the f32 packed kernel run on x̂ (x rounded to its int8 blocks), and the rounding
 // against its bound. Then: rows alone give the same bits, x̂ is what the header says, and bad
@@ -41,9 +41,9 @@ TEST(Int8Gemv, EveryKernelEqualsTheScalarDefinitionBitForBit) {
     auto x = testing::normal_values(static_cast<size_t>(cols), 5);
     x[3] = 9.0f;  // an outlier: its block gets a coarse scale
     for (const int bits : {4, 8}) {
-      for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin}) {
+      for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin, Grid::kE2m1}) {
         for (const int64_t group : groups) {
-          if (group > cols) continue;
+          if (group > cols || (grid == Grid::kE2m1 && bits != 4)) continue;
           const QuantizedTensor t = random_tensor(rows, cols, grid, bits, group, seed++);
           ASSERT_TRUE(int8_gemv_supported(t)) << t.scheme().to_string();
           std::vector<float> want(static_cast<size_t>(rows));
@@ -77,8 +77,9 @@ TEST(Int8Gemv, ComputesTheProductWithRoundedActivations) {
   const std::vector<float> xr = int8_rounded_activations(x.data(), cols);
   uint64_t seed = 400;
   for (const int bits : {4, 8})
-    for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin})
+    for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin, Grid::kE2m1})
       for (const int64_t group : {int64_t{32}, int64_t{128}, int64_t{0}}) {
+        if (grid == Grid::kE2m1 && bits != 4) continue;
         const QuantizedTensor t = random_tensor(rows, cols, grid, bits, group, seed++);
         SCOPED_TRACE(grid_name(grid) + " " + t.scheme().to_string());
         std::vector<float> y(static_cast<size_t>(rows)), f32(static_cast<size_t>(rows));
@@ -198,6 +199,11 @@ TEST(Int8Gemv, RefusesLayoutsItHasNoKernelFor) {
   with_gidx.set_g_idx(g_idx);
   EXPECT_FALSE(int8_gemv_supported(with_gidx));
   EXPECT_FALSE(int8_gemv_supported(QuantizedTensor(2, 96, QuantScheme::with_format(Format::e4m3(), 32))));
+  // 4-bit grids whose levels are no small integers times 2^-f: NF4 (irrational levels); and NVFP4's
+  // groups of 16 (two scales per 32-column activation block). MXFP4 runs; its GEMM does not (yet).
+  EXPECT_FALSE(int8_gemv_supported(QuantizedTensor(2, 96, QuantScheme::with_format(Format::nf4(), 32))));
+  EXPECT_FALSE(int8_gemv_supported(QuantizedTensor(2, 96, *QuantScheme::preset("nvfp4"))));
+  EXPECT_TRUE(int8_gemv_supported(QuantizedTensor(2, 96, *QuantScheme::preset("mxfp4"))));
   // An input prepared for another layout, and rows out of range.
   const QuantizedTensor a = random_tensor(2, 96, Grid::kSigned, 4, 32, 1);
   const QuantizedTensor b = random_tensor(2, 96, Grid::kSigned, 8, 32, 1);

@@ -9,6 +9,7 @@
 //           multiplied with the matching half of the step's q (int8_gemv_prepare stores q that way);
 //           lane j's four bytes of each are columns 8j..8j+7.
 //   8 bits: lane j's four bytes are columns 4j..4j+3.
+//   Mapped 4-bit levels (e2m1): each nibble vector goes through vpshufb with the 16-byte table u = map[code].
 // VNNI: vpdpbusd (u8 × s8, four products into each int32 lane, no saturation). Otherwise vpmaddubsw
 // (pairs into int16) + vpmaddwd by ones: 4-bit codes keep every int16 ≤ 4·15·127; 8-bit codes go
 // through |w| ≤ 128 and q with w's sign, ≤ 2·128·127, so nothing saturates and the sums stay exact.
@@ -41,14 +42,19 @@ constexpr size_t kPrefetchBytes = 4096;
 
 namespace {
 // One AVX2 step's 8 run sums (columns of 4-bit or 8-bit codes; see the file comment).
-template <int kBits, bool kFlip>
-LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q) {
+template <int kBits, bool kFlip, bool kMap = false>
+LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q, const uint8_t* map = nullptr) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
   if constexpr (kBits == 4) {
     if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    if constexpr (kMap) {  // u = map[code]: one vpshufb per nibble vector
+      const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(map)));
+      lo = _mm256_shuffle_epi8(table, lo);
+      hi = _mm256_shuffle_epi8(table, hi);
+    }
     const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
     const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ql), _mm256_maddubs_epi16(hi, qh));
@@ -69,7 +75,7 @@ LOWBIT_AVX2 inline float avx2_tree(__m256 lo, __m256 hi) {
   return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
 }
 
-template <int kBits, bool kFlip>
+template <int kBits, bool kFlip, bool kMap = false>
 LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
   constexpr size_t step = kBits == 4 ? 64 : 32, step_bytes = 32, runs_per_step = 8;
   const size_t steps = a.cols / step;
@@ -87,7 +93,7 @@ LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, floa
       if (two_per_step) sv = _mm256_insertf128_ps(sv, _mm_set1_ps(scales[g + 1] * a.factor), 1);
       for (const size_t e = std::min(steps, s + steps_per_group); s < e; ++s) {
         _mm_prefetch(reinterpret_cast<const char*>(row + s * step_bytes + kPrefetchBytes), _MM_HINT_T2);
-        const __m256i sums = avx2_step_sums<kBits, kFlip>(row + s * step_bytes, a.q + s * step);
+        const __m256i sums = avx2_step_sums<kBits, kFlip, kMap>(row + s * step_bytes, a.q + s * step, a.map);
         const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(a.run_scale + s * runs_per_step), sv);
         acc[s & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), d, acc[s & 1]);
       }
@@ -98,7 +104,7 @@ LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, floa
       const __m256 factor = _mm256_set1_ps(a.factor);
       const __m256i offset = _mm256_set1_epi32(a.offset);
       for (size_t k = 0; g0 + 8 <= a.groups; ++k, g0 += 8) {
-        __m256i z = _mm256_set1_epi32(a.flip);
+        __m256i z = _mm256_set1_epi32(a.implicit_zero);
         if (a.zeros) z = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + r * a.groups + g0)));
         const __m256 sc = _mm256_mul_ps(_mm256_loadu_ps(scales + g0), factor);
         const __m256 kg = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(offset, z)), sc);
@@ -122,6 +128,7 @@ LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, floa
 }  // namespace
 
 void rows_avx2(const Args& a, size_t row_begin, size_t row_end, float* y) {
+  if (a.mapped) return avx2_rows<4, false, true>(a, row_begin, row_end, y);
   if (a.bits == 4) return a.flip ? avx2_rows<4, true>(a, row_begin, row_end, y) : avx2_rows<4, false>(a, row_begin, row_end, y);
   return a.flip ? avx2_rows<8, true>(a, row_begin, row_end, y) : avx2_rows<8, false>(a, row_begin, row_end, y);
 }
@@ -140,8 +147,8 @@ struct Unpacked512 {
   __mmask64 neg;
 };
 
-template <bool kVnni, int kBits, bool kFlip>
-LOWBIT_AVX512 inline Unpacked512 avx512_unpack(const uint8_t* codes) {
+template <bool kVnni, int kBits, bool kFlip, bool kMap>
+LOWBIT_AVX512 inline Unpacked512 avx512_unpack(const uint8_t* codes, const uint8_t* map) {
   __m512i b = _mm512_loadu_si512(codes);
   Unpacked512 u{};
   if constexpr (kBits == 4) {
@@ -149,6 +156,11 @@ LOWBIT_AVX512 inline Unpacked512 avx512_unpack(const uint8_t* codes) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     u.p0 = _mm512_and_si512(b, m4);
     u.p1 = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+    if constexpr (kMap) {  // u = map[code]: one vpshufb per nibble vector (the table in every 128-bit lane)
+      const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(map)));
+      u.p0 = _mm512_shuffle_epi8(table, u.p0);
+      u.p1 = _mm512_shuffle_epi8(table, u.p1);
+    }
   } else if constexpr (kVnni) {
     u.p0 = kFlip ? _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x80))) : b;
   } else {
@@ -230,7 +242,7 @@ LOWBIT_AVX512 Plan512 plan512(const Args& a) {
 // kRows rows × kTokens tokens side by side: more weight streams in flight per core (one token), or
 // each row's codes unpacked once for several tokens (prefill). Every (row, token) is computed exactly
 // as it would be alone.
-template <bool kVnni, int kBits, bool kFlip, size_t kRows, size_t kTokens>
+template <bool kVnni, int kBits, bool kFlip, bool kMap, size_t kRows, size_t kTokens>
 LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX* tok, size_t r0) {
   constexpr size_t step = kBits == 4 ? 128 : 64, step_bytes = 64, runs_per_step = 16;
   const size_t steps = plan.steps, per = plan.per, steps_per_group = plan.steps_per_group, half_g0 = plan.half_g0;
@@ -255,7 +267,7 @@ LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX
     for (const size_t e = std::min(steps, s + steps_per_group); s < e; ++s) {
       for (size_t k = 0; k < kRows; ++k) {
         _mm_prefetch(reinterpret_cast<const char*>(rows[k] + s * step_bytes + kPrefetchBytes), _MM_HINT_T2);
-        const Unpacked512 u = avx512_unpack<kVnni, kBits, kFlip>(rows[k] + s * step_bytes);
+        const Unpacked512 u = avx512_unpack<kVnni, kBits, kFlip, kMap>(rows[k] + s * step_bytes, a.map);
         for (size_t t = 0; t < kTokens; ++t) {
           const __m512i sums = avx512_dot<kVnni, kBits>(u, tok[t].q + s * step, tok[t].run_bias + s * runs_per_step);
           const __m512 d = _mm512_mul_ps(_mm512_loadu_ps(tok[t].run_scale + s * runs_per_step), sv[k]);
@@ -270,7 +282,12 @@ LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX
       __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + steps * step_bytes));
       if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
       const __m256i m4 = _mm256_set1_epi8(0x0F);
-      const __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      if constexpr (kMap) {
+        const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.map)));
+        lo = _mm256_shuffle_epi8(table, lo);
+        hi = _mm256_shuffle_epi8(table, hi);
+      }
       const __m512 sv = _mm512_mul_ps(
           _mm512_permutexvar_ps(half_spread, _mm512_maskz_loadu_ps(half_loaded, scales[k] + half_g0)), factor);
       for (size_t t = 0; t < kTokens; ++t) {
@@ -302,7 +319,7 @@ LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX
         for (size_t g0 = 0; g0 < a.groups; g0 += 16) {
           const size_t n = std::min<size_t>(16, a.groups - g0);
           const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
-          __m512i z = _mm512_set1_epi32(a.flip);
+          __m512i z = _mm512_set1_epi32(a.implicit_zero);
           if (a.zeros) z = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, a.zeros + r * a.groups + g0));
           const __m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, scales[k] + g0), factor);
           const __m512 kg = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(offset, z)), sc);
@@ -324,21 +341,22 @@ LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX
 }
 
 // Tokens 4 at a time sharing each row's unpacked codes, then the rest one at a time, 2 rows at once.
-template <bool kVnni, int kBits, bool kFlip>
+template <bool kVnni, int kBits, bool kFlip, bool kMap = false>
 LOWBIT_AVX512 void avx512_rows(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end) {
   const Plan512 plan = plan512<kBits>(a);
   size_t t = 0;
   for (; t + 4 <= tokens; t += 4)
-    for (size_t r = row_begin; r < row_end; ++r) avx512_block<kVnni, kBits, kFlip, 1, 4>(a, plan, tok + t, r);
+    for (size_t r = row_begin; r < row_end; ++r) avx512_block<kVnni, kBits, kFlip, kMap, 1, 4>(a, plan, tok + t, r);
   for (; t < tokens; ++t) {
     size_t r = row_begin;
-    for (; r + 2 <= row_end; r += 2) avx512_block<kVnni, kBits, kFlip, 2, 1>(a, plan, tok + t, r);
-    for (; r < row_end; ++r) avx512_block<kVnni, kBits, kFlip, 1, 1>(a, plan, tok + t, r);
+    for (; r + 2 <= row_end; r += 2) avx512_block<kVnni, kBits, kFlip, kMap, 2, 1>(a, plan, tok + t, r);
+    for (; r < row_end; ++r) avx512_block<kVnni, kBits, kFlip, kMap, 1, 1>(a, plan, tok + t, r);
   }
 }
 
 template <bool kVnni>
 void avx512_dispatch(const Args& a, const TokenX* tok, size_t tokens, size_t row_begin, size_t row_end) {
+  if (a.mapped) return avx512_rows<kVnni, 4, false, true>(a, tok, tokens, row_begin, row_end);
   if (a.bits == 4)
     return a.flip ? avx512_rows<kVnni, 4, true>(a, tok, tokens, row_begin, row_end)
                   : avx512_rows<kVnni, 4, false>(a, tok, tokens, row_begin, row_end);

@@ -14,13 +14,15 @@
 namespace lowbit {
 namespace {
 
-enum class Grid { kZeroPoint, kSigned, kFloatMin };
+// kE2m1: 4-bit floats (MXFP4/NVFP4's element), the int8 GEMV's mapped levels; 4 bits only.
+enum class Grid { kZeroPoint, kSigned, kFloatMin, kE2m1 };
 
 std::string grid_name(Grid g) {
-  return g == Grid::kZeroPoint ? "zero-point" : g == Grid::kSigned ? "twos-complement" : "float-min";
+  return g == Grid::kZeroPoint ? "zero-point" : g == Grid::kSigned ? "twos-complement" : g == Grid::kFloatMin ? "float-min" : "e2m1";
 }
 
 QuantScheme scheme_of(Grid grid, int bits, int64_t group) {
+  if (grid == Grid::kE2m1) return QuantScheme::with_format(Format::e2m1(), group);
   if (grid == Grid::kFloatMin) {
     QuantScheme s = QuantScheme::with_format(Format::uint(bits), group);
     s.float_min = true;

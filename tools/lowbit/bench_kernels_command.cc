@@ -35,6 +35,7 @@
 #include "lowbit/core/parallel.h"
 #include "lowbit/core/random.h"
 #include "lowbit/core/tensor.h"
+#include "lowbit/io/quantized_layout.h"
 #include "lowbit/kernels/dense_gemv.h"
 #include "lowbit/kernels/int8_gemv.h"
 #include "lowbit/kernels/packed_gemv.h"
@@ -189,7 +190,10 @@ std::shared_ptr<const QuantizedTensor> rtn_copy(const Shape& s, const std::vecto
 Kernel quantized_row(const std::string& kernel, const QuantizedTensor& q) {
   const QuantScheme& scheme = q.scheme();
   const std::string group = scheme.group_size > 0 ? " g" + std::to_string(scheme.group_size) : " per-row";
-  return Kernel{kernel, scheme.element.to_string() + group, static_cast<double>(q.storage_bytes()), {}, {}, {}};
+  // 8-bit scales name the block layout: "e2m1 g32 e8m0" is MXFP4, "e2m1 g16 ue4m3" NVFP4.
+  const bool eight_bit = scheme.scale_dtype == DType::kF8E8M0 || scheme.scale_dtype == DType::kF8E4M3;
+  const std::string scales = eight_bit ? " " + scale_dtype_name(scheme.scale_dtype) : "";
+  return Kernel{kernel, scheme.element.to_string() + group + scales, static_cast<double>(q.storage_bytes()), {}, {}, {}};
 }
 
 // A QuantizedLinear over `q` run with `activations` for the call (restoring the process's setting).
@@ -231,11 +235,12 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
       return k;
     });
   }
-  // FP8 e4m3 and FP4 e2m1 (MXFP4's element) with a scale per 32 values: widened in registers / looked up.
+  // FP8 e4m3 with a scale per 32 values (widened in registers), and the FP4 block layouts MXFP4 and
+  // NVFP4 (e2m1 looked up, E8M0 / UE4M3 × tensor scales).
   const QuantScheme schemes[] = {QuantScheme::integer(8, 0, true), QuantScheme::integer(4, 128, false),
                                  QuantScheme::integer(4, 128, true), QuantScheme::integer(3, 128, false),
                                  QuantScheme::integer(2, 128, false), QuantScheme::with_format(Format::e4m3(), 32),
-                                 QuantScheme::with_format(Format::e2m1(), 32)};
+                                 *QuantScheme::preset("mxfp4"), *QuantScheme::preset("nvfp4")};
   for (const QuantScheme& scheme : schemes) {
     makers.push_back([&s, &w, scheme, tokens] {
       const auto q = rtn_copy(s, w, scheme);
@@ -253,10 +258,13 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
     });
   }
   // The same layouts with x rounded to int8 per 32 columns and integer dot products (int8_gemv.h),
-  // plus int4 g32, the shape of ggml's Q4_0; x's rounding counted per call (once per token).
+  // plus int4 g32, the shape of ggml's Q4_0, and MXFP4 (e2m1 levels through a table; no GEMM for
+  // several tokens yet); x's rounding counted per call (once per token).
   const QuantScheme int8_schemes[] = {QuantScheme::integer(8, 0, true), QuantScheme::integer(4, 128, false),
-                                      QuantScheme::integer(4, 128, true), QuantScheme::integer(4, 32, true)};
+                                      QuantScheme::integer(4, 128, true), QuantScheme::integer(4, 32, true),
+                                      *QuantScheme::preset("mxfp4")};
   for (const QuantScheme& scheme : int8_schemes) {
+    if (tokens > 1 && scheme.element.kind() != Format::Kind::kInt) continue;
     makers.push_back([&s, &w, scheme, tokens] {
       const auto q = rtn_copy(s, w, scheme);
       Kernel k = quantized_row("int8-act", *q);

@@ -12,16 +12,20 @@
 //
 // Layouts (int8_gemv_supported): integer grids of 4 or 8 bits without g_idx — unsigned with zero
 // points, two's complement (any fraction bits), or unsigned with a float minimum per group (ggml's
-// Q4_1/Q5_1) — whose groups are multiples of 32 columns, or one group per row (any width).
+// Q4_1/Q5_1) — and 4-bit grids whose levels are small integers times 2^−f (e2m1, the element of MXFP4
+// and NVFP4: 2v ∈ [−12, 12]), whose groups are multiples of 32 columns, or one group per row (any
+// width). So MXFP4 runs here; NVFP4's groups of 16 and NF4's irrational levels do not.
 //
 // The arithmetic, fixed so that every instruction set gives the same bits (the exact-equality
 // contract with the scalar reference, int8_gemv_rows_reference):
 //   * codes become integers w_c = u_c − o with u_c the unsigned code (two's complement codes flipped
-//     to offset binary: u = code XOR 2^(b−1)) and o = 128 for 8 bits, 0 for 4 bits;
+//     to offset binary: u = code XOR 2^(b−1); mapped levels: u = 2^f·level(code) − min, z = −min)
+//     and o = 128 for 8 bits, 0 for 4 bits;
 //   * a row is cut into runs of R columns (R = 8 for 4 bits, 4 for 8 bits); run r's integer
 //     p_r = Σ_{c in r} w_c · q_c is exact (int32), whatever order the SIMD lanes add it in;
 //   * run r goes to accumulator lane L = r mod 16:  acc[L] = fma(float(p_r), dx_b · s'_g, acc[L]),
-//     runs in increasing order, with s'_g = s_g · 2^−f (f: fraction bits of a signed grid);
+//     runs in increasing order, with s'_g = s_g · 2^−f (f: fraction bits of a signed grid, or the
+//     mapped levels' 2^f);
 //   * group g's offset term goes to cor[g mod 16] = fma(k_g, X_g, cor[...]) with
 //     k_g = float(o − z_g) · s'_g + m_g (z_g: zero point, or 2^(b−1) for two's complement; m_g: float
 //     minimum) and X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c (once per token);
