@@ -420,8 +420,8 @@ void ScaledGroupRows(D d, const Args& a, int bits, size_t row_begin, size_t row_
 // levels in registers instead of converted — one TableLookupLanes where 16 floats fill a vector
 // (AVX-512), else one per 16/lanes-level slice, merged by the code's slice. Groups must start on a
 // byte boundary (even group sizes).
-void LookupRows(const Args& a, const float* xp, size_t row_begin, size_t row_end, float* y) {
-  const hn::CappedTag<float, 16> d;
+template <class D>
+void LookupRows(D d, const Args& a, const float* xp, size_t row_begin, size_t row_end, float* y) {
   const hn::RebindToSigned<decltype(d)> di;
   const hn::Rebind<uint8_t, decltype(d)> d8;
   const size_t lanes = hn::Lanes(d), slices = 16 / lanes;
@@ -482,8 +482,15 @@ void Fp8Rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
 #endif
 
 // Vector width of the 2-/4-bit steps on this target (the CappedTags of RowsSigned); 0 for 8 bits.
-size_t StepLanes(int bits) {
-  if (bits == 4) return hn::Lanes(hn::CappedTag<float, 16>());
+// Lanes of the 2-/4-bit steps (group: columns per scale, 0 for one per row). 4-bit lookup grids whose
+// groups are not whole 16-lane steps of 32 columns but are of 16 (NVFP4) step 8 lanes at a time on
+// AVX-512, so that their groups stay on the vector path (at 16 lanes every column was a scalar tail).
+size_t StepLanes(int bits, size_t group, bool lookup) {
+  if (bits == 4) {
+    const size_t lanes = hn::Lanes(hn::CappedTag<float, 16>()), narrow = hn::Lanes(hn::CappedTag<float, 8>());
+    if (lookup && group != 0 && group % (2 * lanes) != 0 && group % (2 * narrow) == 0) return narrow;
+    return lanes;
+  }
   if (bits == 2) return hn::Lanes(hn::CappedTag<float, 8>());
   return 0;
 }
@@ -509,7 +516,7 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
   thread_local std::vector<uint8_t> unpacked;
   if (!direct) unpacked.resize(a.cols);
   // 2- and 4-bit steps read x permuted.
-  const float* xp = direct && a.bits < 8 ? StepsX(a, StepLanes(a.bits)) : a.x;
+  const float* xp = direct && a.bits < 8 ? StepsX(a, StepLanes(a.bits, 0, false)) : a.x;
   if (direct) {
     if (a.bits == 8) return DirectRows<8, kSigned>(d8bit, a, a.x, row_begin, row_end, y);
     if (a.bits == 4) return DirectRows<4, kSigned>(d4bit, a, xp, row_begin, row_end, y);
@@ -533,7 +540,12 @@ void RowsSigned(const Args& a, size_t row_begin, size_t row_end, float* y) {
 void PackedRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
 #if HWY_TARGET != HWY_SCALAR
   if (a.levels != nullptr && a.bits == 8) return Fp8Rows(a, row_begin, row_end, y);
-  if (a.levels != nullptr) return LookupRows(a, StepsX(a, StepLanes(4)), row_begin, row_end, y);
+  if (a.levels != nullptr) {
+    const size_t lanes = StepLanes(4, a.groups > 1 ? a.group : 0, true);
+    const hn::CappedTag<float, 16> d16;
+    if (lanes == hn::Lanes(d16)) return LookupRows(d16, a, StepsX(a, lanes), row_begin, row_end, y);
+    return LookupRows(hn::CappedTag<float, 8>(), a, StepsX(a, lanes), row_begin, row_end, y);
+  }
 #else
   if (a.levels != nullptr) {  // one lane: each code's value, a group at a time
     for (size_t r = row_begin; r < row_end; ++r) {
@@ -683,7 +695,7 @@ void packed_gemv_prepare(const QuantizedTensor& w, const float* x, PackedGemvInp
     }
   }
   if (packed_detail::direct_layout(a) && a.bits < 8) {
-    input.permuted_lanes = HWY_DYNAMIC_DISPATCH(StepLanes)(a.bits);
+    input.permuted_lanes = HWY_DYNAMIC_DISPATCH(StepLanes)(a.bits, a.groups > 1 ? a.group : 0, lookup_layout(w));
     input.permuted.resize(a.cols);
     packed_detail::permute_x(a, input.permuted_lanes, input.permuted.data());
   }
