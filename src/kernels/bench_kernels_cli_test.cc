@@ -45,6 +45,7 @@ std::vector<Expected> expected_kernels() {
           {"int8-act", "int4 g128", 4 + 16.0 / 128},
           {"int8-act", "int4 g32", 4 + 16.0 / 32},
           {"int8-act", "e2m1 g32 e8m0", 4 + 8.0 / 32},
+          {"int8-act", "e2m1 g16 ue4m3", 4 + 8.0 / 16, 32},
           // 2:4: two value slots and 4 bits of positions per 4 columns (+ an f32 scale per row for int8).
           {"sparse24", "f16 2:4", (2 * 16 + 4) / 4.0},
           {"sparse24", "int8 per-row 2:4", (2 * 8 + 4) / 4.0 + 32 / cols}};

@@ -170,8 +170,10 @@ void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end, i
 
 bool int8_gemm_supported(const QuantizedTensor& w) {
   if (!int8_gemv_supported(w)) return false;
-  // Integer grids only: the GEMV's mapped 4-bit levels (e2m1) have no GEMM panel code yet.
+  // Integer grids only: the GEMV's mapped 4-bit levels (e2m1) have no GEMM panel code yet; and groups
+  // of whole 32-column blocks (the panels hold one scale per block).
   if (w.scheme().element.kind() != Format::Kind::kInt) return false;
+  if (w.groups_per_row() > 1 && w.group_size() % 32 != 0) return false;
   // Signed codes must fit int8: any 4-bit grid; 8 bits only as two's complement (v in [−128, 127]).
   return w.bits() == 4 ||
          (w.scheme().element.twos_complement() && w.zero_points().empty() && w.mins().empty());

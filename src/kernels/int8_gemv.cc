@@ -276,15 +276,16 @@ Int8Kernel int8_kernel_best() {
 
 bool int8_gemv_supported(const QuantizedTensor& w) {
   // The integer grids the f32 packed kernel reads (zero points, two's complement or a float minimum,
-  // no g_idx), at 4 or 8 bits, and 4-bit grids of small integer levels (e2m1), with groups made of whole
-  // 32-column activation blocks.
+  // no g_idx), at 4 or 8 bits, and 4-bit grids of small integer levels (e2m1), with groups of a multiple
+  // of 16 columns (or one per row).
   const Format& f = w.scheme().element;
   uint8_t map[16];
   int zero = 0;
   float factor = 1;
   const bool integer = f.kind() == Format::Kind::kInt && (w.bits() == 4 || w.bits() == 8);
   if (!integer && !small_integer_levels(f, map, zero, factor)) return false;
-  if (w.groups_per_row() > 1 && w.group_size() % static_cast<int64_t>(int8_detail::kBlock) != 0) return false;
+  // Groups of whole runs within the 32-column activation blocks: multiples of 16 (NVFP4's 16 included).
+  if (w.groups_per_row() > 1 && w.group_size() % 16 != 0) return false;
   return packed_gemv_supported(w);
 }
 
@@ -309,24 +310,27 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
   thread_local std::vector<int8_t> natural;
   thread_local std::vector<float> dx;
   round_blocks(x, a.cols, natural, dx);
-  // Σq per run (runs never straddle a block), added up per block.
+  // Σq per run (runs never straddle a block, nor a group of 16 or more).
   input.run_bias.resize(a.runs);
   run_sums(natural.data(), a.cols, a.run_cols, input.run_bias.data());
-  thread_local std::vector<int32_t> block_sum;
-  block_sum.assign(dx.size(), 0);
   input.run_scale.resize(a.runs);
+  // X_g = Σ_{b} dx_b · Σ_{c in b ∩ g} q_c, left to right: one segment per block when groups are whole
+  // blocks, two per block for groups of 16 (the integer segment sums are exact in any order).
+  input.group_x.assign(a.groups, 0.0f);
+  size_t segment_block = 0, segment_group = 0;
+  int32_t segment_sum = 0;
   for (size_t run = 0; run < a.runs; ++run) {
     const size_t block = run * a.run_cols / int8_detail::kBlock;
+    const size_t group = a.groups <= 1 ? 0 : run * a.run_cols / a.group;
+    if (block != segment_block || group != segment_group) {
+      input.group_x[segment_group] += dx[segment_block] * static_cast<float>(segment_sum);
+      segment_block = block, segment_group = group, segment_sum = 0;
+    }
     input.run_scale[run] = dx[block];
-    block_sum[block] += input.run_bias[run];
+    segment_sum += input.run_bias[run];
     input.run_bias[run] *= 128;
   }
-  // X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c, blocks left to right.
-  input.group_x.assign(a.groups, 0.0f);
-  for (size_t b = 0; b < dx.size(); ++b) {
-    const size_t g = a.groups <= 1 ? 0 : b * int8_detail::kBlock / a.group;
-    input.group_x[g] += dx[b] * static_cast<float>(block_sum[b]);
-  }
+  if (a.runs > 0) input.group_x[segment_group] += dx[segment_block] * static_cast<float>(segment_sum);
   // The kernel's order: 4-bit steps read the even columns' q, then the odd columns'.
   const size_t step = step_cols(kernel, a.bits);
   input.q.resize(a.cols);

@@ -69,10 +69,12 @@ void run_sums_scalar(const int8_t* q, size_t cols, size_t run_cols, int32_t* sum
 void permute_steps_scalar(const int8_t* natural, size_t cols, size_t step, int8_t* out);
 
 // Whether a vector kernel whose steps are `step_cols` columns can form each lane's group scale
-// (one group per row, groups a multiple of the step, or 2/4 groups per step).
+// (one group per row, groups a multiple of the step, or 2/4/8 groups per step — 8 only on AVX-512's
+// 128-column 4-bit steps in groups of 16; AVX2's steps hold at most 4 groups of 16).
 inline bool vector_scales(const Args& a, size_t step_cols) {
   if (a.groups <= 1 || a.group % step_cols == 0) return true;
-  return step_cols % a.group == 0 && (step_cols / a.group == 2 || step_cols / a.group == 4);
+  const size_t per = step_cols % a.group == 0 ? step_cols / a.group : 0;
+  return per == 2 || per == 4 || per == 8;
 }
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -34,7 +34,7 @@ TEST(Int8Gemv, EveryKernelEqualsTheScalarDefinitionBitForBit) {
   // short row below one step (96). group 0 = one per row; 96 and 160 leave the vector scale forms
   // (scalar rest); 256 spans steps.
   const int64_t shapes[][2] = {{19, 96}, {37, 200}, {8, 576}, {5, 1000}, {9, 4096}};
-  const int64_t groups[] = {32, 64, 96, 128, 160, 256, 0};
+  const int64_t groups[] = {16, 32, 48, 64, 96, 128, 160, 256, 0};
   uint64_t seed = 10;
   for (const auto& shape : shapes) {
     const int64_t rows = shape[0], cols = shape[1];
@@ -78,7 +78,7 @@ TEST(Int8Gemv, ComputesTheProductWithRoundedActivations) {
   uint64_t seed = 400;
   for (const int bits : {4, 8})
     for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin, Grid::kE2m1})
-      for (const int64_t group : {int64_t{32}, int64_t{128}, int64_t{0}}) {
+      for (const int64_t group : {int64_t{16}, int64_t{32}, int64_t{128}, int64_t{0}}) {
         if (grid == Grid::kE2m1 && bits != 4) continue;
         const QuantizedTensor t = random_tensor(rows, cols, grid, bits, group, seed++);
         SCOPED_TRACE(grid_name(grid) + " " + t.scheme().to_string());
@@ -191,18 +191,18 @@ TEST(Int8Gemv, RefusesLayoutsItHasNoKernelFor) {
   const QuantizedTensor three = random_tensor(2, 96, Grid::kZeroPoint, 3, 32, 1);
   EXPECT_FALSE(int8_gemv_supported(three));
   EXPECT_THROW(int8_gemv_prepare(three, x.data(), input), Error);
-  const QuantizedTensor g48 = random_tensor(2, 96, Grid::kSigned, 4, 48, 1);
-  EXPECT_FALSE(int8_gemv_supported(g48));
+  const QuantizedTensor g40 = random_tensor(2, 96, Grid::kSigned, 4, 40, 1);  // groups must be whole runs of 16
+  EXPECT_FALSE(int8_gemv_supported(g40));
   QuantizedTensor with_gidx = random_tensor(2, 96, Grid::kSigned, 4, 32, 1);
   std::vector<int32_t> g_idx(96);
   for (int c = 0; c < 96; ++c) g_idx[c] = (c * 7) % 3;
   with_gidx.set_g_idx(g_idx);
   EXPECT_FALSE(int8_gemv_supported(with_gidx));
   EXPECT_FALSE(int8_gemv_supported(QuantizedTensor(2, 96, QuantScheme::with_format(Format::e4m3(), 32))));
-  // 4-bit grids whose levels are no small integers times 2^-f: NF4 (irrational levels); and NVFP4's
-  // groups of 16 (two scales per 32-column activation block). MXFP4 runs; its GEMM does not (yet).
+  // 4-bit grids whose levels are no small integers times 2^-f: NF4 (irrational levels). MXFP4 and NVFP4
+  // (groups of 16: two scales per 32-column activation block) run.
   EXPECT_FALSE(int8_gemv_supported(QuantizedTensor(2, 96, QuantScheme::with_format(Format::nf4(), 32))));
-  EXPECT_FALSE(int8_gemv_supported(QuantizedTensor(2, 96, *QuantScheme::preset("nvfp4"))));
+  EXPECT_TRUE(int8_gemv_supported(QuantizedTensor(2, 96, *QuantScheme::preset("nvfp4"))));
   EXPECT_TRUE(int8_gemv_supported(QuantizedTensor(2, 96, *QuantScheme::preset("mxfp4"))));
   // An input prepared for another layout, and rows out of range.
   const QuantizedTensor a = random_tensor(2, 96, Grid::kSigned, 4, 32, 1);

@@ -80,17 +80,21 @@ LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, floa
   constexpr size_t step = kBits == 4 ? 64 : 32, step_bytes = 32, runs_per_step = 8;
   const size_t steps = a.cols / step;
   // Lane scales without a division per step: one group spans whole steps (or the row), or a step
-  // holds two groups (4 bits, groups of 32).
-  const bool two_per_step = a.groups > 1 && a.group < step;
-  const size_t steps_per_group = a.groups <= 1 ? steps : two_per_step ? 1 : a.group / step;
+  // holds `per` = 2 groups (4 bits in groups of 32, 8 bits in groups of 16) or 4 (4 bits in groups of 16).
+  const size_t per = a.groups > 1 && a.group < step ? step / a.group : 1;
+  const size_t steps_per_group = a.groups <= 1 ? steps : per > 1 ? 1 : a.group / step;
+  const __m256i quarters = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);  // lane j (run j) → group j / 2
   for (size_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = a.codes + r * a.row_bytes;
     const float* scales = a.scales + r * a.groups;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     size_t s = 0;
-    for (size_t g = 0; s < steps; g += two_per_step ? 2 : 1) {
+    for (size_t g = 0; s < steps; g += per) {
       __m256 sv = _mm256_set1_ps(scales[g] * a.factor);
-      if (two_per_step) sv = _mm256_insertf128_ps(sv, _mm_set1_ps(scales[g + 1] * a.factor), 1);
+      if (per == 2) sv = _mm256_insertf128_ps(sv, _mm_set1_ps(scales[g + 1] * a.factor), 1);
+      if (per == 4)
+        sv = _mm256_permutevar8x32_ps(
+            _mm256_castps128_ps256(_mm_mul_ps(_mm_loadu_ps(scales + g), _mm_set1_ps(a.factor))), quarters);
       for (const size_t e = std::min(steps, s + steps_per_group); s < e; ++s) {
         _mm_prefetch(reinterpret_cast<const char*>(row + s * step_bytes + kPrefetchBytes), _MM_HINT_T2);
         const __m256i sums = avx2_step_sums<kBits, kFlip, kMap>(row + s * step_bytes, a.q + s * step, a.map);
@@ -233,8 +237,10 @@ LOWBIT_AVX512 Plan512 plan512(const Args& a) {
   p.half_loaded = static_cast<__mmask16>((1u << (lane_group[7] + 1)) - 1);
   p.per = a.groups > 1 && a.group < step ? step / a.group : 1;
   p.steps_per_group = a.groups <= 1 ? p.steps : p.per > 1 ? 1 : a.group / step;
-  p.spread = p.per == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
-                        : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  // Lane j (run j) → its group: j / 8, j / 4 or j / 2 (4 bits in groups of 16: 8 per step).
+  p.spread = p.per == 2   ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+             : p.per == 4 ? _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
+                          : _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
   p.loaded = static_cast<__mmask16>((1u << p.per) - 1);
   return p;
 }

@@ -13,8 +13,9 @@
 // Layouts (int8_gemv_supported): integer grids of 4 or 8 bits without g_idx — unsigned with zero
 // points, two's complement (any fraction bits), or unsigned with a float minimum per group (ggml's
 // Q4_1/Q5_1) — and 4-bit grids whose levels are small integers times 2^−f (e2m1, the element of MXFP4
-// and NVFP4: 2v ∈ [−12, 12]), whose groups are multiples of 32 columns, or one group per row (any
-// width). So MXFP4 runs here; NVFP4's groups of 16 and NF4's irrational levels do not.
+// and NVFP4: 2v ∈ [−12, 12]), whose groups are multiples of 16 columns (whole runs; a 32-column
+// activation block may hold two groups), or one group per row (any width). So MXFP4 and NVFP4 run
+// here; NF4's irrational levels do not.
 //
 // The arithmetic, fixed so that every instruction set gives the same bits (the exact-equality
 // contract with the scalar reference, int8_gemv_rows_reference):
@@ -28,7 +29,7 @@
 //     mapped levels' 2^f);
 //   * group g's offset term goes to cor[g mod 16] = fma(k_g, X_g, cor[...]) with
 //     k_g = float(o − z_g) · s'_g + m_g (z_g: zero point, or 2^(b−1) for two's complement; m_g: float
-//     minimum) and X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c (once per token);
+//     minimum) and X_g = Σ_b dx_b · Σ_{c in b ∩ g} q_c, blocks left to right (once per token);
 //   * y = tree(acc) + tree(cor), tree(v) = the pairwise sum v[i] + v[i+8], then +4, +2, +1.
 // A vector kernel realizes the 16 lanes directly (AVX-512: one register; AVX2: two, alternating),
 // so nothing depends on the vector width, the row range or the thread count.
