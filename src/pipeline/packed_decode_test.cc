@@ -183,5 +183,47 @@ TEST(PackedDecode, Stories260KWithInt8ActivationsStaysWithinTheActivationRoundin
   EXPECT_EQ(std::memcmp(two_threads.data(), logits.data(), logits.size() * sizeof(float)), 0);
 }
 
+// MXFP4 and NVFP4 decode with int8 activations too (e2m1's levels through the int8 GEMV's table; NVFP4
+// with two scales per activation block): every block linear takes the int8 path for one token, and the
+// perplexity moves only by the activation rounding. Prefill stays on the f32 path (no int8 GEMM for
+// these grids).
+TEST(PackedDecode, Stories260KBlockScaledFloatsDecodeWithInt8Activations) {
+  LOWBIT_REQUIRE_SHARED(shared);
+  LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS();
+  const OneThread one_thread;
+  struct Restore {
+    ~Restore() { set_activation_precision(ActivationPrecision::kF32); }
+  } restore;
+  const auto files = std::make_shared<const ModelFiles>(open_model(shared + "/models/stories260K/hf"));
+  const auto tokenizer = load_tokenizer(*files);
+  const std::string text = testing::read_all(shared + "/data/tinystories/tinystories_val.txt");
+  auto tokens = tokenizer->encode(text.substr(0, 1200), true);
+  tokens.resize(std::min<size_t>(tokens.size(), 300));
+  for (const char* name : {"mxfp4", "nvfp4"}) {
+    SCOPED_TRACE(name);
+    set_activation_precision(ActivationPrecision::kF32);
+    QuantRecipe recipe;
+    recipe.method = QuantMethod::kRtn;
+    recipe.scheme = *QuantScheme::preset(name);
+    const std::string dir = testing::temp_dir() + "/" + name;
+    write_quantized_model(dir, *files, quantize_model(files, recipe, {}).contents, false);
+    const auto model = load_quantized(dir, true);
+    int int8_layers = 0, gemm_layers = 0;
+    for (const auto& layer_name : model->linear_names())
+      if (const auto* layer = dynamic_cast<const QuantizedLinear*>(&model->linear(layer_name))) {
+        int8_layers += layer->int8_decode();
+        gemm_layers += layer->int8_prefill();
+      }
+    EXPECT_EQ(int8_layers, 35);
+    EXPECT_EQ(gemm_layers, 0);
+    const double ppl_f32 = std::exp(decode_mean_nll(*model, tokens));
+    set_activation_precision(ActivationPrecision::kInt8);
+    const double ppl_int8 = std::exp(decode_mean_nll(*model, tokens));
+    EXPECT_NE(ppl_int8, ppl_f32);
+    EXPECT_NEAR(ppl_int8, ppl_f32, 0.01 * ppl_f32);
+    EXPECT_LT(ppl_f32, 10.0);  // a model that has learned the text (uniform over 512 ids would be 512)
+  }
+}
+
 }  // namespace
 }  // namespace lowbit
