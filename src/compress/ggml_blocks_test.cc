@@ -203,13 +203,68 @@ TEST(GgmlBlocks, GptqWithIdentityHessianEqualsRtnInTheType) {
   }
 }
 
+// MXFP4 and NVFP4: e2m1 codes with E8M0 / UE4M3 scale bytes (NVFP4 in ggml: 64 values per block, a scale
+// per 16, no tensor scale). A tensor quantized on the type's grid packs into blocks that ggml's decoding
+// (numerics' copy of dequantize_row_mxfp4 / _nvfp4, which knows nothing of QuantizedTensor) reads as exactly
+// the values lowbit computed, and unpacks to the same codes and scales; GPTQ with H = I equals RTN there.
+TEST(GgmlBlocks, Fp4BlockTypesPackDecodeAndUnpackExactly) {
+  const int64_t rows = 6, cols = 192;
+  auto w = heavy_tailed(rows, cols, 41);
+  for (int64_t c = 64; c < 128; ++c) w[static_cast<size_t>(cols + c)] = 0.0f;  // zero groups: E8M0's 2^-127, UE4M3's 0
+  const std::vector<double> h = [&] {
+    std::vector<double> identity(static_cast<size_t>(cols * cols), 0.0);
+    for (int64_t i = 0; i < cols; ++i) identity[static_cast<size_t>(i * cols + i)] = 1.0;
+    return identity;
+  }();
+  for (GgmlType type : {GgmlType::kMXFP4, GgmlType::kNVFP4}) {
+    const std::string name(ggml_traits(type).name);
+    SCOPED_TRACE(name);
+    RtnOptions rtn;
+    rtn.scheme = ggml_quantizer_scheme(type);
+    rtn.scale.search = ScaleSearch::kMse;
+    EXPECT_FALSE(rtn.scheme.signed_scales);
+    EXPECT_EQ(ggml_type_of_scheme(rtn.scheme), type);
+    const QuantizedTensor t = quantize_rtn(w, rows, cols, rtn);
+    EXPECT_EQ(t.tensor_scale(), 1.0f);
+    const auto bytes = pack_ggml_blocks(t, type);
+    ASSERT_EQ(bytes.size(), ggml_row_bytes(type, cols) * rows);
+    // (e2m1's code 8 is −0: lowbit decodes −0, ggml's kvalues_mxfp4 +0; equal as values.)
+    expect_bitwise_equal(ggml_decode(type, bytes, w.size()), t.dequantize(), name, false);
+    const QuantizedTensor back = unpack_ggml_blocks(bytes, rows, cols, type);
+    EXPECT_EQ(back.codes(), t.codes());
+    EXPECT_EQ(std::vector<float>(back.scales().begin(), back.scales().end()),
+              std::vector<float>(t.scales().begin(), t.scales().end()));
+    EXPECT_EQ(pack_ggml_blocks(back, type), bytes);
+    GptqOptions gptq;
+    gptq.scheme = rtn.scheme;
+    gptq.scale = rtn.scale;
+    EXPECT_EQ(quantize_gptq(w, rows, cols, h, gptq).tensor.codes(), t.codes());
+  }
+  EXPECT_EQ(ggml_block_scheme(GgmlType::kMXFP4)->to_string(), "e2m1 g32 (F8_E8M0 scales)");
+  EXPECT_EQ(ggml_block_scheme(GgmlType::kNVFP4)->to_string(), "e2m1 g16 (F8_E4M3 scales, tensor scale 1)");
+  // lowbit's own NVFP4 (a tensor scale) is not ggml's; rows of 32 are not whole NVFP4 blocks; a scale
+  // byte ggml would read but lowbit holds no meaning for.
+  RtnOptions own;
+  own.scheme = *QuantScheme::preset("nvfp4");
+  EXPECT_EQ(ggml_type_of_scheme(own.scheme), std::nullopt);
+  RtnOptions nv;
+  nv.scheme = ggml_quantizer_scheme(GgmlType::kNVFP4);
+  const auto w32 = heavy_tailed(2, 32, 4);
+  EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(quantize_rtn(w32, 2, 32, nv), GgmlType::kNVFP4); }),
+            "GGUF nvfp4 export: rows of 32 values are not whole blocks of 64");
+  std::vector<std::byte> nan_scale(ggml_row_bytes(GgmlType::kNVFP4, 64));
+  nan_scale[2] = std::byte{0x7F};
+  EXPECT_EQ(testing::error_from([&] { unpack_ggml_blocks(nan_scale, 1, 64, GgmlType::kNVFP4); }),
+            "GGUF nvfp4 tensor: row 0 block 0 has scale byte 127, which lowbit reads as no finite unsigned scale");
+}
+
 TEST(GgmlBlocks, RefusesTensorsThatDoNotFitTheType) {
   const auto w = heavy_tailed(2, 64, 3);
   const QuantizedTensor q4 = quantize_rtn(w, 2, 64, gguf_rtn(GgmlType::kQ4_0));
   EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(q4, GgmlType::kQ5_0); }),
             "GGUF q5_0 export: the tensor is quantized as int4:full g32 (F16 scales, signed), q5_0 needs int5:full g32 (F16 scales)");
   EXPECT_EQ(testing::error_from([&] { pack_ggml_blocks(q4, GgmlType::kIQ4_XS); }),
-            "GGUF iq4_xs export: iq4_xs is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0, IQ4_NL and Q2_K … Q6_K are)");
+            "GGUF iq4_xs export: iq4_xs is not a lowbit grid (Q8_0, Q5_1, Q5_0, Q4_1, Q4_0, IQ4_NL, MXFP4, NVFP4 and Q2_K … Q6_K are)");
   RtnOptions ragged = gguf_rtn(GgmlType::kQ8_0);
   const auto w48 = heavy_tailed(2, 48, 4);
   ragged.scheme.group_size = 32;  // 48 columns: a ragged last group of 16

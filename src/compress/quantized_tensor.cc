@@ -111,7 +111,7 @@ BlockFormat QuantScheme::block_format() const {
 }
 
 float QuantScheme::tensor_scale_for(std::span<const float> weights) const {
-  if (!has_tensor_scale()) return 1.0f;
+  if (!has_tensor_scale() || unit_tensor_scale) return 1.0f;
   float amax = 0;
   for (float w : weights) amax = std::max(amax, std::fabs(w));
   // The smallest power of two S with amax / S <= 448 · element max (NVFP4's S = amax / (448 · 6),
@@ -135,6 +135,7 @@ void QuantScheme::validate(int64_t cols) const {
   require(scale_dtype == DType::kF16 || scale_dtype == DType::kBF16 || scale_dtype == DType::kF32 || eight_bit_scale, where,
           "scale dtype must be F16, BF16, F32, F8_E4M3 (with a tensor scale) or F8_E8M0, found " +
               std::string(dtype_name(scale_dtype)));
+  require(!unit_tensor_scale || has_tensor_scale(), where, "a unit tensor scale needs F8_E4M3 scales");
   require(!eight_bit_scale || (!signed_scales && !float_min && !asymmetric()), where,
           "8-bit float scales (NVFP4's UE4M3, MX's E8M0) are unsigned and stand alone: no signed scales, zero points "
           "or minimums");
@@ -170,7 +171,7 @@ std::string QuantScheme::to_string() const {
   std::string text = element.to_string();
   text += group_size > 0 ? " g" + std::to_string(group_size) : std::string(" per-row");
   text += " (" + std::string(dtype_name(scale_dtype)) + " scales";
-  if (has_tensor_scale()) text += " x f32 tensor scale";
+  if (has_tensor_scale()) text += unit_tensor_scale ? ", tensor scale 1" : " x f32 tensor scale";
   if (asymmetric()) text += ", zero points";
   if (float_min) text += ", minimums";
   if (signed_scales) text += ", signed";

@@ -723,8 +723,9 @@ TEST(GgufRead, MalformedTensorInfosNameFileAndProblem) {
 
 TEST(GgufRead, UnknownGgmlTypes) {
   const Enc e{3};
-  // 4, 5 (Q4_2, Q4_3), 31–33 and 36–38 (repacked types) were removed from ggml; 40 is past the end.
-  for (uint32_t type : {4u, 5u, 31u, 32u, 33u, 36u, 37u, 38u, 40u, 200u, 0xffffffffu}) {
+  // 4, 5 (Q4_2, Q4_3), 31–33 and 36–38 (repacked types) were removed from ggml; 41 (Q1_0) is not
+  // known to lowbit yet.
+  for (uint32_t type : {4u, 5u, 31u, 32u, 33u, 36u, 37u, 38u, 41u, 200u, 0xffffffffu}) {
     SCOPED_TRACE(type);
     expect_open_error(e.file({}, {e.tensor("w", {256}, type, 0)}, 1024),
                       "tensor 'w': unknown ggml type " + std::to_string(type));

@@ -79,6 +79,7 @@ constexpr GgmlTypeTraits kTypes[] = {
     {GgmlType::kTQ1_0, "tq1_0", 256, 54, true},
     {GgmlType::kTQ2_0, "tq2_0", 256, 66, true},
     {GgmlType::kMXFP4, "mxfp4", 32, 17, true},
+    {GgmlType::kNVFP4, "nvfp4", 64, 36, true},
 };
 
 // Work is split into chunks of whole blocks of about this many values: big enough to
@@ -172,6 +173,7 @@ Decoder decoder_for(GgmlType type) {
     case GgmlType::kIQ4_NL: return decode_iq4_nl;
     case GgmlType::kIQ4_XS: return decode_iq4_xs;
     case GgmlType::kMXFP4: return decode_mxfp4;
+    case GgmlType::kNVFP4: return decode_nvfp4;
     default: return nullptr;
   }
 }

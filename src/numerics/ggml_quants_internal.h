@@ -70,5 +70,6 @@ void decode_tq2_0(const uint8_t* in, size_t blocks, float* out);
 void decode_iq4_nl(const uint8_t* in, size_t blocks, float* out);
 void decode_iq4_xs(const uint8_t* in, size_t blocks, float* out);
 void decode_mxfp4(const uint8_t* in, size_t blocks, float* out);
+void decode_nvfp4(const uint8_t* in, size_t blocks, float* out);
 
 }  // namespace lowbit::ggml_detail

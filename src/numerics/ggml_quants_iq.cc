@@ -9,6 +9,8 @@
 #include <bit>
 #include <cstdint>
 
+#include <cmath>
+
 #include "numerics/ggml_quants_internal.h"
 
 #if defined(__clang__)
@@ -79,6 +81,31 @@ void decode_mxfp4(const uint8_t* in, size_t blocks, float* out) {
     for (int j = 0; j < 16; ++j) {
       out[j] = kMxfp4Levels[qs[j] & 0x0F] * d;
       out[j + 16] = kMxfp4Levels[qs[j] >> 4] * d;
+    }
+  }
+}
+
+// ggml_ue4m3_to_fp32: an unsigned E4M3 byte (bias 7, subnormals m·2^-9) halved, as e8m0_half, for the
+// doubled levels. ggml reads 0x7F (E4M3's NaN pattern) as 0, like 0. Products and halvings are exact.
+inline float ue4m3_half(uint8_t x) {
+  if (x == 0 || x == 0x7F) return 0.0f;
+  const int exponent = (x >> 3) & 0xF, mantissa = x & 0x7;
+  const float raw = exponent == 0 ? std::ldexp(static_cast<float>(mantissa), -9)
+                                  : std::ldexp(1.0f + static_cast<float>(mantissa) / 8.0f, exponent - 7);
+  return raw * 0.5f;
+}
+
+// NVFP4: d[4] (UE4M3, one per 16 values) | 32 bytes of nibbles; sub-block s's value j is the low nibble
+// of qs[8s + j] for j < 8 and the high nibble of qs[8s + j − 8] otherwise.
+void decode_nvfp4(const uint8_t* in, size_t blocks, float* out) {
+  for (size_t b = 0; b < blocks; ++b, in += 36, out += 64) {
+    const uint8_t* qs = in + 4;
+    for (int s = 0; s < 4; ++s) {
+      const float d = ue4m3_half(in[s]);
+      for (int j = 0; j < 8; ++j) {
+        out[16 * s + j] = kMxfp4Levels[qs[8 * s + j] & 0x0F] * d;
+        out[16 * s + j + 8] = kMxfp4Levels[qs[8 * s + j] >> 4] * d;
+      }
     }
   }
 }

@@ -81,7 +81,7 @@ constexpr Expected kGgml[] = {
     {23, "iq4_xs", 256, 136, true}, {24, "i8", 1, 1, true},          {25, "i16", 1, 2, true},
     {26, "i32", 1, 4, true},        {27, "i64", 1, 8, true},         {28, "f64", 1, 8, true},
     {29, "iq1_m", 256, 56, false},  {30, "bf16", 1, 2, true},        {34, "tq1_0", 256, 54, true},
-    {35, "tq2_0", 256, 66, true},   {39, "mxfp4", 32, 17, true},
+    {35, "tq2_0", 256, 66, true},   {39, "mxfp4", 32, 17, true},     {40, "nvfp4", 64, 36, true},
 };
 
 TEST(GgmlTypes, TableMatchesGgml) {
@@ -104,7 +104,7 @@ TEST(GgmlTypes, TableMatchesGgml) {
     EXPECT_EQ(t->can_dequantize, e->dequantize) << e->name;
     EXPECT_EQ(&ggml_traits(t->type), t);
   }
-  EXPECT_EQ(known, 32);
+  EXPECT_EQ(known, 33);
   EXPECT_EQ(find_ggml_type(0xFFFFFFFFu), nullptr);
   expect_error([] { ggml_traits(static_cast<GgmlType>(4)); }, {"unknown ggml type", "4"});
 }
@@ -325,6 +325,25 @@ TEST(GgmlDequantize, LegacyBlocksByHand) {
     b[1] = std::byte{0x01};
     EXPECT_EQ(dequantize(GgmlType::kMXFP4, b, 32)[0], std::ldexp(1.0f, -128));
   }
+  {  // NVFP4 (ggml-common.h block_nvfp4): d[4] UE4M3, one per 16 values, then 32 bytes; sub-block s's
+     // value j < 8 is the low nibble of qs[8s + j], value j + 8 its high nibble. ggml reads 0x7F as 0.
+    Bytes b(36, std::byte{0});
+    b[0] = std::byte{0x38};   // 0.0111.000: 1.0
+    b[1] = std::byte{0x01};   // subnormal 2^-9
+    b[2] = std::byte{0x7F};   // E4M3's NaN pattern: 0 in ggml
+    b[3] = std::byte{0x7E};   // 448
+    b[4 + 0] = std::byte{0xD7};        // sub-block 0: value 0 = code 7 (6), value 8 = code 13 (−3)
+    b[4 + 8] = std::byte{0x01};        // sub-block 1: value 16 = code 1 (0.5)
+    b[4 + 16] = std::byte{0x07};       // sub-block 2: value 32 = code 7, scale 0
+    b[4 + 24 + 7] = std::byte{0x90};   // sub-block 3: value 63 = code 9 (−0.5)
+    const auto y = dequantize(GgmlType::kNVFP4, b, 64);
+    EXPECT_EQ(y[0], 6.0f);
+    EXPECT_EQ(y[8], -3.0f);
+    EXPECT_EQ(y[16], std::ldexp(0.5f, -9));
+    EXPECT_EQ(y[32], 0.0f);
+    EXPECT_EQ(y[63], -224.0f);
+    EXPECT_EQ(y[1], 0.0f);
+  }
 }
 
 // Q4_K/Q5_K: eight (scale, min) pairs of 6 bits packed into 12 bytes as FORMATS.md describes.
@@ -473,7 +492,7 @@ TEST(GgmlDequantize, RejectsBadSizesAndTypes) {
     expect_error([&] { ggml_dequantize(type, Bytes(t.type_size), o); },
                  {std::string(t.name), "does not implement"});
   }
-  expect_error([&] { ggml_dequantize(static_cast<GgmlType>(40), data, out); }, {"unknown ggml type", "40"});
+  expect_error([&] { ggml_dequantize(static_cast<GgmlType>(41), data, out); }, {"unknown ggml type", "41"});
   // Empty input is fine.
   ggml_dequantize(GgmlType::kQ6_K, {}, {});
 }

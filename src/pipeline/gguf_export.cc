@@ -25,6 +25,8 @@ int llama_file_type(GgmlType type) {
     case GgmlType::kQ6_K: return 18;
     case GgmlType::kIQ4_NL: return 25;
     case GgmlType::kBF16: return 32;
+    case GgmlType::kMXFP4: return 38;  // LLAMA_FTYPE_MOSTLY_MXFP4_MOE: llama.cpp's only MXFP4 file type
+    case GgmlType::kNVFP4: return 39;
     default: return -1;
   }
 }
@@ -46,7 +48,8 @@ GgufWriteReport write_quantized_gguf(const std::string& path, const ModelFiles& 
   const GgmlType embedding_type = options.embedding_type;
   const bool embedding_float = embedding_type == GgmlType::kF32 || embedding_type == GgmlType::kF16 ||
                                embedding_type == GgmlType::kBF16;
-  require(embedding_float || ggml_block_scheme(embedding_type).has_value(), path,
+  const auto integer_types = ggml_scheme_types();
+  require(embedding_float || std::find(integer_types.begin(), integer_types.end(), embedding_type) != integer_types.end(), path,
           "the embedding type must be f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl, not " +
               std::string(ggml_traits(embedding_type).name));
   if (!contents.sparse.empty())
@@ -65,7 +68,7 @@ GgufWriteReport write_quantized_gguf(const std::string& path, const ModelFiles& 
       const auto type = ggml_type_of_scheme(q->second.scheme());
       if (!type)
         throw Error(path, "layer '" + linear + "' is quantized as " + q->second.scheme().to_string() +
-                              ", which no GGUF block type holds (q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl and the k-quants' grids do)");
+                              ", which no GGUF block type holds (q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl, mxfp4, nvfp4 and the k-quants' grids do)");
       try {
         write.encoded[name] = {*type, pack_ggml_blocks(q->second, *type)};
       } catch (const Error& e) {

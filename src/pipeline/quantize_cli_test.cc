@@ -2,12 +2,14 @@
 // stderr, exit code 2, and no output folder.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 #include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "lowbit/io/gguf.h"
+#include "testing/random_model.h"
 #include "lowbit/numerics/ggml_quants.h"
 #include "testing/shared_data.h"
 
@@ -103,6 +105,39 @@ TEST(QuantizeCli, BlockScaledFloatLayoutsQuantizeAndEvaluate) {
   }
 }
 
+// --format gguf:mxfp4 / gguf:nvfp4: ggml's 4-bit float blocks. On a model whose rows of 96 inputs are
+// whole 32-value blocks but not whole 64-value NVFP4 blocks, those layers take MXFP4 (said once per
+// layer), the rest NVFP4; the file holds those types and evaluates.
+TEST(QuantizeCli, Fp4GgufTypesWithTheirFallback) {
+  LlamaConfig c = testing::awkward_config();
+  c.model_type = "llama";
+  c.hidden_size = 96;
+  c.intermediate_size = 64;
+  c.num_attention_heads = 6;
+  c.num_key_value_heads = 2;
+  c.head_dim = 16;
+  c.attention_bias = false;
+  c.rope_scaling.reset();
+  const std::string model = testing::write_random_model(c);
+  const std::string out = testing::temp_dir() + "/random-nvfp4.gguf";
+  const auto r = run_cli("quantize -m " + model + " --method rtn --format gguf:nvfp4 -o " + out + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "model.layers.0.self_attn.q_proj: rows of 96 inputs are not whole nvfp4 blocks of 64; mxfp4"))
+      << r.err;
+  const GgufFile file = GgufFile::open(out);
+  EXPECT_EQ(file.find_tensor("blk.0.attn_q.weight")->type, GgmlType::kMXFP4);
+  EXPECT_EQ(file.find_tensor("blk.0.ffn_down.weight")->type, GgmlType::kNVFP4);  // 64 inputs
+  EXPECT_EQ(file.at("general.file_type").as_uint("test"), 39u);                  // LLAMA_FTYPE_MOSTLY_NVFP4
+  const auto mx = run_cli("quantize -m " + model + " --method rtn --format gguf:mxfp4 -o " + out + "-mx.gguf");
+  ASSERT_EQ(mx.exit_code, 0) << mx.err;
+  EXPECT_EQ(GgufFile::open(out + "-mx.gguf").find_tensor("blk.0.ffn_down.weight")->type, GgmlType::kMXFP4);
+  const std::string ids = testing::temp_dir() + "/ids.txt";
+  testing::write_raw(ids, "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17");
+  const auto ppl = run_cli("eval ppl -m " + out + " --ids " + ids + " --ctx 8 --json");
+  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
+  EXPECT_TRUE(std::isfinite(nlohmann::json::parse(ppl.out)["perplexity"].get<double>()));
+}
+
 // A k-quant output on stories260K, whose rows (64 and 172 inputs) are no whole 256-value
 // super-blocks: each layer gets llama.cpp's fallback (q4_K → q5_0), said once per layer, and the
 // 172-input down_proj, not whole blocks of 32 either, stays f16. The file evaluates.
@@ -176,10 +211,10 @@ TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
       {model + " --method gptq --static-groups --group 0" + calib, "static groups"},
       {" -m " + dir + "/missing --method rtn", "missing"},
       {model + " --method rtn -o " + dir, "already exists"},
-      {model + " --method rtn --format gguf:iq4_xs", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0, gguf:iq4_nl or a k-quant"},
+      {model + " --method rtn --format gguf:iq4_xs", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0, gguf:iq4_nl, gguf:mxfp4, gguf:nvfp4 or a k-quant"},
       {model + " --method rtn --format gguf:q4_0 --group 64", "--group: gguf:q4_0 groups hold 32 weights"},
       {model + " --method rtn --format gguf:q6_k --group 32", "--group: gguf:q6_k groups hold 16 weights"},
-      {model + " --method rtn --format gguf:q4_k --budget 5" + calib, "--budget: spends bits over the 32-value types"},
+      {model + " --method rtn --format gguf:q4_k --budget 5" + calib, "--budget: spends bits over the 32-value integer types"},
       {model + " --method rtn --format gguf:q4_0 --bits 4", "--format: gives the grid itself"},
       {model + " --method rtn --format gguf:q4_0 --embedding-type q4_k", "--embedding-type: expected q8_0"},
       {model + " --method rtn --embedding-type q8_0", "--embedding-type: only applies to --format gguf:TYPE"},

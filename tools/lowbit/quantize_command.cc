@@ -113,8 +113,8 @@ std::optional<GgmlType> gguf_output_type(const std::string& format) {
   if (!format.starts_with("gguf:")) return std::nullopt;
   const auto type = parse_ggml_type(format.substr(5));
   if (!type || !(ggml_block_scheme(*type) || ggml_kquant_scheme(*type)))
-    throw Error("--format", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0, gguf:iq4_nl or a k-quant "
-                            "gguf:q6_k, gguf:q5_k, gguf:q4_k, gguf:q3_k, gguf:q2_k, found '" + format + "'");
+    throw Error("--format", "GGUF export takes gguf:q8_0, gguf:q5_1, gguf:q5_0, gguf:q4_1, gguf:q4_0, gguf:iq4_nl, gguf:mxfp4, "
+                            "gguf:nvfp4 or a k-quant gguf:q6_k, gguf:q5_k, gguf:q4_k, gguf:q3_k, gguf:q2_k, found '" + format + "'");
   return type;
 }
 
@@ -130,7 +130,8 @@ QuantRecipe build_recipe(const QuantizeCliOptions& o, const CLI::App& app) {
     if (given("--group") && o.group != recipe.scheme.group_size)
       throw Error("--group", o.format + " groups hold " + std::to_string(recipe.scheme.group_size) + " weights, found --group " +
                                  std::to_string(o.group));
-    if (given("--scale-dtype") && o.scale_dtype != "f16") throw Error("--scale-dtype", o.format + " stores f16 scales");
+    if (given("--scale-dtype") && scale_dtype_option(o.scale_dtype) != recipe.scheme.scale_dtype)
+      throw Error("--scale-dtype", o.format + " stores " + scale_dtype_name(recipe.scheme.scale_dtype) + " scales");
     recipe.clip_search = true;
   } else if (const auto preset = QuantScheme::preset(o.format)) {
     // A whole layout (grid, group, scale dtype): flags may restate it, not change it.
@@ -220,7 +221,7 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
                  "any grid instead of --bits/--sym: int4, uint3, nf4, e2m1, e4m3, ... (see lowbit formats); a block "
                  "layout: mxfp4 (e2m1, 32 per e8m0 scale), mxfp8 (e4m3, 32 per e8m0), nvfp4 (e2m1, 16 per ue4m3 "
                  "scale x an f32 tensor scale); or "
-                 "gguf:q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl|q6_k|q5_k|q4_k|q3_k|q2_k to write a GGUF file llama.cpp runs, "
+                 "gguf:q8_0|q5_1|q5_0|q4_1|q4_0|iq4_nl|mxfp4|nvfp4|q6_k|q5_k|q4_k|q3_k|q2_k to write a GGUF file llama.cpp runs, "
                  "quantized on that type's grid (k-quants: tensors whose rows are not whole 256-value super-blocks get "
                  "llama.cpp's fallback type, e.g. q4_k -> q5_0)");
   if (!sparsify)
@@ -276,16 +277,19 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     if (flag_given(*self, "--budget") && !gguf_output_type(o->format) &&
         !(recipe.scheme.element.kind() == Format::Kind::kInt && !recipe.scheme.float_min))
       throw Error("--budget", "needs an integer grid (--bits B: B to 8 bits) or --format gguf:TYPE (that type and the wider ones)");
-    if (const auto out = gguf_output_type(o->format); flag_given(*self, "--budget") && out && ggml_kquant_scheme(*out))
-      throw Error("--budget", "spends bits over the 32-value types (q4_0 ... q8_0, iq4_nl); a k-quant base type is not supported");
+    if (const auto out = gguf_output_type(o->format);
+        flag_given(*self, "--budget") && out && (ggml_kquant_scheme(*out) || *out == GgmlType::kMXFP4 || *out == GgmlType::kNVFP4))
+      throw Error("--budget", "spends bits over the 32-value integer types (q4_0 ... q8_0, iq4_nl); a k-quant or "
+                              "mxfp4/nvfp4 base type is not supported");
     auto files = std::make_shared<ModelFiles>(open_model(o->model));
     const auto gguf = gguf_output_type(o->format);
     std::vector<std::string> notes;  // printed once every check has passed (errors stay one line)
     GgufExportOptions exported;
     if (gguf) {
       const auto embedding = parse_ggml_type(o->embedding_type);
-      if (!embedding || !(ggml_block_scheme(*embedding) || *embedding == GgmlType::kF32 || *embedding == GgmlType::kF16 ||
-                          *embedding == GgmlType::kBF16))
+      const auto integer_types = ggml_scheme_types();
+      if (!embedding || !(std::find(integer_types.begin(), integer_types.end(), *embedding) != integer_types.end() ||
+                          *embedding == GgmlType::kF32 || *embedding == GgmlType::kF16 || *embedding == GgmlType::kBF16))
         throw Error("--embedding-type", "expected q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl, f16, bf16 or f32, found '" + o->embedding_type + "'");
       exported.embedding_type = *embedding;
       exported.file_type = llama_file_type(*gguf);
@@ -304,6 +308,15 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
           recipe.rules.push_back(f16);
           notes.push_back(linear + ": rows of " + std::to_string(tensor.dim(1)) + " inputs are not whole blocks of 32; kept f16");
           continue;
+        }
+        if (const LayerPlan plan = recipe.plan_for(linear);
+            plan.quantize && ggml_type_of_scheme(plan.scheme) == GgmlType::kNVFP4 && tensor.dim(1) % 64 != 0) {
+          // NVFP4's blocks hold 64 values: rows of whole 32-value blocks only take MXFP4 (the same e2m1 codes).
+          QuantRule rule;
+          rule.pattern = linear;
+          rule.plan.scheme = ggml_quantizer_scheme(GgmlType::kMXFP4);
+          recipe.rules.push_back(rule);
+          notes.push_back(linear + ": rows of " + std::to_string(tensor.dim(1)) + " inputs are not whole nvfp4 blocks of 64; mxfp4");
         }
         if (const LayerPlan plan = recipe.plan_for(linear); plan.quantize && plan.scheme.super_block.size != 0 &&
                                                             tensor.dim(1) % plan.scheme.super_block.size != 0) {

@@ -37,7 +37,8 @@
 
 namespace lowbit {
 
-// The scheme of a ggml block type (group 32, f16 scales); nullopt for types that are not one.
+// The scheme of a ggml block type (group 32, f16 scales; MXFP4: e2m1 in groups of 32 with E8M0 scales;
+// NVFP4: e2m1 in groups of 16 with UE4M3 scales and a unit tensor scale); nullopt for types that are not one.
 std::optional<QuantScheme> ggml_block_scheme(GgmlType type);
 // The k-quant's scheme (above); nullopt for other types.
 std::optional<QuantScheme> ggml_kquant_scheme(GgmlType type);
@@ -54,12 +55,13 @@ GgmlType ggml_kquant_fallback(GgmlType type);
 QuantScheme ggml_quantizer_scheme(GgmlType type);
 // The ggml type whose scheme equals `scheme` exactly (signed_scales aside); nullopt when there is none.
 std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme);
-// The types ggml_block_scheme knows, in ggml's numbering order.
+// The integer types ggml_block_scheme knows, in ggml's numbering order (the budget's ladder, and the
+// GGUF types lowbit loads as QuantizedTensors); MXFP4 and NVFP4 are not among them.
 std::span<const GgmlType> ggml_scheme_types();
 
 // The tensor's rows as `type`'s blocks (rows × ggml_row_bytes(type, cols) bytes). Throws Error
 // unless tensor.scheme() is ggml_block_scheme(type) (or the k-quant's scheme), cols is a multiple
-// of the block (32, or 256), the columns are in order (no g_idx: act-order GPTQ needs static groups
+// of the block (32, 64 for NVFP4, or 256), NVFP4's tensor scale is 1, the columns are in order (no g_idx: act-order GPTQ needs static groups
 // to export) and, for the k-quants, each super-block's scales (minimums) are one f16 value times
 // integers in the type's range, as lowbit's methods make them.
 std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType type);

@@ -71,6 +71,9 @@ struct QuantScheme {
   // value = code × scale + min (ggml's Q4_1/Q5_1), the min stored like the scale (scale_dtype). Such
   // tensors are written as GGUF only; they decode through the dequantized path, not packed_gemv.
   bool float_min = false;
+  // F8_E4M3 scales only: the tensor scale is held at 1 (ggml's NVFP4 blocks have none), so that a
+  // method's scales are UE4M3 values themselves. The layout is unchanged (S = 1 is still stored).
+  bool unit_tensor_scale = false;
 
   // Two-level scales, as ggml's k-quants (Q2_K … Q6_K) store them: the groups of each run of `size`
   // columns (a super-block) share one f16 factor d, and each group's scale is d × an integer in
@@ -102,7 +105,7 @@ struct QuantScheme {
   // F8_E4M3 scales (UE4M3's range 2^-9 .. 448 cannot hold weight scales alone) come with an f32 tensor scale.
   bool has_tensor_scale() const { return scale_dtype == DType::kF8E4M3; }
   // The tensor scale a method uses for these weights: the smallest power of two S with
-  // max|w| / S <= 448 · element max (1 without a tensor scale).
+  // max|w| / S <= 448 · element max (1 without a tensor scale, or with unit_tensor_scale).
   float tensor_scale_for(std::span<const float> weights) const;
   // Unsigned integer grids carry a zero point per group (unless they carry a float minimum).
   bool asymmetric() const;

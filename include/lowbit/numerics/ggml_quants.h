@@ -5,8 +5,8 @@
 // is bit-exact with ggml's reference (`dequantize_row_*` in ggml-quants.c): every type but
 // the lattice-codebook IQ1/IQ2/IQ3 ones decodes, and src/numerics/ggml_quants_test.cc checks
 // each value against the `gguf` Python package (testdata made by scripts/make-ggml-golden.py).
-// Types ggml added after MXFP4 (NVFP4 = 40, Q1_0 = 41, Q2_0 = 42) are not listed yet:
-// find_ggml_type returns nullptr for them, as for ggml's retired numbers.
+// NVFP4 (40: 64 values, four UE4M3 scales of 16) is listed; the types ggml added after it (Q1_0 = 41,
+// Q2_0 = 42) are not yet: find_ggml_type returns nullptr for them, as for ggml's retired numbers.
 #pragma once
 
 #include <cstddef>
@@ -23,7 +23,7 @@ enum class GgmlType : uint32_t {
   kQ2_K = 10, kQ3_K = 11, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kQ8_K = 15,
   kIQ2_XXS = 16, kIQ2_XS = 17, kIQ3_XXS = 18, kIQ1_S = 19, kIQ4_NL = 20, kIQ3_S = 21, kIQ2_S = 22,
   kIQ4_XS = 23, kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27, kF64 = 28, kIQ1_M = 29, kBF16 = 30,
-  kTQ1_0 = 34, kTQ2_0 = 35, kMXFP4 = 39,
+  kTQ1_0 = 34, kTQ2_0 = 35, kMXFP4 = 39, kNVFP4 = 40,
 };
 
 struct GgmlTypeTraits {
