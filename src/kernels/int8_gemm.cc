@@ -5,8 +5,10 @@
 #include "lowbit/kernels/int8_gemm.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "lowbit/core/error.h"
@@ -41,18 +43,25 @@ struct Grid : int8_gemm_detail::Codes {
     bits = w.bits();
     zeros = w.zero_points().empty() ? nullptr : w.zero_points().data();
     const Format& f = w.scheme().element;
-    if (f.twos_complement()) {
+    int zero = 0;
+    if (f.kind() != Format::Kind::kInt) {
+      mapped = int8_detail::small_integer_levels(f, map, zero, factor);
+      implicit_zero = static_cast<uint8_t>(zero);
+    } else if (f.twos_complement()) {
       flip = static_cast<uint8_t>(1u << (bits - 1));
+      implicit_zero = flip;
       factor = static_cast<float>(std::ldexp(1.0, -f.fraction_bits()));
     }
   }
+  // u_c: the code as offset binary, or its mapped level.
+  uint8_t u(uint32_t code) const { return mapped ? map[code] : static_cast<uint8_t>(code ^ flip); }
   // v_c of row r (c < cols).
   int32_t v(size_t r, size_t c) const {
     const uint8_t* row = codes + r * row_bytes;
     const uint32_t code = bits == 8 ? row[c] : (row[c >> 1] >> ((c & 1) * 4)) & 0xFu;
     const size_t g = groups <= 1 ? 0 : c / kBlock / blocks_per_group;
-    const int z = zeros ? zeros[r * groups + g] : flip;
-    return static_cast<int32_t>(code ^ flip) - z;
+    const int z = zeros ? zeros[r * groups + g] : implicit_zero;
+    return static_cast<int32_t>(u(code)) - z;
   }
   float scale(size_t r, size_t g) const { return scales[r * groups + g] * factor; }
 };
@@ -94,18 +103,24 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
   p.bias = bias.data();
   thread_local std::vector<int8_t> row_v;
   row_v.resize(grid.blocks * kBlock);
-  // byte → its two 4-bit codes, XOR flip, as two bytes (one table per flip value).
+  // byte → its two 4-bit codes' u (XOR flip, or mapped), as two bytes.
   struct Pairs {
     uint8_t bytes[256][2];
-    explicit Pairs(uint8_t flip) {
-      for (int b = 0; b < 256; ++b) {
-        bytes[b][0] = static_cast<uint8_t>((b & 0xF) ^ flip);
-        bytes[b][1] = static_cast<uint8_t>((b >> 4) ^ flip);
+    explicit Pairs(const uint8_t* u) {  // u[code] for the 16 codes
+      for (uint32_t b = 0; b < 256; ++b) {
+        bytes[b][0] = u[b & 0xF];
+        bytes[b][1] = u[b >> 4];
       }
     }
   };
-  static const Pairs unsigned_pairs(0), signed_pairs(8);
-  const Pairs& pairs = grid.flip ? signed_pairs : unsigned_pairs;
+  static const auto xor_table = [](uint8_t flip) {
+    std::array<uint8_t, 16> u{};
+    for (uint8_t c = 0; c < 16; ++c) u[c] = static_cast<uint8_t>(c ^ flip);
+    return u;
+  };
+  static const Pairs unsigned_pairs(xor_table(0).data()), signed_pairs(xor_table(8).data());
+  const std::unique_ptr<Pairs> mapped_pairs = grid.mapped ? std::make_unique<Pairs>(grid.map) : nullptr;
+  const Pairs& pairs = grid.mapped ? *mapped_pairs : grid.flip ? signed_pairs : unsigned_pairs;
   for (size_t i = 0; i < rows; ++i) {
     const size_t r = row0 + i;
     // The row's offset-binary codes u, then minus each group's zero point (v = u − z wraps to int8).
@@ -113,13 +128,13 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
     if (grid.bits == 8) {
       for (size_t c = 0; c < grid.cols; ++c) row_v[c] = static_cast<int8_t>(row[c] ^ grid.flip);
     } else {
-      // Two columns per byte through a table (low nibble first), flip applied.
+      // Two columns per byte through a table (low nibble first), flip or map applied.
       for (size_t k = 0; k < grid.cols / 2; ++k) std::memcpy(&row_v[2 * k], pairs.bytes[row[k]], 2);
-      if (grid.cols % 2) row_v[grid.cols - 1] = static_cast<int8_t>((row[grid.cols / 2] & 0xF) ^ grid.flip);
+      if (grid.cols % 2) row_v[grid.cols - 1] = static_cast<int8_t>(grid.u(row[grid.cols / 2] & 0xF));
     }
     std::fill(row_v.begin() + static_cast<ptrdiff_t>(grid.cols), row_v.end(), int8_t{0});
     for (size_t g = 0; g < grid.groups; ++g) {
-      const uint8_t z = grid.zeros ? grid.zeros[r * grid.groups + g] : grid.flip;
+      const uint8_t z = grid.zeros ? grid.zeros[r * grid.groups + g] : grid.implicit_zero;
       const size_t c1 = std::min(grid.cols, (g + 1) * grid.blocks_per_group * kBlock);
       for (size_t c = g * grid.blocks_per_group * kBlock; c < c1; ++c)
         row_v[c] = static_cast<int8_t>(static_cast<uint8_t>(row_v[c]) - z);
@@ -170,9 +185,7 @@ void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end, i
 
 bool int8_gemm_supported(const QuantizedTensor& w) {
   if (!int8_gemv_supported(w)) return false;
-  // Integer grids only: the GEMV's mapped 4-bit levels (e2m1) have no GEMM panel code yet; and groups
-  // of whole 32-column blocks (the panels hold one scale per block).
-  if (w.scheme().element.kind() != Format::Kind::kInt) return false;
+  // Groups of whole 32-column blocks (the panels hold one scale per block): MXFP4 runs, NVFP4 does not.
   if (w.groups_per_row() > 1 && w.group_size() % 32 != 0) return false;
   // Signed codes must fit int8: any 4-bit grid; 8 bits only as two's complement (v in [−128, 127]).
   return w.bits() == 4 ||

@@ -39,7 +39,11 @@ struct Codes {
   size_t row_bytes = 0, cols = 0, blocks = 0, groups = 0, blocks_per_group = 0;
   int bits = 4;
   uint8_t flip = 0;                // XOR to offset binary (2^(b−1) for two's complement)
-  const uint8_t* zeros = nullptr;  // rows × groups zero points, or null (then z = flip)
+  // 4-bit grids of small integer levels (e2m1): u = map[code] instead of code XOR flip (int8_gemv.h).
+  bool mapped = false;
+  uint8_t map[16] = {};
+  uint8_t implicit_zero = 0;       // z without zero points: flip, or the mapped grid's zero
+  const uint8_t* zeros = nullptr;  // rows × groups zero points, or null (then z = implicit_zero)
 };
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -26,7 +26,8 @@ struct Case {
   Grid grid;
   int bits;
 };
-const Case kCases[] = {{Grid::kZeroPoint, 4}, {Grid::kSigned, 4}, {Grid::kFloatMin, 4}, {Grid::kSigned, 8}};
+const Case kCases[] = {{Grid::kZeroPoint, 4}, {Grid::kSigned, 4}, {Grid::kFloatMin, 4}, {Grid::kSigned, 8},
+                       {Grid::kE2m1, 4}};
 
 TEST(Int8Gemm, EveryKernelEqualsTheDefinitionBitForBit) {
   const auto kernels = int8_kernels_available();

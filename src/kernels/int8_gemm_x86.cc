@@ -95,6 +95,8 @@ LOWBIT_VNNI void pack_codes_avx512(const Codes& c, size_t row0, size_t rows, int
   const __m512i rows_index = _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
   const __m128i low_nibbles = _mm_set1_epi8(0x0F);
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(c.flip));
+  // Mapped 4-bit levels: u = map[code] by vpshufb (codes are nibbles 0..15; the table in both lanes).
+  const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.map)));
   const size_t block_bytes = c.bits == 4 ? kBlock / 2 : kBlock;
   for (size_t b = 0; b < c.blocks; ++b) {
     const size_t g = b / c.blocks_per_group;
@@ -116,8 +118,8 @@ LOWBIT_VNNI void pack_codes_avx512(const Codes& c, size_t row0, size_t rows, int
       } else {
         u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
       }
-      u = _mm256_xor_si256(u, flip);
-      const uint8_t z = c.zeros ? c.zeros[r * c.groups + g] : c.flip;
+      u = c.mapped ? _mm256_shuffle_epi8(table, u) : _mm256_xor_si256(u, flip);
+      const uint8_t z = c.zeros ? c.zeros[r * c.groups + g] : c.implicit_zero;
       _mm256_store_si256(reinterpret_cast<__m256i*>(quads[i]), _mm256_sub_epi8(u, _mm256_set1_epi8(static_cast<char>(z))));
       // Σv = Σu − 32·z, Σu by sums of absolute differences against zero.
       const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());

@@ -92,6 +92,32 @@ void round_blocks_scalar(const float* x, size_t cols, int8_t* q, float* dx) {
   }
 }
 
+// A 4-bit non-integer grid whose 16 levels are integers times 2^−f, f ≤ 6, spanning at most 64 (e2m1:
+// f = 1, 2v from −12 to 12): map[code] = 2^f·v − min, zero = −min, factor = 2^−f. The 4-bit kernels'
+// int16 pair sums then stay below 4·64·127 < 2^15, as for integer codes. False for other grids.
+bool small_integer_levels(const Format& f, uint8_t* map, int& zero, float& factor) {
+  if (f.bits() != 4 || f.kind() == Format::Kind::kInt) return false;
+  for (int fraction = 0; fraction <= 6; ++fraction) {
+    double t[16], lo = 0, hi = 0;
+    bool integral = true;
+    for (uint32_t code = 0; code < 16 && integral; ++code) {
+      const double v = f.decode(code);
+      if (!std::isfinite(v)) return false;
+      t[code] = std::ldexp(v, fraction);
+      integral = t[code] == std::nearbyint(t[code]);
+      lo = code == 0 ? t[code] : std::min(lo, t[code]);
+      hi = code == 0 ? t[code] : std::max(hi, t[code]);
+    }
+    if (!integral) continue;
+    if (hi - lo > 64) return false;
+    for (uint32_t code = 0; code < 16; ++code) map[code] = static_cast<uint8_t>(t[code] - lo);
+    zero = static_cast<int>(-lo);
+    factor = static_cast<float>(std::ldexp(1.0, -fraction));
+    return true;
+  }
+  return false;
+}
+
 }  // namespace int8_detail
 
 namespace {
@@ -131,32 +157,6 @@ size_t step_cols(Int8Kernel k, int bits) {
   return 0;
 }
 
-// A 4-bit non-integer grid whose 16 levels are integers times 2^−f, f ≤ 6, spanning at most 64 (e2m1:
-// f = 1, 2v from −12 to 12): map[code] = 2^f·v − min, zero = −min, factor = 2^−f. The 4-bit kernels'
-// int16 pair sums then stay below 4·64·127 < 2^15, as for integer codes. False for other grids.
-bool small_integer_levels(const Format& f, uint8_t* map, int& zero, float& factor) {
-  if (f.bits() != 4 || f.kind() == Format::Kind::kInt) return false;
-  for (int fraction = 0; fraction <= 6; ++fraction) {
-    double t[16], lo = 0, hi = 0;
-    bool integral = true;
-    for (uint32_t code = 0; code < 16 && integral; ++code) {
-      const double v = f.decode(code);
-      if (!std::isfinite(v)) return false;
-      t[code] = std::ldexp(v, fraction);
-      integral = t[code] == std::nearbyint(t[code]);
-      lo = code == 0 ? t[code] : std::min(lo, t[code]);
-      hi = code == 0 ? t[code] : std::max(hi, t[code]);
-    }
-    if (!integral) continue;
-    if (hi - lo > 64) return false;
-    for (uint32_t code = 0; code < 16; ++code) map[code] = static_cast<uint8_t>(t[code] - lo);
-    zero = static_cast<int>(-lo);
-    factor = static_cast<float>(std::ldexp(1.0, -fraction));
-    return true;
-  }
-  return false;
-}
-
 // Everything but the per-token parts, from the tensor.
 Args tensor_args(const QuantizedTensor& w) {
   Args a;
@@ -172,7 +172,7 @@ Args tensor_args(const QuantizedTensor& w) {
   a.scales = w.scales().data();
   const Format& f = w.scheme().element;
   if (f.kind() != Format::Kind::kInt) {
-    a.mapped = small_integer_levels(f, a.map, a.implicit_zero, a.factor);
+    a.mapped = int8_detail::small_integer_levels(f, a.map, a.implicit_zero, a.factor);
   } else if (f.twos_complement()) {
     a.flip = static_cast<uint8_t>(1u << (a.bits - 1));
     a.implicit_zero = a.flip;
@@ -283,7 +283,7 @@ bool int8_gemv_supported(const QuantizedTensor& w) {
   int zero = 0;
   float factor = 1;
   const bool integer = f.kind() == Format::Kind::kInt && (w.bits() == 4 || w.bits() == 8);
-  if (!integer && !small_integer_levels(f, map, zero, factor)) return false;
+  if (!integer && !int8_detail::small_integer_levels(f, map, zero, factor)) return false;
   // Groups of whole runs within the 32-column activation blocks: multiples of 16 (NVFP4's 16 included).
   if (w.groups_per_row() > 1 && w.group_size() % 16 != 0) return false;
   return packed_gemv_supported(w);

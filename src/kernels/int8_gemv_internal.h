@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "lowbit/numerics/format.h"
+
 namespace lowbit::int8_detail {
 
 constexpr size_t kBlock = 32;  // columns per activation scale
@@ -57,6 +59,10 @@ inline Args with_token(Args a, const TokenX& t) {
 // at columns ≥ run0·R in natural order. Lives in its own translation unit, compiled without FMA
 // contraction, so that every kernel finishes with the same scalar operations.
 float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc, float* cor);
+
+// A 4-bit non-integer grid of small integer levels times 2^−f (e2m1: f = 1): map[code] = 2^f·level − min,
+// zero = −min, factor = 2^−f. False for other grids (then nothing is written).
+bool small_integer_levels(const Format& f, uint8_t* map, int& zero, float& factor);
 
 // x rounded per 32-column block (kernels/int8_gemv.h): q[cols] in natural order, dx[⌈cols/32⌉]; on
 // AVX-512BW CPUs by round_blocks_avx512, which gives the scalar definition's bits.

@@ -185,8 +185,8 @@ TEST(PackedDecode, Stories260KWithInt8ActivationsStaysWithinTheActivationRoundin
 
 // MXFP4 and NVFP4 decode with int8 activations too (e2m1's levels through the int8 GEMV's table; NVFP4
 // with two scales per activation block): every block linear takes the int8 path for one token, and the
-// perplexity moves only by the activation rounding. Prefill stays on the f32 path (no int8 GEMM for
-// these grids).
+// perplexity moves only by the activation rounding. Prefill takes the int8 GEMM for MXFP4 (groups of
+// whole activation blocks), within the same bound; NVFP4 prefills on the f32 path.
 TEST(PackedDecode, Stories260KBlockScaledFloatsDecodeWithInt8Activations) {
   LOWBIT_REQUIRE_SHARED(shared);
   LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS();
@@ -214,13 +214,28 @@ TEST(PackedDecode, Stories260KBlockScaledFloatsDecodeWithInt8Activations) {
         int8_layers += layer->int8_decode();
         gemm_layers += layer->int8_prefill();
       }
+    const bool mx = std::string(name) == "mxfp4";
     EXPECT_EQ(int8_layers, 35);
-    EXPECT_EQ(gemm_layers, 0);
+    EXPECT_EQ(gemm_layers, mx ? 35 : 0);
     const double ppl_f32 = std::exp(decode_mean_nll(*model, tokens));
     set_activation_precision(ActivationPrecision::kInt8);
     const double ppl_int8 = std::exp(decode_mean_nll(*model, tokens));
     EXPECT_NE(ppl_int8, ppl_f32);
     EXPECT_NEAR(ppl_int8, ppl_f32, 0.01 * ppl_f32);
+    // Prefill: all tokens in one call (the int8 GEMM for MXFP4), the mean NLL of its logits.
+    const size_t vocab = static_cast<size_t>(model->config().vocab_size);
+    KvCache cache(model->config(), static_cast<int64_t>(tokens.size()));
+    std::vector<float> logits(tokens.size() * vocab);
+    model->forward(tokens, cache, logits.data(), true);
+    double total = 0;
+    for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+      const float* l = logits.data() + i * vocab;
+      double largest = l[0], sum = 0;
+      for (size_t v = 0; v < vocab; ++v) largest = std::max(largest, static_cast<double>(l[v]));
+      for (size_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(l[v]) - largest);
+      total += largest + std::log(sum) - l[static_cast<size_t>(tokens[i + 1])];
+    }
+    EXPECT_NEAR(std::exp(total / static_cast<double>(tokens.size() - 1)), ppl_f32, 0.01 * ppl_f32);
     EXPECT_LT(ppl_f32, 10.0);  // a model that has learned the text (uniform over 512 ids would be 512)
   }
 }

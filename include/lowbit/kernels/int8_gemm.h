@@ -25,9 +25,10 @@
 // Each token's Y differs from int8_gemv_rows on that token only by f32 rounding order (both are
 // W · x̂ for the same x̂).
 //
-// Layouts (int8_gemm_supported): the integer grids of int8_gemv_supported whose signed codes fit int8 —
-// every 4-bit integer grid, and 8-bit grids in two's complement (no zero points, no minimums). The
-// GEMV's mapped 4-bit float levels (e2m1: MXFP4, NVFP4) prefill through the f32 path.
+// Layouts (int8_gemm_supported): those of int8_gemv_supported whose signed codes fit int8 and whose
+// groups are whole 32-column blocks — every 4-bit grid (integers, and e2m1's mapped levels: MXFP4), and
+// 8-bit grids in two's complement (no zero points, no minimums). NVFP4 (groups of 16) prefills through
+// the f32 path.
 #pragma once
 
 #include <cstdint>
