@@ -35,22 +35,54 @@ std::shared_ptr<LlamaModel> load_quantized(const std::string& dir, bool packed_d
   });
 }
 
+// −log softmax(logits)[next] over `vocab` logits, in double.
+double next_token_nll(const float* logits, size_t vocab, int32_t next) {
+  double largest = logits[0], sum = 0;
+  for (size_t v = 0; v < vocab; ++v) largest = std::max(largest, static_cast<double>(logits[v]));
+  for (size_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(logits[v]) - largest);
+  return largest + std::log(sum) - logits[static_cast<size_t>(next)];
+}
+
 // Mean negative log-likelihood of tokens[1..] given the tokens before, one forward call per token
-// (the decode path of every linear layer); log-softmax in double.
+// (the decode path of every linear layer).
 double decode_mean_nll(const LlamaModel& model, const std::vector<int32_t>& tokens) {
   KvCache cache(model.config(), static_cast<int64_t>(tokens.size()));
-  std::vector<float> logits(static_cast<size_t>(model.config().vocab_size));
+  const size_t vocab = static_cast<size_t>(model.config().vocab_size);
+  std::vector<float> logits(vocab);
   double total = 0;
   for (size_t i = 0; i + 1 < tokens.size(); ++i) {
     model.forward(std::span<const int32_t>(&tokens[i], 1), cache, logits.data(), false);
-    double largest = logits[0];
-    for (const float l : logits) largest = std::max(largest, static_cast<double>(l));
-    double sum = 0;
-    for (const float l : logits) sum += std::exp(static_cast<double>(l) - largest);
-    total += largest + std::log(sum) - logits[static_cast<size_t>(tokens[i + 1])];
+    total += next_token_nll(logits.data(), vocab, tokens[i + 1]);
   }
   return total / static_cast<double>(tokens.size() - 1);
 }
+
+// Every token's logits from one forward call (the prefill path), and their mean NLL as above.
+std::vector<float> prefill_logits(const LlamaModel& model, const std::vector<int32_t>& tokens) {
+  KvCache cache(model.config(), static_cast<int64_t>(tokens.size()));
+  std::vector<float> logits(tokens.size() * static_cast<size_t>(model.config().vocab_size));
+  model.forward(tokens, cache, logits.data(), true);
+  return logits;
+}
+double prefill_mean_nll(const LlamaModel& model, const std::vector<int32_t>& tokens, const std::vector<float>& logits) {
+  const size_t vocab = static_cast<size_t>(model.config().vocab_size);
+  double total = 0;
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) total += next_token_nll(logits.data() + i * vocab, vocab, tokens[i + 1]);
+  return total / static_cast<double>(tokens.size() - 1);
+}
+
+// ~300 tokens of held-out text: the start of the TinyStories validation file.
+std::vector<int32_t> held_out_tokens(const ModelFiles& files, const std::string& shared) {
+  const std::string text = testing::read_all(shared + "/data/tinystories/tinystories_val.txt");
+  auto tokens = load_tokenizer(files)->encode(text.substr(0, 1200), true);
+  tokens.resize(std::min<size_t>(tokens.size(), 300));
+  return tokens;
+}
+
+// f32 activations again at the end of a scope that switches to int8 (also on an early return).
+struct F32ActivationsAfter {
+  ~F32ActivationsAfter() { set_activation_precision(ActivationPrecision::kF32); }
+};
 
 // set_num_threads(1) for a scope; the default again after it, also when an assertion returns early.
 struct OneThread {
@@ -68,11 +100,9 @@ TEST(PackedDecode, Stories260KPerplexityAndGreedyTextMatchTheDequantizedPath) {
   const OneThread one_thread;
   const auto files = std::make_shared<const ModelFiles>(open_model(shared + "/models/stories260K/hf"));
   const auto tokenizer = load_tokenizer(*files);
-  // ~300 tokens of held-out text (the start of the validation file), and a story opening as the prompt.
-  const std::string text = testing::read_all(shared + "/data/tinystories/tinystories_val.txt");
-  auto tokens = tokenizer->encode(text.substr(0, 1200), true);
+  // Held-out text, and a story opening as the prompt.
+  const auto tokens = held_out_tokens(*files, shared);
   ASSERT_GE(tokens.size(), 200u);
-  tokens.resize(std::min<size_t>(tokens.size(), 300));
   const auto prompt = tokenizer->encode("Once upon a time, there was a little girl", true);
 
   // Integer grids, and the block-scaled 4-bit floats: MXFP4 (E8M0 scales) and NVFP4 (UE4M3 x S).
@@ -130,14 +160,9 @@ TEST(PackedDecode, Stories260KWithInt8ActivationsStaysWithinTheActivationRoundin
   LOWBIT_REQUIRE_SHARED(shared);
   LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS();
   const OneThread one_thread;
-  struct Restore {
-    ~Restore() { set_activation_precision(ActivationPrecision::kF32); }
-  } restore;
+  const F32ActivationsAfter restore;
   const auto files = std::make_shared<const ModelFiles>(open_model(shared + "/models/stories260K/hf"));
-  const auto tokenizer = load_tokenizer(*files);
-  const std::string text = testing::read_all(shared + "/data/tinystories/tinystories_val.txt");
-  auto tokens = tokenizer->encode(text.substr(0, 1200), true);
-  tokens.resize(std::min<size_t>(tokens.size(), 300));
+  const auto tokens = held_out_tokens(*files, shared);
   QuantRecipe recipe;
   recipe.method = QuantMethod::kRtn;
   recipe.scheme = QuantScheme::integer(4, 32, true);
@@ -158,27 +183,12 @@ TEST(PackedDecode, Stories260KWithInt8ActivationsStaysWithinTheActivationRoundin
   for (const auto& name : model->linear_names())
     if (const auto* layer = dynamic_cast<const QuantizedLinear*>(&model->linear(name))) gemm_layers += layer->int8_prefill();
   EXPECT_EQ(gemm_layers, 35);
-  const size_t vocab = static_cast<size_t>(model->config().vocab_size);
-  const auto prefill_logits = [&] {
-    KvCache cache(model->config(), static_cast<int64_t>(tokens.size()));
-    std::vector<float> logits(tokens.size() * vocab);
-    model->forward(tokens, cache, logits.data(), true);
-    return logits;
-  };
-  const std::vector<float> logits = prefill_logits();
-  double total = 0;
-  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
-    const float* l = logits.data() + i * vocab;
-    double largest = l[0], sum = 0;
-    for (size_t v = 0; v < vocab; ++v) largest = std::max(largest, static_cast<double>(l[v]));
-    for (size_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(l[v]) - largest);
-    total += largest + std::log(sum) - l[static_cast<size_t>(tokens[i + 1])];
-  }
-  const double ppl_prefill = std::exp(total / static_cast<double>(tokens.size() - 1));
+  const std::vector<float> logits = prefill_logits(*model, tokens);
+  const double ppl_prefill = std::exp(prefill_mean_nll(*model, tokens, logits));
   EXPECT_NE(ppl_prefill, ppl_f32);
   EXPECT_NEAR(ppl_prefill, ppl_f32, 0.01 * ppl_f32);
   set_num_threads(2);
-  const std::vector<float> two_threads = prefill_logits();
+  const std::vector<float> two_threads = prefill_logits(*model, tokens);
   set_num_threads(1);
   EXPECT_EQ(std::memcmp(two_threads.data(), logits.data(), logits.size() * sizeof(float)), 0);
 }
@@ -191,14 +201,9 @@ TEST(PackedDecode, Stories260KBlockScaledFloatsDecodeWithInt8Activations) {
   LOWBIT_REQUIRE_SHARED(shared);
   LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS();
   const OneThread one_thread;
-  struct Restore {
-    ~Restore() { set_activation_precision(ActivationPrecision::kF32); }
-  } restore;
+  const F32ActivationsAfter restore;
   const auto files = std::make_shared<const ModelFiles>(open_model(shared + "/models/stories260K/hf"));
-  const auto tokenizer = load_tokenizer(*files);
-  const std::string text = testing::read_all(shared + "/data/tinystories/tinystories_val.txt");
-  auto tokens = tokenizer->encode(text.substr(0, 1200), true);
-  tokens.resize(std::min<size_t>(tokens.size(), 300));
+  const auto tokens = held_out_tokens(*files, shared);
   for (const char* name : {"mxfp4", "nvfp4"}) {
     SCOPED_TRACE(name);
     set_activation_precision(ActivationPrecision::kF32);
@@ -222,20 +227,8 @@ TEST(PackedDecode, Stories260KBlockScaledFloatsDecodeWithInt8Activations) {
     const double ppl_int8 = std::exp(decode_mean_nll(*model, tokens));
     EXPECT_NE(ppl_int8, ppl_f32);
     EXPECT_NEAR(ppl_int8, ppl_f32, 0.01 * ppl_f32);
-    // Prefill: all tokens in one call (the int8 GEMM for MXFP4), the mean NLL of its logits.
-    const size_t vocab = static_cast<size_t>(model->config().vocab_size);
-    KvCache cache(model->config(), static_cast<int64_t>(tokens.size()));
-    std::vector<float> logits(tokens.size() * vocab);
-    model->forward(tokens, cache, logits.data(), true);
-    double total = 0;
-    for (size_t i = 0; i + 1 < tokens.size(); ++i) {
-      const float* l = logits.data() + i * vocab;
-      double largest = l[0], sum = 0;
-      for (size_t v = 0; v < vocab; ++v) largest = std::max(largest, static_cast<double>(l[v]));
-      for (size_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(l[v]) - largest);
-      total += largest + std::log(sum) - l[static_cast<size_t>(tokens[i + 1])];
-    }
-    EXPECT_NEAR(std::exp(total / static_cast<double>(tokens.size() - 1)), ppl_f32, 0.01 * ppl_f32);
+    // Prefill: all tokens in one call (the int8 GEMM for MXFP4).
+    EXPECT_NEAR(std::exp(prefill_mean_nll(*model, tokens, prefill_logits(*model, tokens))), ppl_f32, 0.01 * ppl_f32);
     EXPECT_LT(ppl_f32, 10.0);  // a model that has learned the text (uniform over 512 ids would be 512)
   }
 }
