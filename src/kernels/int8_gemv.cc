@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "lowbit/core/error.h"
@@ -95,8 +96,8 @@ void round_blocks_scalar(const float* x, size_t cols, int8_t* q, float* dx) {
 // A 4-bit non-integer grid whose 16 levels are integers times 2^−f, f ≤ 6, spanning at most 64 (e2m1:
 // f = 1, 2v from −12 to 12): map[code] = 2^f·v − min, zero = −min, factor = 2^−f. The 4-bit kernels'
 // int16 pair sums then stay below 4·64·127 < 2^15, as for integer codes. False for other grids.
-bool small_integer_levels(const Format& f, uint8_t* map, int& zero, float& factor) {
-  if (f.bits() != 4 || f.kind() == Format::Kind::kInt) return false;
+namespace {
+bool find_small_integer_levels(const Format& f, uint8_t* map, int& zero, float& factor) {
   for (int fraction = 0; fraction <= 6; ++fraction) {
     double t[16], lo = 0, hi = 0;
     bool integral = true;
@@ -116,6 +117,31 @@ bool small_integer_levels(const Format& f, uint8_t* map, int& zero, float& facto
     return true;
   }
   return false;
+}
+}  // namespace
+
+bool small_integer_levels(const Format& f, uint8_t* map, int& zero, float& factor) {
+  if (f.bits() != 4 || f.kind() == Format::Kind::kInt) return false;
+  // Asked on every layer call (the support checks and the argument setup): the last format's answer is
+  // kept per thread, where decoding its 16 levels again cost ~300 ns a time.
+  struct Memo {
+    std::optional<Format> format;
+    bool found = false;
+    uint8_t map[16] = {};
+    int zero = 0;
+    float factor = 1.0f;
+  };
+  thread_local Memo memo;
+  if (!(memo.format && *memo.format == f)) {
+    memo.found = find_small_integer_levels(f, memo.map, memo.zero, memo.factor);
+    memo.format = f;
+  }
+  if (memo.found) {
+    std::copy(memo.map, memo.map + 16, map);
+    zero = memo.zero;
+    factor = memo.factor;
+  }
+  return memo.found;
 }
 
 }  // namespace int8_detail
