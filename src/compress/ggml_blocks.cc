@@ -9,6 +9,7 @@
 //           qs[8s..8s+7], values 8..15 in the high nibbles; 64 values per block
 #include "lowbit/compress/ggml_blocks.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -155,7 +156,7 @@ QuantizedTensor unpack_fp4_blocks(std::span<const std::byte> bytes, int64_t rows
       for (int64_t s = 0; s < subs; ++s) {
         const int64_t g = b * subs + s, c0 = g * sub;
         // ggml reads E8M0's 0xFF as 2^127 and UE4M3's 0x7F as 0; neither is a scale lowbit holds.
-        if (in[s] == (nv ? 0x7F : 0xFF) || (nv && in[s] > 0x7F))
+        if (nv ? in[s] >= 0x7F : in[s] == 0xFF)
           throw Error(where, "row " + std::to_string(r) + " block " + std::to_string(b) + " has scale byte " +
                                  std::to_string(in[s]) + ", which lowbit reads as no finite unsigned scale");
         scales[static_cast<size_t>(g)] = nv ? f8e4m3_bits_to_f32(in[s]) : e8m0_bits_to_f32(in[s]);
@@ -172,6 +173,10 @@ QuantizedTensor unpack_fp4_blocks(std::span<const std::byte> bytes, int64_t rows
 }  // namespace
 
 std::span<const GgmlType> ggml_scheme_types() { return kSchemeTypes; }
+
+bool is_ggml_scheme_type(GgmlType type) {
+  return std::find(kSchemeTypes.begin(), kSchemeTypes.end(), type) != kSchemeTypes.end();
+}
 
 std::vector<std::byte> pack_ggml_blocks(const QuantizedTensor& tensor, GgmlType type) {
   const std::string name(ggml_traits(type).name);

@@ -118,9 +118,11 @@ float QuantScheme::tensor_scale_for(std::span<const float> weights) const {
   // rounded up to a power of two so that block scale × S is exact), within what
   // usable_tensor_scale accepts.
   const double target = static_cast<double>(amax) / (448.0 * element.max_value());
-  int exponent = target > 0 ? static_cast<int>(std::ceil(std::log2(target))) : 0;
-  if (target > 0 && std::ldexp(1.0, exponent - 1) >= target) --exponent;  // log2 rounding near powers of two
-  if (target > 0 && std::ldexp(1.0, exponent) < target) ++exponent;
+  if (!(target > 0)) return 1.0f;  // an all-zero tensor
+  // target = m · 2^exponent with m in [0.5, 1): the smallest power of two >= target is 2^exponent, or
+  // 2^(exponent − 1) when m is exactly 0.5.
+  int exponent = 0;
+  if (std::frexp(target, &exponent) == 0.5) --exponent;
   return std::ldexp(1.0f, std::clamp(exponent, -117, 118));
 }
 
@@ -131,12 +133,11 @@ void QuantScheme::validate(int64_t cols) const {
   require(group_size >= 0, where, "group size must be >= 0 (0 = per row), found " + str(group_size));
   require(group_size <= cols, where,
           "group size " + str(group_size) + " is larger than a row of " + str(cols) + " columns");
-  const bool eight_bit_scale = scale_dtype == DType::kF8E4M3 || scale_dtype == DType::kF8E8M0;
-  require(scale_dtype == DType::kF16 || scale_dtype == DType::kBF16 || scale_dtype == DType::kF32 || eight_bit_scale, where,
+  require(scale_dtype == DType::kF16 || scale_dtype == DType::kBF16 || scale_dtype == DType::kF32 || eight_bit_scales(), where,
           "scale dtype must be F16, BF16, F32, F8_E4M3 (with a tensor scale) or F8_E8M0, found " +
               std::string(dtype_name(scale_dtype)));
   require(!unit_tensor_scale || has_tensor_scale(), where, "a unit tensor scale needs F8_E4M3 scales");
-  require(!eight_bit_scale || (!signed_scales && !float_min && !asymmetric()), where,
+  require(!eight_bit_scales() || (!signed_scales && !float_min && !asymmetric()), where,
           "8-bit float scales (NVFP4's UE4M3, MX's E8M0) are unsigned and stand alone: no signed scales, zero points "
           "or minimums");
   require(element.max_value() > 0, where, "the grid " + element.to_string() + " has no positive value");
@@ -218,10 +219,7 @@ QuantizedTensor QuantizedTensor::from_parts(int64_t rows, int64_t cols, QuantSch
     require(std::isfinite(scales[i]) && representable(scales[i], t.scheme_.scale_dtype), kWhere,
             "scale " + str(static_cast<int64_t>(i)) + " (" + std::to_string(scales[i]) + ") is not a finite " +
                 std::string(dtype_name(t.scheme_.scale_dtype)) + " value" +
-                (t.scheme_.scale_dtype == DType::kF16 || t.scheme_.scale_dtype == DType::kBF16 ||
-                         t.scheme_.scale_dtype == DType::kF32
-                     ? ""
-                     : " (unsigned)"));
+                (t.scheme_.eight_bit_scales() ? " (unsigned)" : ""));
     scales[i] *= t.tensor_scale_;  // held as stored × S: exact (S is a power of two, the product normal)
   }
   require(mins.size() == t.mins_.size(), kWhere,
@@ -286,7 +284,7 @@ void QuantizedTensor::set_tensor_scale(float tensor_scale) {
 Tensor QuantizedTensor::scales_tensor() const {
   Tensor t = Tensor::zeros(scheme_.scale_dtype, {rows_, groups_});
   void* data = t.mutable_data();
-  if (scheme_.scale_dtype == DType::kF8E4M3 || scheme_.scale_dtype == DType::kF8E8M0) {
+  if (scheme_.eight_bit_scales()) {
     const Format format = scheme_.scale_dtype == DType::kF8E4M3 ? Format::ue4m3() : Format::ue8m0();
     auto* bytes = static_cast<uint8_t*>(data);
     // Exact: every held scale is a stored value times S (the constructor's zeros, never set, write as

@@ -8,7 +8,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
-#include <memory>
+#include <optional>
 #include <string>
 
 #include "lowbit/core/error.h"
@@ -119,7 +119,8 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
     return u;
   };
   static const Pairs unsigned_pairs(xor_table(0).data()), signed_pairs(xor_table(8).data());
-  const std::unique_ptr<Pairs> mapped_pairs = grid.mapped ? std::make_unique<Pairs>(grid.map) : nullptr;
+  std::optional<Pairs> mapped_pairs;
+  if (grid.mapped) mapped_pairs.emplace(grid.map);
   const Pairs& pairs = grid.mapped ? *mapped_pairs : grid.flip ? signed_pairs : unsigned_pairs;
   for (size_t i = 0; i < rows; ++i) {
     const size_t r = row0 + i;

@@ -48,8 +48,7 @@ GgufWriteReport write_quantized_gguf(const std::string& path, const ModelFiles& 
   const GgmlType embedding_type = options.embedding_type;
   const bool embedding_float = embedding_type == GgmlType::kF32 || embedding_type == GgmlType::kF16 ||
                                embedding_type == GgmlType::kBF16;
-  const auto integer_types = ggml_scheme_types();
-  require(embedding_float || std::find(integer_types.begin(), integer_types.end(), embedding_type) != integer_types.end(), path,
+  require(embedding_float || is_ggml_scheme_type(embedding_type), path,
           "the embedding type must be f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, q4_0 or iq4_nl, not " +
               std::string(ggml_traits(embedding_type).name));
   if (!contents.sparse.empty())

@@ -191,8 +191,7 @@ Kernel quantized_row(const std::string& kernel, const QuantizedTensor& q) {
   const QuantScheme& scheme = q.scheme();
   const std::string group = scheme.group_size > 0 ? " g" + std::to_string(scheme.group_size) : " per-row";
   // 8-bit scales name the block layout: "e2m1 g32 e8m0" is MXFP4, "e2m1 g16 ue4m3" NVFP4.
-  const bool eight_bit = scheme.scale_dtype == DType::kF8E8M0 || scheme.scale_dtype == DType::kF8E4M3;
-  const std::string scales = eight_bit ? " " + scale_dtype_name(scheme.scale_dtype) : "";
+  const std::string scales = scheme.eight_bit_scales() ? " " + scale_dtype_name(scheme.scale_dtype) : "";
   return Kernel{kernel, scheme.element.to_string() + group + scales, static_cast<double>(q.storage_bytes()), {}, {}, {}};
 }
 

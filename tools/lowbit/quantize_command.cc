@@ -287,9 +287,8 @@ Runner add_compress_command(CLI::App& app, bool sparsify) {
     GgufExportOptions exported;
     if (gguf) {
       const auto embedding = parse_ggml_type(o->embedding_type);
-      const auto integer_types = ggml_scheme_types();
-      if (!embedding || !(std::find(integer_types.begin(), integer_types.end(), *embedding) != integer_types.end() ||
-                          *embedding == GgmlType::kF32 || *embedding == GgmlType::kF16 || *embedding == GgmlType::kBF16))
+      if (!embedding || !(is_ggml_scheme_type(*embedding) || *embedding == GgmlType::kF32 ||
+                          *embedding == GgmlType::kF16 || *embedding == GgmlType::kBF16))
         throw Error("--embedding-type", "expected q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl, f16, bf16 or f32, found '" + o->embedding_type + "'");
       exported.embedding_type = *embedding;
       exported.file_type = llama_file_type(*gguf);

@@ -58,6 +58,8 @@ std::optional<GgmlType> ggml_type_of_scheme(const QuantScheme& scheme);
 // The integer types ggml_block_scheme knows, in ggml's numbering order (the budget's ladder, and the
 // GGUF types lowbit loads as QuantizedTensors); MXFP4 and NVFP4 are not among them.
 std::span<const GgmlType> ggml_scheme_types();
+// Whether `type` is one of them (the types a whole embedding table may take, for instance).
+bool is_ggml_scheme_type(GgmlType type);
 
 // The tensor's rows as `type`'s blocks (rows × ggml_row_bytes(type, cols) bytes). Throws Error
 // unless tensor.scheme() is ggml_block_scheme(type) (or the k-quant's scheme), cols is a multiple

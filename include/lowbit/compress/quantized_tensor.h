@@ -102,6 +102,8 @@ struct QuantScheme {
   static std::optional<QuantScheme> preset(std::string_view name);
 
   int bits() const { return element.bits(); }
+  // MX's E8M0 and NVFP4's UE4M3 scales: unsigned, a byte each.
+  bool eight_bit_scales() const { return scale_dtype == DType::kF8E4M3 || scale_dtype == DType::kF8E8M0; }
   // F8_E4M3 scales (UE4M3's range 2^-9 .. 448 cannot hold weight scales alone) come with an f32 tensor scale.
   bool has_tensor_scale() const { return scale_dtype == DType::kF8E4M3; }
   // The tensor scale a method uses for these weights: the smallest power of two S with
