@@ -19,6 +19,17 @@ namespace {
 using testing::contains;
 using testing::run_cli;
 
+// `lowbit eval ppl --json` of `model` on two windows of the TinyStories file; NaN (and a failure) when
+// the command fails.
+double tinystories_perplexity(const std::string& model, const std::string& shared) {
+  const auto ppl = run_cli("eval ppl -m " + model + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
+  if (ppl.exit_code != 0) {
+    ADD_FAILURE() << ppl.err;
+    return std::nan("");
+  }
+  return nlohmann::json::parse(ppl.out)["perplexity"].get<double>();
+}
+
 TEST(QuantizeCli, GptqFolderRunsEvaluatesAndInspects) {
   LOWBIT_REQUIRE_SHARED(shared);
   const std::string out = testing::temp_dir() + "/gptq4";
@@ -44,9 +55,7 @@ TEST(QuantizeCli, GptqFolderRunsEvaluatesAndInspects) {
   EXPECT_TRUE(contains(inspect.out, "compressed:   35 layers"));
   const auto run = run_cli("run -m " + out + " -p 'Once upon a time' -n 8");
   EXPECT_EQ(run.exit_code, 0) << run.err;
-  const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
-  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
-  const double perplexity = nlohmann::json::parse(ppl.out)["perplexity"];
+  const double perplexity = tinystories_perplexity(out, shared);
   EXPECT_GT(perplexity, 1.0);
   EXPECT_LT(perplexity, 20.0);  // the fp32 model scores about 4 here; a broken layer scores hundreds
 }
@@ -72,9 +81,7 @@ TEST(QuantizeCli, GgufFormatWritesAFileThatEvaluates) {
   const auto inspect = run_cli("inspect " + out);
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_TRUE(contains(inspect.out, "q4_0")) << inspect.out;
-  const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
-  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
-  const double perplexity = nlohmann::json::parse(ppl.out)["perplexity"];
+  const double perplexity = tinystories_perplexity(out, shared);
   EXPECT_GT(perplexity, 1.0);
   EXPECT_LT(perplexity, 20.0);
 }
@@ -97,9 +104,7 @@ TEST(QuantizeCli, BlockScaledFloatLayoutsQuantizeAndEvaluate) {
     EXPECT_EQ(report["recipe"]["scheme"]["scale_dtype"], scale_dtype);
     const auto config = nlohmann::json::parse(testing::read_all(out + "/config.json"));
     EXPECT_EQ(config["quantization_config"]["layers"]["model.layers.0.mlp.down_proj"]["scale_dtype"], scale_dtype);
-    const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
-    ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
-    const double perplexity = nlohmann::json::parse(ppl.out)["perplexity"];
+    const double perplexity = tinystories_perplexity(out, shared);
     EXPECT_GT(perplexity, 1.0);
     EXPECT_LT(perplexity, 20.0);  // the fp32 model scores about 4 here; a broken layer scores hundreds
   }
@@ -155,9 +160,7 @@ TEST(QuantizeCli, KQuantFormatFallsBackAsLlamaCppDoes) {
   const GgufFile file = GgufFile::open(out);
   EXPECT_EQ(file.find_tensor("blk.0.attn_q.weight")->type, GgmlType::kQ5_0);
   EXPECT_EQ(file.at("general.file_type").as_uint("test"), 14u);  // LLAMA_FTYPE_MOSTLY_Q4_K_S, as llama-quantize names it
-  const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
-  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
-  EXPECT_LT(static_cast<double>(nlohmann::json::parse(ppl.out)["perplexity"]), 20.0);
+  EXPECT_LT(tinystories_perplexity(out, shared), 20.0);
 }
 
 // --budget on lowbit's own grids: --bits 2 and every wider width up to 8, chosen per tensor (the
@@ -182,9 +185,7 @@ TEST(QuantizeCli, BudgetOnLowbitGridsMixesWidthsWithinIt) {
   EXPECT_TRUE(types.contains("uint2") && types.size() >= 2) << r.out;
   EXPECT_EQ(report["layers"][0]["name"], "model.embed_tokens");
   EXPECT_EQ(report["layers"][0]["plan"].get<std::string>().substr(0, 4), "uint") << report["layers"][0]["plan"];
-  const auto ppl = run_cli("eval ppl -m " + out + " -f " + shared + "/data/tinystories/tinystories_val.txt --chunks 2 --json");
-  ASSERT_EQ(ppl.exit_code, 0) << ppl.err;
-  EXPECT_LT(nlohmann::json::parse(ppl.out)["perplexity"].get<double>(), 50.0);
+  EXPECT_LT(tinystories_perplexity(out, shared), 50.0);
 }
 
 TEST(QuantizeCli, RefusalsAreOneLineWithExitTwoAndNoOutput) {
