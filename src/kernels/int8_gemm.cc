@@ -28,6 +28,7 @@ constexpr const char* kWhere = "int8 GEMM";
 // The tensor's grid as the definition reads it: v = (code XOR flip) − z_g, w = s'_g·v + m_g (the codes'
 // part is what the AVX-512 repack reads too).
 struct Grid : int8_gemm_detail::Codes {
+  size_t group_cols = 0;  // columns per group (cols with one group per row)
   float factor = 1.0f;
   const float* scales = nullptr;
   const float* mins = nullptr;
@@ -39,7 +40,11 @@ struct Grid : int8_gemm_detail::Codes {
     cols = static_cast<size_t>(w.cols());
     groups = static_cast<size_t>(w.groups_per_row());
     blocks = (cols + kBlock - 1) / kBlock;
-    blocks_per_group = groups <= 1 ? blocks : static_cast<size_t>(w.group_size()) / kBlock;
+    group_cols = groups <= 1 ? cols : static_cast<size_t>(w.group_size());
+    segment_cols = groups <= 1 || group_cols % kBlock == 0 ? kBlock : kBlock / 2;
+    segments_per_block = kBlock / segment_cols;
+    segments = blocks * segments_per_block;
+    segments_per_group = groups <= 1 ? segments : group_cols / segment_cols;
     bits = w.bits();
     zeros = w.zero_points().empty() ? nullptr : w.zero_points().data();
     const Format& f = w.scheme().element;
@@ -59,12 +64,26 @@ struct Grid : int8_gemm_detail::Codes {
   int32_t v(size_t r, size_t c) const {
     const uint8_t* row = codes + r * row_bytes;
     const uint32_t code = bits == 8 ? row[c] : (row[c >> 1] >> ((c & 1) * 4)) & 0xFu;
-    const size_t g = groups <= 1 ? 0 : c / kBlock / blocks_per_group;
+    const size_t g = c / group_cols;
     const int z = zeros ? zeros[r * groups + g] : implicit_zero;
     return static_cast<int32_t>(u(code)) - z;
   }
   float scale(size_t r, size_t g) const { return scales[r * groups + g] * factor; }
 };
+
+// f(g, b, c0, c1) for every piece [c0, c1) = block b ∩ group g (within the tensor's columns), groups
+// in order and each group's blocks left to right.
+template <class F>
+void for_each_piece(const Grid& grid, F&& f) {
+  for (size_t g = 0; g < std::max<size_t>(grid.groups, 1); ++g) {
+    const size_t g0 = g * grid.group_cols, g1 = std::min(grid.cols, g0 + grid.group_cols);
+    for (size_t c0 = g0; c0 < g1;) {
+      const size_t b = c0 / kBlock, c1 = std::min(g1, (b + 1) * kBlock);
+      f(g, b, c0, c1);
+      c0 = c1;
+    }
+  }
+}
 
 bool kernel_runs_here(Int8Kernel kernel) {
   const auto available = int8_kernels_available();
@@ -88,7 +107,7 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
 #if defined(__x86_64__) || defined(__i386__)
   if ((kernel == Int8Kernel::kAvx512 || kernel == Int8Kernel::kAvx512Vnni) && grid.cols % kBlock == 0) {
     storage.resize(grid.blocks * kBlock * kPanelRows);
-    bias.resize(grid.blocks * kPanelRows);
+    bias.resize(grid.segments * kPanelRows);
     int8_gemm_detail::pack_codes_avx512(grid, row0, rows, storage.data(), bias.data());
     p.v = storage.data();
     p.bias = bias.data();
@@ -98,7 +117,7 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
   (void)kernel;
 #endif
   storage.assign(grid.blocks * kBlock * kPanelRows, 0);
-  bias.assign(grid.blocks * kPanelRows, 0);
+  bias.assign(grid.segments * kPanelRows, 0);
   p.v = storage.data();
   p.bias = bias.data();
   thread_local std::vector<int8_t> row_v;
@@ -136,14 +155,14 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
     std::fill(row_v.begin() + static_cast<ptrdiff_t>(grid.cols), row_v.end(), int8_t{0});
     for (size_t g = 0; g < grid.groups; ++g) {
       const uint8_t z = grid.zeros ? grid.zeros[r * grid.groups + g] : grid.implicit_zero;
-      const size_t c1 = std::min(grid.cols, (g + 1) * grid.blocks_per_group * kBlock);
-      for (size_t c = g * grid.blocks_per_group * kBlock; c < c1; ++c)
+      const size_t c1 = std::min(grid.cols, (g + 1) * grid.group_cols);
+      for (size_t c = g * grid.group_cols; c < c1; ++c)
         row_v[c] = static_cast<int8_t>(static_cast<uint8_t>(row_v[c]) - z);
     }
-    for (size_t b = 0; b < grid.blocks; ++b) {
+    for (size_t s = 0; s < grid.segments; ++s) {
       int32_t sum = 0;
-      for (size_t k = 0; k < kBlock; ++k) sum += row_v[b * kBlock + k];
-      bias[b * kPanelRows + i] = -128 * sum;
+      for (size_t k = 0; k < grid.segment_cols; ++k) sum += row_v[s * grid.segment_cols + k];
+      bias[s * kPanelRows + i] = -128 * sum;
     }
     // Column quad j of block b: 4 bytes at lane i of the 64-byte vector (b, j).
     for (size_t quad = 0; quad < grid.blocks * (kBlock / kQuad); ++quad)
@@ -159,13 +178,14 @@ void panel_scalar(const Tokens& x, const Panel& p, size_t valid, float* y, size_
       float out = 0.0f;
       for (size_t g = 0; g < x.groups; ++g) {
         float acc = 0.0f;
-        const size_t b1 = std::min(x.blocks, (g + 1) * x.blocks_per_group);
-        for (size_t b = g * x.blocks_per_group; b < b1; ++b) {
+        const size_t s1 = std::min(x.segments, (g + 1) * x.segments_per_group);
+        for (size_t s = g * x.segments_per_group; s < s1;) {  // one piece (a block's segments in g)
+          const size_t end = x.piece_end(s, s1);
           int32_t sum = 0;
-          for (size_t j = 0; j < kBlock / kQuad; ++j)
-            for (size_t k = 0; k < kQuad; ++k)
-              sum += p.v[((b * (kBlock / kQuad) + j) * kPanelRows + i) * kQuad + k] * q[b * kBlock + j * kQuad + k];
-          acc = std::fma(static_cast<float>(sum), x.block_scale[t * x.blocks + b], acc);
+          for (size_t j = s * x.quads_per_segment(); j < end * x.quads_per_segment(); ++j)
+            for (size_t k = 0; k < kQuad; ++k) sum += p.v[(j * kPanelRows + i) * kQuad + k] * q[j * kQuad + k];
+          acc = std::fma(static_cast<float>(sum), x.block_scale[t * x.blocks + s / x.segments_per_block], acc);
+          s = end;
         }
         out = std::fma(acc, p.scale[g * kPanelRows + i], out);
         if (p.min) out = std::fma(p.min[g * kPanelRows + i], x.group_x[t * x.groups + g], out);
@@ -185,9 +205,8 @@ void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end, i
 }  // namespace
 
 bool int8_gemm_supported(const QuantizedTensor& w) {
+  // Groups of whole 16-column segments (int8_gemv_supported's rule): MXFP4 and NVFP4 both run.
   if (!int8_gemv_supported(w)) return false;
-  // Groups of whole 32-column blocks (the panels hold one scale per block): MXFP4 runs, NVFP4 does not.
-  if (w.groups_per_row() > 1 && w.group_size() % 32 != 0) return false;
   // Signed codes must fit int8: any 4-bit grid; 8 bits only as two's complement (v in [−128, 127]).
   return w.bits() == 4 ||
          (w.scheme().element.twos_complement() && w.zero_points().empty() && w.mins().empty());
@@ -218,12 +237,12 @@ void int8_gemm_prepare(const QuantizedTensor& w, const float* x, int64_t tokens,
       float* dx = input.block_scale.data() + static_cast<size_t>(t) * grid.blocks;
       float* gx = input.group_x.data() + static_cast<size_t>(t) * grid.groups;
       int8_detail::round_blocks(x + static_cast<size_t>(t) * grid.cols, grid.cols, q, dx);
-      // X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c, blocks left to right (as int8_gemv_prepare).
-      for (size_t b = 0; b < grid.blocks; ++b) {
+      // X_g = Σ_{pieces b ∩ g} dx_b · Σ_{c in b ∩ g} q_c, left to right (as int8_gemv_prepare).
+      for_each_piece(grid, [&](size_t g, size_t b, size_t c0, size_t c1) {
         int32_t sum = 0;
-        for (size_t k = 0; k < kBlock; ++k) sum += q[b * kBlock + k];
-        gx[b / grid.blocks_per_group] += dx[b] * static_cast<float>(sum);
-      }
+        for (size_t c = c0; c < c1; ++c) sum += q[c];
+        gx[g] += dx[b] * static_cast<float>(sum);
+      });
       if (offset)
         for (size_t c = 0; c < width; ++c) q[c] = static_cast<int8_t>(static_cast<uint8_t>(q[c] + 128));
     }
@@ -241,9 +260,7 @@ void int8_gemm_rows(const QuantizedTensor& w, const Int8GemmInput& input, int64_
           kWhere, "input was prepared for another tensor layout");
   if (input.tokens == 0 || row_begin == row_end) return;
   Tokens x;
-  x.blocks = grid.blocks;
-  x.groups = grid.groups;
-  x.blocks_per_group = grid.blocks_per_group;
+  static_cast<int8_gemm_detail::Geometry&>(x) = grid;
   x.tokens = static_cast<size_t>(input.tokens);
   x.q = input.q.data();
   x.block_scale = input.block_scale.data();
@@ -286,26 +303,26 @@ void int8_gemm_reference(const QuantizedTensor& w, const float* x, int64_t token
   if (!int8_gemm_supported(w)) throw Error(kWhere, "no int8 GEMM for " + w.scheme().to_string());
   const Grid grid(w);
   std::vector<int8_t> q(grid.cols);
-  std::vector<float> dx(grid.blocks);
+  std::vector<float> dx(grid.blocks), acc, group_x;  // per group: G and X_g
   for (int64_t t = 0; t < tokens; ++t) {
     int8_detail::round_blocks(x + static_cast<size_t>(t) * grid.cols, grid.cols, q.data(), dx.data());
     for (int64_t r = row_begin; r < row_end; ++r) {
       const size_t row = static_cast<size_t>(r);
       float out = 0.0f;
-      for (size_t g = 0; g < grid.groups; ++g) {
-        float acc = 0.0f, group_x = 0.0f;
-        const size_t b1 = std::min(grid.blocks, (g + 1) * grid.blocks_per_group);
-        for (size_t b = g * grid.blocks_per_group; b < b1; ++b) {
-          int32_t sum = 0, q_sum = 0;
-          for (size_t c = b * kBlock; c < std::min(grid.cols, (b + 1) * kBlock); ++c) {
-            sum += grid.v(row, c) * q[c];
-            q_sum += q[c];
-          }
-          acc = std::fma(static_cast<float>(sum), dx[b], acc);
-          group_x += dx[b] * static_cast<float>(q_sum);
+      acc.assign(grid.groups, 0.0f);
+      group_x.assign(grid.groups, 0.0f);
+      for_each_piece(grid, [&](size_t g, size_t b, size_t c0, size_t c1) {
+        int32_t sum = 0, q_sum = 0;
+        for (size_t c = c0; c < c1; ++c) {
+          sum += grid.v(row, c) * q[c];
+          q_sum += q[c];
         }
-        out = std::fma(acc, grid.scale(row, g), out);
-        if (grid.mins) out = std::fma(grid.mins[row * grid.groups + g], group_x, out);
+        acc[g] = std::fma(static_cast<float>(sum), dx[b], acc[g]);
+        group_x[g] += dx[b] * static_cast<float>(q_sum);
+      });
+      for (size_t g = 0; g < grid.groups; ++g) {
+        out = std::fma(acc[g], grid.scale(row, g), out);
+        if (grid.mins) out = std::fma(grid.mins[row * grid.groups + g], group_x[g], out);
       }
       y[t * y_stride + r] = out;
     }

@@ -1,7 +1,7 @@
 // The int8-activation prefill GEMM: every kernel this CPU runs equals the scalar definition
 // (int8_gemm_reference, computed straight from the packed codes) bit for bit, over 4-bit codes with
-// zero points, two's complement and float minimums and 8-bit two's complement, groups of 32..256 and
-// per-row, ragged rows (partial panels), ragged columns (partial blocks), token counts that leave
+// zero points, two's complement and float minimums and 8-bit two's complement, groups of 16..256 and
+// per-row (16 and 48: blocks split into 16-column segments of different groups), ragged rows (partial panels), ragged columns (partial blocks), token counts that leave
 // partial register tiles, and any split of the rows. The definition is checked against independent
 // arithmetic (the one-token kernel's W·x̂), non-finite activations give NaN, and what the kernel
 // cannot run is refused.
@@ -34,7 +34,8 @@ TEST(Int8Gemm, EveryKernelEqualsTheDefinitionBitForBit) {
   // {rows, cols, tokens}: partial panels (19, 37, 33 rows), a partial block (200, 1000 cols), SmolLM2's
   // 576, one panel pair exactly (32 rows); tokens leaving 1, 2 and 3 after the 4-token tiles.
   const int64_t shapes[][3] = {{19, 96, 5}, {37, 200, 6}, {32, 576, 7}, {33, 1000, 3}, {8, 4096, 9}};
-  const int64_t groups[] = {32, 64, 128, 256, 0};
+  // Groups of 16 and 48 split blocks into 16-column segments (NVFP4's layout is e2m1 g16).
+  const int64_t groups[] = {16, 32, 48, 64, 128, 256, 0};
   uint64_t seed = 40;
   for (const auto& shape : shapes) {
     const int64_t rows = shape[0], cols = shape[1], tokens = shape[2];
@@ -77,7 +78,7 @@ TEST(Int8Gemm, EqualsTheOneTokenProductUpToRounding) {
   uint64_t seed = 70;
   for (const int64_t cols : {int64_t{64}, int64_t{172}, int64_t{1000}})  // stories260K's widths, and wider
   for (const Case& c : kCases)
-    for (const int64_t group : {int64_t{32}, int64_t{128}, int64_t{0}}) {
+    for (const int64_t group : {int64_t{16}, int64_t{32}, int64_t{48}, int64_t{128}, int64_t{0}}) {
       if (group > cols) continue;
       auto x = testing::normal_values(static_cast<size_t>(tokens * cols), 8);
       x[40] = -30.0f;
@@ -122,14 +123,15 @@ TEST(Int8Gemm, NonFiniteActivationsGiveNaNNotGarbage) {
 TEST(Int8Gemm, RefusesWhatItCannotRun) {
   std::vector<float> x(2 * 96, 1.0f);
   Int8GemmInput input;
-  // 8-bit codes with zero points or minimums (v = u − z can leave int8), 3-bit codes, groups of 48.
+  // 8-bit codes with zero points or minimums (v = u − z can leave int8), 3-bit codes, groups of 40
+  // (not whole 16-column segments).
   for (const Grid grid : {Grid::kZeroPoint, Grid::kFloatMin}) {
     const QuantizedTensor t = random_tensor(2, 96, grid, 8, 32, 1);
     EXPECT_FALSE(int8_gemm_supported(t)) << grid_name(grid);
     EXPECT_THROW(int8_gemm_prepare(t, x.data(), 2, input), Error);
   }
   EXPECT_FALSE(int8_gemm_supported(random_tensor(2, 96, Grid::kZeroPoint, 3, 32, 1)));
-  EXPECT_FALSE(int8_gemm_supported(random_tensor(2, 96, Grid::kSigned, 4, 48, 1)));
+  EXPECT_FALSE(int8_gemm_supported(random_tensor(2, 96, Grid::kSigned, 4, 40, 1)));
   // An input prepared for another layout, rows out of range, a short output stride.
   const QuantizedTensor a = random_tensor(2, 96, Grid::kSigned, 4, 32, 1);
   const QuantizedTensor b = random_tensor(2, 96, Grid::kSigned, 8, 32, 1);

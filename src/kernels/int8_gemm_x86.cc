@@ -38,7 +38,8 @@ inline int32_t load_quad(const int8_t* q) {
 #define LOWBIT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma")))
 
 namespace {
-template <int R, int T, bool kMin>
+// kQps: quads per segment (8, or 4 for segments of 16: then a piece is one or two segments).
+template <int R, int T, bool kMin, size_t kQps>
 LOWBIT_VNNI void vnni_tile(const Tokens& x, const Panel* p, size_t t0, const size_t* valid, float* y,
                            size_t y_stride) {
   const size_t width = x.blocks * kBlock;
@@ -49,21 +50,25 @@ LOWBIT_VNNI void vnni_tile(const Tokens& x, const Panel* p, size_t t0, const siz
     __m512 acc[R][T];
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-    const size_t b1 = std::min(x.blocks, (g + 1) * x.blocks_per_group);
-    for (size_t b = g * x.blocks_per_group; b < b1; ++b) {
+    const size_t s1 = std::min(x.segments, (g + 1) * x.segments_per_group);
+    for (size_t s = g * x.segments_per_group; s < s1;) {  // one piece: a block's segments in g
+      const size_t end = x.piece_end(s, s1), b = s / x.segments_per_block;
       __m512i sum[R][T];
       for (int r = 0; r < R; ++r) {
-        const __m512i bias = _mm512_loadu_si512(p[r].bias + b * kPanelRows);
+        __m512i bias = _mm512_loadu_si512(p[r].bias + s * kPanelRows);
+        for (size_t k = s + 1; k < end; ++k) bias = _mm512_add_epi32(bias, _mm512_loadu_si512(p[r].bias + k * kPanelRows));
         for (int t = 0; t < T; ++t) sum[r][t] = bias;
       }
-      const int8_t* q = x.q + t0 * width + b * kBlock;
+      for (; s < end; ++s) {
+        const int8_t* q = x.q + t0 * width + s * kQps * kQuad;
 #pragma GCC unroll 8
-      for (size_t j = 0; j < kQuads; ++j) {
-        __m512i w[R];
-        for (int r = 0; r < R; ++r) w[r] = _mm512_loadu_si512(p[r].v + (b * kQuads + j) * kPanelRows * kQuad);
-        for (int t = 0; t < T; ++t) {
-          const __m512i xq = _mm512_set1_epi32(load_quad(q + t * width + j * kQuad));
-          for (int r = 0; r < R; ++r) sum[r][t] = _mm512_dpbusd_epi32(sum[r][t], xq, w[r]);
+        for (size_t j = 0; j < kQps; ++j) {
+          __m512i w[R];
+          for (int r = 0; r < R; ++r) w[r] = _mm512_loadu_si512(p[r].v + (s * kQps + j) * kPanelRows * kQuad);
+          for (int t = 0; t < T; ++t) {
+            const __m512i xq = _mm512_set1_epi32(load_quad(q + t * width + j * kQuad));
+            for (int r = 0; r < R; ++r) sum[r][t] = _mm512_dpbusd_epi32(sum[r][t], xq, w[r]);
+          }
         }
       }
       for (int t = 0; t < T; ++t) {
@@ -98,12 +103,14 @@ LOWBIT_VNNI void pack_codes_avx512(const Codes& c, size_t row0, size_t rows, int
   // Mapped 4-bit levels: u = map[code] by vpshufb (codes are nibbles 0..15; the table in both lanes).
   const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c.map)));
   const size_t block_bytes = c.bits == 4 ? kBlock / 2 : kBlock;
+  const size_t spb = c.segments_per_block;
   for (size_t b = 0; b < c.blocks; ++b) {
-    const size_t g = b / c.blocks_per_group;
+    // The block's segments' groups: one (segments of 32), or one per 16-column half.
+    const size_t g_low = c.group_of_segment(b * spb), g_high = c.group_of_segment(b * spb + spb - 1);
     for (size_t i = 0; i < kPanelRows; ++i) {
       if (i >= rows) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(quads[i]), _mm256_setzero_si256());
-        bias[b * kPanelRows + i] = 0;
+        for (size_t k = 0; k < spb; ++k) bias[(b * spb + k) * kPanelRows + i] = 0;
         continue;
       }
       const size_t r = row0 + i;
@@ -119,13 +126,22 @@ LOWBIT_VNNI void pack_codes_avx512(const Codes& c, size_t row0, size_t rows, int
         u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
       }
       u = c.mapped ? _mm256_shuffle_epi8(table, u) : _mm256_xor_si256(u, flip);
-      const uint8_t z = c.zeros ? c.zeros[r * c.groups + g] : c.implicit_zero;
-      _mm256_store_si256(reinterpret_cast<__m256i*>(quads[i]), _mm256_sub_epi8(u, _mm256_set1_epi8(static_cast<char>(z))));
-      // Σv = Σu − 32·z, Σu by sums of absolute differences against zero.
+      const uint8_t z_low = c.zeros ? c.zeros[r * c.groups + g_low] : c.implicit_zero;
+      const uint8_t z_high = c.zeros ? c.zeros[r * c.groups + g_high] : c.implicit_zero;
+      const __m256i z = _mm256_set_m128i(_mm_set1_epi8(static_cast<char>(z_high)), _mm_set1_epi8(static_cast<char>(z_low)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(quads[i]), _mm256_sub_epi8(u, z));
+      // Σv = Σu − n·z per segment, Σu by sums of absolute differences against zero (one 64-bit sum
+      // per 8 columns: the low 128 bits hold columns 0..15, the high 128 bits 16..31).
       const __m256i sad = _mm256_sad_epu8(u, _mm256_setzero_si256());
-      const __m128i half = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
-      const int64_t sum_u = _mm_cvtsi128_si64(half) + _mm_extract_epi64(half, 1);
-      bias[b * kPanelRows + i] = -128 * static_cast<int32_t>(sum_u - int64_t{32} * z);
+      const __m128i low = _mm256_castsi256_si128(sad), high = _mm256_extracti128_si256(sad, 1);
+      const int64_t sum_low = _mm_cvtsi128_si64(low) + _mm_extract_epi64(low, 1);
+      const int64_t sum_high = _mm_cvtsi128_si64(high) + _mm_extract_epi64(high, 1);
+      if (spb == 1) {
+        bias[b * kPanelRows + i] = -128 * static_cast<int32_t>(sum_low + sum_high - int64_t{32} * z_low);
+      } else {
+        bias[(2 * b) * kPanelRows + i] = -128 * static_cast<int32_t>(sum_low - int64_t{16} * z_low);
+        bias[(2 * b + 1) * kPanelRows + i] = -128 * static_cast<int32_t>(sum_high - int64_t{16} * z_high);
+      }
     }
     for (size_t j = 0; j < kQuads; ++j)
       _mm512_storeu_si512(v + (b * kQuads + j) * kPanelRows * kQuad,
@@ -134,28 +150,35 @@ LOWBIT_VNNI void pack_codes_avx512(const Codes& c, size_t row0, size_t rows, int
 }
 
 namespace {
-template <int R, bool kMin>
+template <int R, bool kMin, size_t kQps>
 LOWBIT_VNNI void vnni_panels(const Tokens& x, const Panel* p, const size_t* valid, float* y, size_t y_stride) {
   size_t t = 0;
-  for (; t + 4 <= x.tokens; t += 4) vnni_tile<R, 4, kMin>(x, p, t, valid, y, y_stride);
+  for (; t + 4 <= x.tokens; t += 4) vnni_tile<R, 4, kMin, kQps>(x, p, t, valid, y, y_stride);
   switch (x.tokens - t) {
     case 3:
-      return vnni_tile<R, 3, kMin>(x, p, t, valid, y, y_stride);
+      return vnni_tile<R, 3, kMin, kQps>(x, p, t, valid, y, y_stride);
     case 2:
-      return vnni_tile<R, 2, kMin>(x, p, t, valid, y, y_stride);
+      return vnni_tile<R, 2, kMin, kQps>(x, p, t, valid, y, y_stride);
     case 1:
-      return vnni_tile<R, 1, kMin>(x, p, t, valid, y, y_stride);
+      return vnni_tile<R, 1, kMin, kQps>(x, p, t, valid, y, y_stride);
     default:
       return;
   }
+}
+
+template <size_t kQps>
+void vnni_dispatch(const Tokens& x, const Panel* p, size_t count, const size_t* valid, float* y, size_t y_stride) {
+  const bool min = p[0].min != nullptr;
+  if (count == 2)
+    return min ? vnni_panels<2, true, kQps>(x, p, valid, y, y_stride) : vnni_panels<2, false, kQps>(x, p, valid, y, y_stride);
+  return min ? vnni_panels<1, true, kQps>(x, p, valid, y, y_stride) : vnni_panels<1, false, kQps>(x, p, valid, y, y_stride);
 }
 }  // namespace
 
 void panels_avx512_vnni(const Tokens& x, const Panel* p, size_t count, const size_t* valid, float* y,
                         size_t y_stride) {
-  const bool min = p[0].min != nullptr;
-  if (count == 2) return min ? vnni_panels<2, true>(x, p, valid, y, y_stride) : vnni_panels<2, false>(x, p, valid, y, y_stride);
-  return min ? vnni_panels<1, true>(x, p, valid, y, y_stride) : vnni_panels<1, false>(x, p, valid, y, y_stride);
+  if (x.segments_per_block == 1) return vnni_dispatch<kQuads>(x, p, count, valid, y, y_stride);
+  return vnni_dispatch<kQuads / 2>(x, p, count, valid, y, y_stride);
 }
 
 // ---------------------------------------------------------------------------------------------- AVX2
@@ -163,7 +186,7 @@ void panels_avx512_vnni(const Tokens& x, const Panel* p, size_t count, const siz
 
 namespace {
 // Rows of one panel half (8 lanes) for T tokens from t0.
-template <int T, bool kMin>
+template <int T, bool kMin, size_t kQps>
 LOWBIT_AVX2 void avx2_tile(const Tokens& x, const Panel& p, size_t half, size_t t0, size_t valid, float* y,
                            size_t y_stride) {
   const size_t width = x.blocks * kBlock, lane0 = half * 8;
@@ -173,14 +196,15 @@ LOWBIT_AVX2 void avx2_tile(const Tokens& x, const Panel& p, size_t half, size_t 
   for (size_t g = 0; g < x.groups; ++g) {
     __m256 acc[T];
     for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
-    const size_t b1 = std::min(x.blocks, (g + 1) * x.blocks_per_group);
-    for (size_t b = g * x.blocks_per_group; b < b1; ++b) {
+    const size_t s1 = std::min(x.segments, (g + 1) * x.segments_per_group);
+    for (size_t s = g * x.segments_per_group; s < s1;) {  // one piece: a block's segments in g
+      const size_t end = x.piece_end(s, s1), b = s / x.segments_per_block;
       __m256i sum[T];
       for (int t = 0; t < T; ++t) sum[t] = _mm256_setzero_si256();
-      const int8_t* q = x.q + t0 * width + b * kBlock;
-      for (size_t j = 0; j < kQuads; ++j) {
+      const int8_t* q = x.q + t0 * width + s * kQps * kQuad;
+      for (size_t j = 0; j < (end - s) * kQps; ++j) {
         const __m256i w = _mm256_loadu_si256(
-            reinterpret_cast<const __m256i*>(p.v + ((b * kQuads + j) * kPanelRows + lane0) * kQuad));
+            reinterpret_cast<const __m256i*>(p.v + ((s * kQps + j) * kPanelRows + lane0) * kQuad));
         const __m256i magnitude = _mm256_abs_epi8(w);
         for (int t = 0; t < T; ++t) {
           const __m256i xq = _mm256_set1_epi32(load_quad(q + t * width + j * kQuad));
@@ -188,6 +212,7 @@ LOWBIT_AVX2 void avx2_tile(const Tokens& x, const Panel& p, size_t half, size_t 
           sum[t] = _mm256_add_epi32(sum[t], _mm256_madd_epi16(pairs, ones));
         }
       }
+      s = end;
       for (int t = 0; t < T; ++t)
         acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), _mm256_set1_ps(x.block_scale[(t0 + t) * x.blocks + b]),
                                  acc[t]);
@@ -208,22 +233,28 @@ LOWBIT_AVX2 void avx2_tile(const Tokens& x, const Panel& p, size_t half, size_t 
   }
 }
 
-template <bool kMin>
+template <bool kMin, size_t kQps>
 LOWBIT_AVX2 void avx2_panel(const Tokens& x, const Panel& p, size_t valid, float* y, size_t y_stride) {
   for (size_t half = 0; half * 8 < valid; ++half) {
     size_t t = 0;
-    for (; t + 2 <= x.tokens; t += 2) avx2_tile<2, kMin>(x, p, half, t, valid, y, y_stride);
-    if (t < x.tokens) avx2_tile<1, kMin>(x, p, half, t, valid, y, y_stride);
+    for (; t + 2 <= x.tokens; t += 2) avx2_tile<2, kMin, kQps>(x, p, half, t, valid, y, y_stride);
+    if (t < x.tokens) avx2_tile<1, kMin, kQps>(x, p, half, t, valid, y, y_stride);
+  }
+}
+
+template <size_t kQps>
+void avx2_panels(const Tokens& x, const Panel* p, size_t count, const size_t* valid, float* y, size_t y_stride) {
+  for (size_t k = 0; k < count; ++k) {
+    float* out = y + k * kPanelRows;
+    if (p[k].min) avx2_panel<true, kQps>(x, p[k], valid[k], out, y_stride);
+    else avx2_panel<false, kQps>(x, p[k], valid[k], out, y_stride);
   }
 }
 }  // namespace
 
 void panels_avx2(const Tokens& x, const Panel* p, size_t count, const size_t* valid, float* y, size_t y_stride) {
-  for (size_t k = 0; k < count; ++k) {
-    float* out = y + k * kPanelRows;
-    if (p[k].min) avx2_panel<true>(x, p[k], valid[k], out, y_stride);
-    else avx2_panel<false>(x, p[k], valid[k], out, y_stride);
-  }
+  if (x.segments_per_block == 1) return avx2_panels<kQuads>(x, p, count, valid, y, y_stride);
+  return avx2_panels<kQuads / 2>(x, p, count, valid, y, y_stride);
 }
 
 }  // namespace lowbit::int8_gemm_detail

@@ -18,17 +18,18 @@
 // code as offset binary, z_g the group's zero point, 2^(b−1) for two's complement, 0 for a float-
 // minimum grid), q_c the token's int8 activations, dx_b its block scales, s'_g = s_g · 2^−f:
 //     for each group g:  G = 0
-//         for each block b of g, left to right:  I_b = Σ_{c in b} v_c · q_c  (exact int32)
-//                                                G = fma(float(I_b), dx_b, G)
+//         for each block b meeting g, left to right:  I = Σ_{c in b ∩ g} v_c · q_c  (exact int32)
+//                                                     G = fma(float(I), dx_b, G)
 //         Y = fma(G, s'_g, Y);   with a float minimum m_g also  Y = fma(m_g, X_g, Y),
-//         X_g = Σ_{b in g} dx_b · Σ_{c in b} q_c  (blocks left to right, as int8_gemv.h)
+//         X_g = Σ_{b meeting g} dx_b · Σ_{c in b ∩ g} q_c  (left to right, as int8_gemv.h)
+// (b ∩ g is the whole block when groups are whole blocks; groups of 16 or 48 split blocks.)
 // Each token's Y differs from int8_gemv_rows on that token only by f32 rounding order (both are
 // W · x̂ for the same x̂).
 //
-// Layouts (int8_gemm_supported): those of int8_gemv_supported whose signed codes fit int8 and whose
-// groups are whole 32-column blocks — every 4-bit grid (integers, and e2m1's mapped levels: MXFP4), and
-// 8-bit grids in two's complement (no zero points, no minimums). NVFP4 (groups of 16) prefills through
-// the f32 path.
+// Layouts (int8_gemm_supported): those of int8_gemv_supported (groups of a multiple of 16 columns)
+// whose signed codes fit int8 — every 4-bit grid (integers, and e2m1's mapped levels: MXFP4 and
+// NVFP4), and 8-bit grids in two's complement (no zero points, no minimums). Panels keep one bias per
+// 16-column segment when groups are not whole blocks (int8_gemm_internal.h).
 #pragma once
 
 #include <cstdint>
