@@ -7,6 +7,7 @@
 
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
+#include "lowbit/kernels/decode_attention.h"
 #include "lowbit/linalg/blas.h"
 
 namespace lowbit {
@@ -201,22 +202,6 @@ void LlamaModel::run_linear(const std::string& name, const float* x, int64_t tok
 }
 
 namespace {
-// Σ a[d]·b[d] in 16 interleaved partial sums (lane d mod 16), then their pairwise tree: independent
-// chains the compiler vectorizes, where one running sum was a chain of head_dim dependent adds
-// (SmolLM2 decode at 512 tokens of context spent ~16 % of its time there). A fixed order, so the
-// result does not depend on the thread count.
-float dot_product(const float* a, const float* b, int64_t n) {
-  constexpr int64_t kLanes = 16;
-  float lanes[kLanes] = {};
-  int64_t d = 0;
-  for (; d + kLanes <= n; d += kLanes)
-    for (int64_t j = 0; j < kLanes; ++j) lanes[j] += a[d + j] * b[d + j];
-  for (int64_t j = 0; d + j < n; ++j) lanes[j] += a[d + j] * b[d + j];
-  for (int64_t half = kLanes / 2; half >= 1; half /= 2)
-    for (int64_t j = 0; j < half; ++j) lanes[j] += lanes[j + half];
-  return lanes[0];
-}
-
 // row[0 .. n) ← softmax(row): exp(v − max) summed in double, then each times the float inverse.
 void softmax_in_place(float* row, int64_t n) {
   float max_score = -INFINITY;
@@ -266,24 +251,48 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
     });
     return;
   }
-  // Decode (one query): one work item per head.
-  parallel_for(heads, 1, [&](int64_t begin, int64_t end) {
+  // Decode (one query): one work item per (KV head, chunk of kDecodeChunk positions), each reading
+  // its keys and values once for the KV head's query heads and returning partial softmaxes, merged
+  // per head in chunk order (kernels/decode_attention.h). Fixed items, so the result does not
+  // depend on the thread count; chunks spread a long context over the threads even with few KV heads.
+  constexpr int64_t kDecodeChunk = 64;
+  const int64_t positions = start + 1, chunks = (positions + kDecodeChunk - 1) / kDecodeChunk;
+  const int64_t kv_heads = config_.num_key_value_heads, items = kv_heads * chunks;
+  thread_local std::vector<float> max_score, sum, partial;  // [item][group] and [item][group][head_dim]
+  max_score.resize(static_cast<size_t>(items * group));
+  sum.resize(static_cast<size_t>(items * group));
+  partial.resize(static_cast<size_t>(items * group * head_dim));
+  float* max_out = max_score.data();
+  float* sum_out = sum.data();
+  float* partial_out = partial.data();
+  parallel_for(items, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scores;
-    scores.resize(static_cast<size_t>(start + 1));
-    for (int64_t h = begin; h < end; ++h) {
-      const int64_t kv_head = h / group;
-      const float* qv = q + h * head_dim;
-      for (int64_t p = 0; p <= start; ++p) scores[p] = dot_product(qv, keys + p * kv_dim + kv_head * head_dim, head_dim) * scale;
-      softmax_in_place(scores.data(), start + 1);
-      float* o = out + h * head_dim;
-      std::fill(o, o + head_dim, 0.0f);
-      for (int64_t p = 0; p <= start; ++p) {
-        const float weight = scores[p];
-        const float* vv = values + p * kv_dim + kv_head * head_dim;
-        for (int64_t d = 0; d < head_dim; ++d) o[d] += weight * vv[d];
-      }
+    scores.resize(static_cast<size_t>(group * kDecodeChunk));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t kv_head = item / chunks, p0 = item % chunks * kDecodeChunk;
+      AttentionChunk c;
+      c.q = q + kv_head * group * head_dim;
+      c.keys = keys + p0 * kv_dim + kv_head * head_dim;
+      c.values = values + p0 * kv_dim + kv_head * head_dim;
+      c.stride = kv_dim;
+      c.positions = std::min(kDecodeChunk, positions - p0);
+      c.group = group;
+      c.head_dim = head_dim;
+      c.scale = scale;
+      attention_chunk(c, scores.data(), max_out + item * group, sum_out + item * group,
+                      partial_out + item * group * head_dim);
     }
   });
+  std::vector<float> head_max(static_cast<size_t>(chunks)), head_sum(static_cast<size_t>(chunks));
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t kv_head = h / group, j = h % group;
+    for (int64_t k = 0; k < chunks; ++k) {
+      head_max[k] = max_score[(kv_head * chunks + k) * group + j];
+      head_sum[k] = sum[(kv_head * chunks + k) * group + j];
+    }
+    attention_merge(head_max.data(), head_sum.data(), partial.data() + (kv_head * chunks * group + j) * head_dim,
+                    group * head_dim, chunks, head_dim, out + h * head_dim);
+  }
 }
 
 void LlamaModel::embed(std::span<const int32_t> tokens, float* x) const {
