@@ -154,6 +154,22 @@ TEST(BenchKernelsCli, TokensMeasurePrefillAgainstTheF32ActivationPath) {
   EXPECT_EQ(bad.exit_code, 2);
 }
 
+// --kv-cache f16 halves the cache (bench reports it); other element types are refused with exit 2.
+TEST(BenchCli, KvCacheOptionSetsTheCacheElementType) {
+  const auto f32 = run_cli("bench --synthetic tiny --prompt-tokens 8 --gen-tokens 4 --json");
+  const auto f16 = run_cli("--kv-cache f16 bench --synthetic tiny --prompt-tokens 8 --gen-tokens 4 --json");
+  ASSERT_EQ(f32.exit_code, 0) << f32.err;
+  ASSERT_EQ(f16.exit_code, 0) << f16.err;
+  const auto a = nlohmann::json::parse(f32.out), b = nlohmann::json::parse(f16.out);
+  EXPECT_EQ(a["kv_cache"], "F32");
+  EXPECT_EQ(b["kv_cache"], "F16");
+  EXPECT_GT(a["kv_cache_bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(2 * b["kv_cache_bytes"].get<int64_t>(), a["kv_cache_bytes"].get<int64_t>());
+  const auto bad = run_cli("--kv-cache bf16 bench --synthetic tiny");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(contains(bad.err, "--kv-cache")) << bad.err;
+}
+
 // bench --bits: the model's linears RTN-quantized in memory, so the whole-model decode runs on the
 // packed kernels and reads about bits/16 of the bf16 bytes per token.
 TEST(BenchCli, BitsQuantizesTheLinearsInMemory) {

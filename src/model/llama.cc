@@ -1,22 +1,45 @@
 #include "lowbit/model/llama.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
 #include <numbers>
 
 #include "lowbit/core/error.h"
+#include "lowbit/core/half.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/kernels/decode_attention.h"
 #include "lowbit/linalg/blas.h"
 
 namespace lowbit {
 
-KvCache::KvCache(const LlamaConfig& config, int64_t capacity)
-    : capacity_(capacity), kv_dim_(config.kv_dim()) {
+namespace {
+std::atomic<DType> g_kv_cache_dtype{DType::kF32};
+
+void require_cache_dtype(DType dtype) {
+  if (dtype != DType::kF32 && dtype != DType::kF16)
+    throw Error("KV cache", "elements must be F32 or F16, not " + std::string(dtype_name(dtype)));
+}
+}  // namespace
+
+void set_kv_cache_dtype(DType dtype) {
+  require_cache_dtype(dtype);
+  g_kv_cache_dtype = dtype;
+}
+DType kv_cache_dtype() { return g_kv_cache_dtype; }
+
+KvCache::KvCache(const LlamaConfig& config, int64_t capacity, DType dtype)
+    : capacity_(capacity), kv_dim_(config.kv_dim()), dtype_(dtype) {
   if (capacity <= 0) throw Error("KV cache capacity must be positive");
-  keys_.assign(static_cast<size_t>(config.num_hidden_layers), std::vector<float>(static_cast<size_t>(capacity * kv_dim_)));
+  require_cache_dtype(dtype);
+  const size_t bytes = static_cast<size_t>(capacity * kv_dim_) * dtype_size(dtype);
+  keys_.assign(static_cast<size_t>(config.num_hidden_layers), std::vector<uint8_t>(bytes));
   values_ = keys_;
+}
+
+int64_t KvCache::bytes() const {
+  return 2 * static_cast<int64_t>(keys_.size()) * capacity_ * kv_dim_ * static_cast<int64_t>(dtype_size(dtype_));
 }
 
 std::vector<float> rope_inverse_frequencies(const LlamaConfig& c) {
@@ -216,12 +239,25 @@ void softmax_in_place(float* row, int64_t n) {
 }
 }  // namespace
 
-void LlamaModel::attention(const float* q, const float* keys, const float* values, int64_t start,
-                           int64_t tokens, float* out) const {
+void LlamaModel::attention(const float* q, const KvRows& kv, int64_t start, int64_t tokens, float* out) const {
   const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim, kv_dim = config_.kv_dim();
   const int64_t group = heads / config_.num_key_value_heads, q_dim = config_.q_dim();
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   if (tokens > 1) {
+    // sgemm reads f32: an f16 cache's rows [0, start + tokens) are widened into scratch first (the
+    // same rounded values decode reads).
+    const float* keys = static_cast<const float*>(kv.keys);
+    const float* values = static_cast<const float*>(kv.values);
+    thread_local std::vector<float> wide_keys, wide_values;
+    if (kv.dtype == DType::kF16) {
+      const size_t count = static_cast<size_t>((start + tokens) * kv_dim);
+      wide_keys.resize(count);
+      wide_values.resize(count);
+      convert_f16_to_f32(static_cast<const uint16_t*>(kv.keys), wide_keys.data(), count);
+      convert_f16_to_f32(static_cast<const uint16_t*>(kv.values), wide_values.data(), count);
+      keys = wide_keys.data();
+      values = wide_values.data();
+    }
     // Prefill: one work item per (head, tile of up to kQueryTile consecutive queries), its scores
     // S = scale · Q_tile · Kᵀ and output P · V as two sgemm calls over every key the tile's last query
     // sees (the causal rest masked to weight 0), softmax in between. Against one (token, head) at a
@@ -272,8 +308,10 @@ void LlamaModel::attention(const float* q, const float* keys, const float* value
       const int64_t kv_head = item / chunks, p0 = item % chunks * kDecodeChunk;
       AttentionChunk c;
       c.q = q + kv_head * group * head_dim;
-      c.keys = keys + p0 * kv_dim + kv_head * head_dim;
-      c.values = values + p0 * kv_dim + kv_head * head_dim;
+      const size_t at = static_cast<size_t>(p0 * kv_dim + kv_head * head_dim) * dtype_size(kv.dtype);
+      c.keys = static_cast<const uint8_t*>(kv.keys) + at;
+      c.values = static_cast<const uint8_t*>(kv.values) + at;
+      c.dtype = kv.dtype;
       c.stride = kv_dim;
       c.positions = std::min(kDecodeChunk, positions - p0);
       c.group = group;
@@ -305,8 +343,7 @@ void LlamaModel::embed(std::span<const int32_t> tokens, float* x) const {
   }
 }
 
-void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, float* keys, float* values,
-                           int stop_index) const {
+void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, const KvRows& kv, int stop_index) const {
   const int64_t d = config_.hidden_size, q_dim = config_.q_dim(), kv_dim = config_.kv_dim();
   const int64_t ff = config_.intermediate_size, head_dim = config_.head_dim;
   const Block& block = blocks_[layer];
@@ -351,9 +388,14 @@ void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, fl
     for (int64_t head = 0; head < config_.num_key_value_heads; ++head)
       apply_rope(&k[t * kv_dim + head * head_dim], head_dim, inv_freq_.data(), start + t);
   }
-  std::copy(k.begin(), k.end(), keys + start * kv_dim);
-  std::copy(v.begin(), v.end(), values + start * kv_dim);
-  attention(q.data(), keys, values, start, n, attn.data());
+  if (kv.dtype == DType::kF16) {  // rounded once, here; every later read sees the same f16 values
+    convert_f32_to_f16(k.data(), static_cast<uint16_t*>(kv.keys) + start * kv_dim, k.size());
+    convert_f32_to_f16(v.data(), static_cast<uint16_t*>(kv.values) + start * kv_dim, v.size());
+  } else {
+    std::copy(k.begin(), k.end(), static_cast<float*>(kv.keys) + start * kv_dim);
+    std::copy(v.begin(), v.end(), static_cast<float*>(kv.values) + start * kv_dim);
+  }
+  attention(q.data(), kv, start, n, attn.data());
   if (stops_at(3, attn.data(), q_dim)) return;
   const std::span<float> projected = take(scratch.projected, n * d);
   run_linear(block.prefix + "self_attn.o_proj", attn.data(), n, projected.data());
@@ -389,7 +431,7 @@ void LlamaModel::forward_block(int64_t layer, float* x, int64_t tokens, const st
   }
   if (tokens <= 0) return;
   std::vector<float> keys(static_cast<size_t>(tokens * config_.kv_dim())), values(keys.size());
-  run_block(static_cast<size_t>(layer), x, tokens, 0, keys.data(), values.data(), stop_index);
+  run_block(static_cast<size_t>(layer), x, tokens, 0, KvRows{keys.data(), values.data(), DType::kF32}, stop_index);
 }
 
 void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& cache, float* logits, bool all_logits) const {
@@ -403,7 +445,7 @@ void LlamaModel::forward(std::span<const int32_t> tokens, KvCache& cache, float*
   std::vector<float> x(static_cast<size_t>(n * d)), h(x.size());
   embed(tokens, x.data());
   for (size_t layer = 0; layer < blocks_.size(); ++layer)
-    run_block(layer, x.data(), n, start, cache.keys_[layer].data(), cache.values_[layer].data(), 7);
+    run_block(layer, x.data(), n, start, KvRows{cache.keys_[layer].data(), cache.values_[layer].data(), cache.dtype_}, 7);
   cache.length_ = start + n;
 
   const int64_t first = all_logits ? 0 : n - 1;

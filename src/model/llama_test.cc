@@ -11,6 +11,7 @@
 #include <map>
 
 #include "lowbit/core/atomic_file.h"
+#include "lowbit/core/half.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/core/random.h"
 #include "lowbit/eval/perplexity.h"
@@ -25,8 +26,9 @@ namespace {
 using testing::awkward_config;
 using testing::write_random_model;
 
-// Plain-loop reference of the forward pass, all in double, every position's logits.
-std::vector<double> naive_logits(const ModelFiles& files, const std::vector<int32_t>& tokens) {
+// Plain-loop reference of the forward pass, all in double, every position's logits; with
+// `f16_cache` keys (after RoPE) and values rounded to f16, as an f16 KV cache holds them.
+std::vector<double> naive_logits(const ModelFiles& files, const std::vector<int32_t>& tokens, bool f16_cache = false) {
   const LlamaConfig& c = *files.config;
   auto w = [&](const std::string& name) { return files.find(name)->to_f32_vector(); };
   const int64_t n = static_cast<int64_t>(tokens.size()), d = c.hidden_size, hd = c.head_dim;
@@ -77,6 +79,11 @@ std::vector<double> naive_logits(const ModelFiles& files, const std::vector<int3
       for (int64_t i = 0; i < Hkv * hd; ++i) k[t][i] += bk[i], v[t][i] += bv[i];
       rope(q[t], H, t);
       rope(k[t], Hkv, t);
+      if (f16_cache)
+        for (int64_t i = 0; i < Hkv * hd; ++i) {
+          k[t][i] = f16_bits_to_f32(f32_to_f16_bits(static_cast<float>(k[t][i])));
+          v[t][i] = f16_bits_to_f32(f32_to_f16_bits(static_cast<float>(v[t][i])));
+        }
     }
     for (int64_t t = 0; t < n; ++t) {
       std::vector<double> attn(H * hd, 0.0);
@@ -121,21 +128,29 @@ void expect_close(const float* actual, const std::vector<double>& expected, size
     ASSERT_NEAR(actual[i], expected[offset + i], tolerance * scale) << "logit " << i << " of row at " << offset;
 }
 
-TEST(LlamaEngine, PrefillAndDecodeMatchNaiveReference) {
+class LlamaEngineCache : public ::testing::TestWithParam<DType> {};
+INSTANTIATE_TEST_SUITE_P(KvCacheDType, LlamaEngineCache, ::testing::Values(DType::kF32, DType::kF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// Against the naive reference for both KV cache element types (f16: the reference rounds its keys and
+// values the same way, so the engine must agree as closely as with f32).
+TEST_P(LlamaEngineCache, PrefillAndDecodeMatchNaiveReference) {
+  const DType cache_dtype = GetParam();
   const LlamaConfig config = awkward_config();
   auto files = std::make_shared<ModelFiles>(open_model(write_random_model(config, DType::kF32)));
   const LlamaModel model(files);
   const std::vector<int32_t> tokens = {3, 17, 52, 0, 9, 9, 41, 23, 5, 30, 11};
-  const auto expected = naive_logits(*files, tokens);
+  const auto expected = naive_logits(*files, tokens, cache_dtype == DType::kF16);
   const size_t vocab = static_cast<size_t>(config.vocab_size);
 
-  KvCache cache(config, 32);
+  KvCache cache(config, 32, cache_dtype);
+  EXPECT_EQ(cache.dtype(), cache_dtype);
   std::vector<float> logits(tokens.size() * vocab);
   model.forward(tokens, cache, logits.data(), true);
   for (size_t t = 0; t < tokens.size(); ++t) expect_close(&logits[t * vocab], expected, t * vocab, vocab, 1e-5);
 
   // Step-by-step decode with the KV cache: after a 4-token prefill, one token at a time.
-  KvCache step_cache(config, 32);
+  KvCache step_cache(config, 32, cache_dtype);
   std::vector<float> step(vocab);
   model.forward(std::span<const int32_t>(tokens.data(), 4), step_cache, step.data(), false);
   expect_close(step.data(), expected, 3 * vocab, vocab, 1e-5);
@@ -161,23 +176,41 @@ TEST(LlamaEngine, Bf16WeightsComputeWithTheirExactValues) {
     expect_close(&logits[t * config.vocab_size], expected, t * config.vocab_size, config.vocab_size, 1e-5);
 }
 
-TEST(LlamaEngine, BitIdenticalForOneAndTwoThreads) {
+// Prefill of 100 tokens, then 40 decode steps (decode attention splits the cache into chunks of 64
+// positions, so these cross two chunk boundaries): the same bits on 1 and 2 threads, for both caches.
+TEST_P(LlamaEngineCache, BitIdenticalForOneAndTwoThreads) {
   const LlamaConfig config = awkward_config();
   auto files = std::make_shared<ModelFiles>(open_model(write_random_model(config, DType::kF16)));
   const LlamaModel model(files);
-  std::vector<int32_t> tokens(40);
+  std::vector<int32_t> tokens(140);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 37 + 5) % config.vocab_size);
+  const size_t prefill = 100, vocab = static_cast<size_t>(config.vocab_size);
   auto run = [&](int threads) {
     set_num_threads(threads);
-    KvCache cache(config, 64);
-    std::vector<float> logits(tokens.size() * config.vocab_size);
-    model.forward(tokens, cache, logits.data(), true);
+    KvCache cache(config, 160, GetParam());
+    std::vector<float> logits(tokens.size() * vocab);
+    model.forward(std::span<const int32_t>(tokens.data(), prefill), cache, logits.data(), true);
+    for (size_t t = prefill; t < tokens.size(); ++t)
+      model.forward(std::span<const int32_t>(&tokens[t], 1), cache, &logits[t * vocab], false);
     return logits;
   };
   const auto one = run(1), two = run(2);
   set_num_threads(0);
   ASSERT_EQ(one.size(), two.size());
   EXPECT_EQ(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)), 0);
+}
+
+TEST(LlamaEngine, KvCacheHoldsF32OrF16AndRefusesOtherDTypes) {
+  const LlamaConfig config = awkward_config();
+  const KvCache f32(config, 10, DType::kF32), f16(config, 10, DType::kF16);
+  EXPECT_EQ(f32.bytes(), 2 * config.num_hidden_layers * 10 * config.kv_dim() * 4);
+  EXPECT_EQ(f16.bytes(), f32.bytes() / 2);
+  EXPECT_THROW(KvCache(config, 10, DType::kBF16), Error);
+  EXPECT_THROW(set_kv_cache_dtype(DType::kI8), Error);
+  EXPECT_EQ(kv_cache_dtype(), DType::kF32);  // the default, unchanged by the refused call
+  set_kv_cache_dtype(DType::kF16);
+  EXPECT_EQ(KvCache(config, 4).dtype(), DType::kF16);
+  set_kv_cache_dtype(DType::kF32);
 }
 
 TEST(LlamaEngine, RefusesOverflowAndBadTokens) {
@@ -280,6 +313,12 @@ TEST_P(Stories260K, ReferencePerplexityOfFirst512Tokens) {
   EXPECT_EQ(result.tokens_scored, 511);
   EXPECT_NEAR(result.mean_nll, 1.3112137, 1e-4);
   EXPECT_NEAR(result.perplexity, 3.7106748, 4e-4);
+  // An f16 KV cache (--kv-cache f16) moves the perplexity only by the keys' and values' rounding.
+  set_kv_cache_dtype(DType::kF16);
+  const auto half = evaluate_sequence(model, ids);
+  set_kv_cache_dtype(DType::kF32);
+  EXPECT_NE(half.mean_nll, result.mean_nll);
+  EXPECT_NEAR(half.perplexity, 3.7106748, 4e-4);
 }
 
 // Three independent encodings of the same weights: HF safetensors, llama2.c and GGUF v1 (Meta

@@ -202,6 +202,8 @@ Runner add_bench_command(CLI::App& app) {
       std::cout << nlohmann::json{{"model", o->synthetic.empty() ? o->model : "synthetic " + o->synthetic},
                                   {"threads", num_threads()},
                                   {"activations", int8 ? "int8" : "f32"},
+                                  {"kv_cache", dtype_name(cache.dtype())},
+                                  {"kv_cache_bytes", cache.bytes()},
                                   {"int8_kernel", int8 ? nlohmann::json(int8_kernel_name(int8_kernel_best())) : nlohmann::json(nullptr)},
                                   {"int8_decode_linears", int8 ? int8_linears : 0},
                                   {"linears", linears},
@@ -232,6 +234,8 @@ Runner add_bench_command(CLI::App& app) {
       if (int8)
         std::printf("activations: %s on %d of %d linear layers (the rest f32)\n", activations.c_str(), int8_linears,
                     linears);
+      std::printf("kv cache:   %s, %.1f MB for %lld positions\n", std::string(dtype_name(cache.dtype())).c_str(),
+                  static_cast<double>(cache.bytes()) / 1e6, (long long)cache.capacity());
       std::printf("memory:     %.1f GB/s streaming read (measured now)\n", bandwidth / 1e9);
       std::printf("sgemm:      %.1f GFLOP/s (f32 2048x2048 x 512 tokens, measured now)\n", sgemm_flops / 1e9);
       std::printf("prefill:    %lld tokens, %.1f tokens/s; linear layers at %.1f GFLOP/s = %.0f%% of sgemm\n",

@@ -9,6 +9,7 @@
 #include "lowbit/core/atomic_file.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
+#include "lowbit/model/llama.h"
 
 int main(int argc, char** argv) {
   using namespace lowbit;
@@ -29,6 +30,12 @@ int main(int argc, char** argv) {
                  "the dequantized model) or int8 (rounded per 32 columns, integer dot products as ggml does: SmolLM2\n"
                  "decodes 1.5x faster; other layouts and prefill stay f32)")
       ->check(CLI::IsMember({"f32", "int8"}));
+  std::string kv_cache = "f32";
+  app.add_option("--kv-cache", kv_cache,
+                 "element type of the attention's key/value cache: f32 (default: exactly the values the layers\n"
+                 "computed) or f16 (half the bytes a long-context decode step reads, as llama.cpp's default;\n"
+                 "keys and values rounded to f16 once, when written)")
+      ->check(CLI::IsMember({"f32", "f16"}));
   app.set_version_flag("--version", "lowbit 0.1.0");
 
   std::map<CLI::App*, cli::Runner> runners;
@@ -63,6 +70,7 @@ int main(int argc, char** argv) {
 
   set_num_threads(global.threads);
   set_activation_precision(activations == "int8" ? ActivationPrecision::kInt8 : ActivationPrecision::kF32);
+  set_kv_cache_dtype(kv_cache == "f16" ? DType::kF16 : DType::kF32);
   try {
     for (auto& [sub, run] : runners)
       if (sub->parsed()) return run();

@@ -21,18 +21,28 @@
 
 namespace lowbit {
 
+// The element type of KV caches built without an explicit one (the CLI's --kv-cache): kF32 (the
+// default: attention reads exactly the keys and values the layers computed) or kF16 (half the bytes
+// a long-context decode step reads, as llama.cpp's default cache; keys and values rounded to f16
+// once, when written, and read so by prefill and decode alike). Error for other dtypes.
+void set_kv_cache_dtype(DType dtype);
+DType kv_cache_dtype();
+
 // Keys and values of every block for positions [0, length).
 class KvCache {
  public:
-  KvCache(const LlamaConfig& config, int64_t capacity);
+  KvCache(const LlamaConfig& config, int64_t capacity, DType dtype = kv_cache_dtype());
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
+  DType dtype() const { return dtype_; }
+  int64_t bytes() const;  // what the cache holds in memory
   void clear() { length_ = 0; }
 
  private:
   friend class LlamaModel;
   int64_t capacity_ = 0, length_ = 0, kv_dim_ = 0;
-  std::vector<std::vector<float>> keys_, values_;  // per block: [capacity, kv_dim]
+  DType dtype_ = DType::kF32;
+  std::vector<std::vector<uint8_t>> keys_, values_;  // per block: [capacity, kv_dim] of dtype_
 };
 
 class LlamaModel {
@@ -91,13 +101,17 @@ class LlamaModel {
     std::string prefix;
   };
   void run_linear(const std::string& name, const float* x, int64_t tokens, float* y) const;
-  // One block on x [tokens, hidden] at positions start..start+tokens-1; keys/values hold the
-  // layer's [capacity, kv_dim] cache rows (positions < start already filled). Stops before the
-  // block's linear number `stop_index` (0..6; 7 runs the whole block).
-  void run_block(size_t layer, float* x, int64_t tokens, int64_t start, float* keys, float* values,
-                 int stop_index) const;
-  void attention(const float* q, const float* keys, const float* values, int64_t start, int64_t tokens,
-                 float* out) const;
+  // One layer's cache rows: [capacity, kv_dim] keys and values of `dtype` (kF32 or kF16).
+  struct KvRows {
+    void* keys = nullptr;
+    void* values = nullptr;
+    DType dtype = DType::kF32;
+  };
+  // One block on x [tokens, hidden] at positions start..start+tokens-1; `kv` holds the layer's
+  // cache rows (positions < start already filled). Stops before the block's linear number
+  // `stop_index` (0..6; 7 runs the whole block).
+  void run_block(size_t layer, float* x, int64_t tokens, int64_t start, const KvRows& kv, int stop_index) const;
+  void attention(const float* q, const KvRows& kv, int64_t start, int64_t tokens, float* out) const;
 
   std::shared_ptr<const ModelFiles> files_;
   LlamaConfig config_;
