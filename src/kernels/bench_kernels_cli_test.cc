@@ -144,7 +144,8 @@ TEST(BenchKernelsCli, TokensMeasurePrefillAgainstTheF32ActivationPath) {
                                          "packed uint4 g128",   "packed int4 g128",   "packed uint3 g128",
                                          "packed uint2 g128",   "packed e4m3 g32",    "packed e2m1 g32 e8m0",
                                          "packed e2m1 g16 ue4m3", "int8-act int8 per-row", "int8-act uint4 g128",
-                                         "int8-act int4 g128",  "int8-act int4 g32",  "int8-act e2m1 g32 e8m0", "int8-act e2m1 g16 ue4m3"};
+                                         "int8-act int4 g128",  "int8-act uint3 g128", "int8-act uint2 g128",
+                                         "int8-act int4 g32",   "int8-act e2m1 g32 e8m0", "int8-act e2m1 g16 ue4m3"};
   EXPECT_EQ(formats, want);
   const auto text = run_cli("--threads 1 bench kernels --quick --shapes 64x256 --tokens 8 --reps 2");
   ASSERT_EQ(text.exit_code, 0) << text.err;

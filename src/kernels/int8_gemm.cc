@@ -9,10 +9,12 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
+#include "lowbit/kernels/packed_gemv.h"
 #include "src/kernels/int8_gemm_internal.h"
 #include "src/kernels/int8_gemv_internal.h"
 
@@ -60,10 +62,13 @@ struct Grid : int8_gemm_detail::Codes {
   }
   // u_c: the code as offset binary, or its mapped level.
   uint8_t u(uint32_t code) const { return mapped ? map[code] : static_cast<uint8_t>(code ^ flip); }
-  // v_c of row r (c < cols).
+  // v_c of row r (c < cols): the code at bit c·bits of the row, LSB-first.
   int32_t v(size_t r, size_t c) const {
     const uint8_t* row = codes + r * row_bytes;
-    const uint32_t code = bits == 8 ? row[c] : (row[c >> 1] >> ((c & 1) * 4)) & 0xFu;
+    const size_t bit = c * static_cast<size_t>(bits), byte = bit / 8;
+    uint32_t word = row[byte];
+    if (byte + 1 < row_bytes) word |= static_cast<uint32_t>(row[byte + 1]) << 8;
+    const uint32_t code = (word >> (bit % 8)) & ((1u << bits) - 1);
     const size_t g = c / group_cols;
     const int z = zeros ? zeros[r * groups + g] : implicit_zero;
     return static_cast<int32_t>(u(code)) - z;
@@ -105,7 +110,8 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
   p.scale = scale.data();
   p.min = grid.mins ? min.data() : nullptr;
 #if defined(__x86_64__) || defined(__i386__)
-  if ((kernel == Int8Kernel::kAvx512 || kernel == Int8Kernel::kAvx512Vnni) && grid.cols % kBlock == 0) {
+  if ((kernel == Int8Kernel::kAvx512 || kernel == Int8Kernel::kAvx512Vnni) && grid.cols % kBlock == 0 &&
+      (grid.bits == 4 || grid.bits == 8)) {
     storage.resize(grid.blocks * kBlock * kPanelRows);
     bias.resize(grid.segments * kPanelRows);
     int8_gemm_detail::pack_codes_avx512(grid, row0, rows, storage.data(), bias.data());
@@ -147,10 +153,14 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
     const uint8_t* row = grid.codes + r * grid.row_bytes;
     if (grid.bits == 8) {
       for (size_t c = 0; c < grid.cols; ++c) row_v[c] = static_cast<int8_t>(row[c] ^ grid.flip);
-    } else {
+    } else if (grid.bits == 4) {
       // Two columns per byte through a table (low nibble first), flip or map applied.
       for (size_t k = 0; k < grid.cols / 2; ++k) std::memcpy(&row_v[2 * k], pairs.bytes[row[k]], 2);
       if (grid.cols % 2) row_v[grid.cols - 1] = static_cast<int8_t>(grid.u(row[grid.cols / 2] & 0xF));
+    } else {
+      // 1-, 2-, 3-, 5-, 6- and 7-bit codes: unpacked, then flipped to offset binary.
+      w.codes_of_row(static_cast<int64_t>(r), std::span<uint8_t>(reinterpret_cast<uint8_t*>(row_v.data()), grid.cols));
+      for (size_t c = 0; c < grid.cols; ++c) row_v[c] = static_cast<int8_t>(static_cast<uint8_t>(row_v[c]) ^ grid.flip);
     }
     std::fill(row_v.begin() + static_cast<ptrdiff_t>(grid.cols), row_v.end(), int8_t{0});
     for (size_t g = 0; g < grid.groups; ++g) {
@@ -205,11 +215,18 @@ void check_range(const QuantizedTensor& w, int64_t row_begin, int64_t row_end, i
 }  // namespace
 
 bool int8_gemm_supported(const QuantizedTensor& w) {
-  // Groups of whole 16-column segments (int8_gemv_supported's rule): MXFP4 and NVFP4 both run.
-  if (!int8_gemv_supported(w)) return false;
-  // Signed codes must fit int8: any 4-bit grid; 8 bits only as two's complement (v in [−128, 127]).
-  return w.bits() == 4 ||
-         (w.scheme().element.twos_complement() && w.zero_points().empty() && w.mins().empty());
+  // The integer grids the packed kernels read (no g_idx) at 1 to 8 bits, and 4-bit grids of small
+  // integer levels (e2m1: MXFP4, NVFP4); groups of whole 16-column segments.
+  if (!packed_gemv_supported(w)) return false;
+  const Format& f = w.scheme().element;
+  uint8_t map[16];
+  int zero = 0;
+  float factor = 1;
+  if (f.kind() != Format::Kind::kInt && !int8_detail::small_integer_levels(f, map, zero, factor)) return false;
+  if (w.groups_per_row() > 1 && w.group_size() % 16 != 0) return false;
+  // Signed codes must fit int8: v = u − z lies in [−127, 127] up to 7 bits; 8 bits only as two's
+  // complement (v in [−128, 127]).
+  return w.bits() <= 7 || (f.twos_complement() && w.zero_points().empty() && w.mins().empty());
 }
 
 void int8_gemm_prepare(const QuantizedTensor& w, const float* x, int64_t tokens, Int8GemmInput& input,

@@ -1,6 +1,6 @@
 // The int8-activation prefill GEMM: every kernel this CPU runs equals the scalar definition
-// (int8_gemm_reference, computed straight from the packed codes) bit for bit, over 4-bit codes with
-// zero points, two's complement and float minimums and 8-bit two's complement, groups of 16..256 and
+// (int8_gemm_reference, computed straight from the packed codes) bit for bit, over 1- to 7-bit codes
+// with zero points, two's complement and float minimums, e2m1 and 8-bit two's complement, groups of 16..256 and
 // per-row (16 and 48: blocks split into 16-column segments of different groups), ragged rows (partial panels), ragged columns (partial blocks), token counts that leave
 // partial register tiles, and any split of the rows. The definition is checked against independent
 // arithmetic (the one-token kernel's W·x̂), non-finite activations give NaN, and what the kernel
@@ -27,7 +27,8 @@ struct Case {
   int bits;
 };
 const Case kCases[] = {{Grid::kZeroPoint, 4}, {Grid::kSigned, 4}, {Grid::kFloatMin, 4}, {Grid::kSigned, 8},
-                       {Grid::kE2m1, 4}};
+                       {Grid::kE2m1, 4},      {Grid::kZeroPoint, 2}, {Grid::kSigned, 3}, {Grid::kZeroPoint, 3},
+                       {Grid::kFloatMin, 5},  {Grid::kSigned, 6},   {Grid::kZeroPoint, 7}, {Grid::kZeroPoint, 1}};
 
 TEST(Int8Gemm, EveryKernelEqualsTheDefinitionBitForBit) {
   const auto kernels = int8_kernels_available();
@@ -71,8 +72,9 @@ TEST(Int8Gemm, EveryKernelEqualsTheDefinitionBitForBit) {
   }
 }
 
-// The definition against independent arithmetic: each token's row equals the one-token kernel's
-// W·x̂ (same x̂, another summation order) within f32 rounding, 1e-5 of Σ|W||x̂|.
+// The definition against independent arithmetic: each token's row equals W·x̂ in double from the
+// dequantized weights, and (4 and 8 bits) the one-token kernel's W·x̂ (same x̂, another summation
+// order), within f32 rounding, 1e-5 of Σ|W||x̂|.
 TEST(Int8Gemm, EqualsTheOneTokenProductUpToRounding) {
   const int64_t rows = 21, tokens = 5;
   uint64_t seed = 70;
@@ -91,14 +93,21 @@ TEST(Int8Gemm, EqualsTheOneTokenProductUpToRounding) {
       std::vector<float> w(static_cast<size_t>(cols));
       for (int64_t k = 0; k < tokens; ++k) {
         const float* xk = x.data() + k * cols;
+        const bool gemv = int8_gemv_supported(t);  // 4- and 8-bit codes
         std::vector<float> one(static_cast<size_t>(rows));
-        int8_gemv_rows_reference(t, xk, 0, rows, one.data());
+        if (gemv) int8_gemv_rows_reference(t, xk, 0, rows, one.data());
         const auto xr = int8_rounded_activations(xk, cols);
         for (int64_t r = 0; r < rows; ++r) {
           t.dequantize_row(r, w);
-          double magnitude = 0;
-          for (int64_t col = 0; col < cols; ++col) magnitude += std::abs(double(w[col]) * xr[col]);
-          ASSERT_NEAR(y[k * rows + r], one[r], 1e-5 * magnitude) << "token " << k << " row " << r;
+          double magnitude = 0, exact = 0;  // W·x̂ in double from the dequantized row
+          for (int64_t col = 0; col < cols; ++col) {
+            magnitude += std::abs(double(w[col]) * xr[col]);
+            exact += double(w[col]) * xr[col];
+          }
+          ASSERT_NEAR(y[k * rows + r], exact, 1e-5 * magnitude) << "token " << k << " row " << r;
+          if (gemv) {
+            ASSERT_NEAR(y[k * rows + r], one[r], 1e-5 * magnitude) << "token " << k << " row " << r;
+          }
         }
       }
     }
@@ -123,14 +132,17 @@ TEST(Int8Gemm, NonFiniteActivationsGiveNaNNotGarbage) {
 TEST(Int8Gemm, RefusesWhatItCannotRun) {
   std::vector<float> x(2 * 96, 1.0f);
   Int8GemmInput input;
-  // 8-bit codes with zero points or minimums (v = u − z can leave int8), 3-bit codes, groups of 40
-  // (not whole 16-column segments).
+  // 8-bit codes with zero points or minimums (v = u − z can leave int8), groups of 40 (not whole
+  // 16-column segments), FP8 and NF4 elements (levels that are not small integers).
   for (const Grid grid : {Grid::kZeroPoint, Grid::kFloatMin}) {
     const QuantizedTensor t = random_tensor(2, 96, grid, 8, 32, 1);
     EXPECT_FALSE(int8_gemm_supported(t)) << grid_name(grid);
     EXPECT_THROW(int8_gemm_prepare(t, x.data(), 2, input), Error);
   }
-  EXPECT_FALSE(int8_gemm_supported(random_tensor(2, 96, Grid::kZeroPoint, 3, 32, 1)));
+  for (const Format& f : {Format::e4m3(), Format::nf4()}) {
+    QuantizedTensor t(2, 96, QuantScheme::with_format(f, 32));
+    EXPECT_FALSE(int8_gemm_supported(t)) << f.to_string();
+  }
   EXPECT_FALSE(int8_gemm_supported(random_tensor(2, 96, Grid::kSigned, 4, 40, 1)));
   // An input prepared for another layout, rows out of range, a short output stride.
   const QuantizedTensor a = random_tensor(2, 96, Grid::kSigned, 4, 32, 1);

@@ -26,10 +26,13 @@
 // Each token's Y differs from int8_gemv_rows on that token only by f32 rounding order (both are
 // W · x̂ for the same x̂).
 //
-// Layouts (int8_gemm_supported): those of int8_gemv_supported (groups of a multiple of 16 columns)
-// whose signed codes fit int8 — every 4-bit grid (integers, and e2m1's mapped levels: MXFP4 and
-// NVFP4), and 8-bit grids in two's complement (no zero points, no minimums). Panels keep one bias per
-// 16-column segment when groups are not whole blocks (int8_gemm_internal.h).
+// Layouts (int8_gemm_supported): the integer grids the packed kernels read (no g_idx) and e2m1's mapped
+// levels (MXFP4, NVFP4), groups of a multiple of 16 columns, whose signed codes fit int8 — 1 to 7 bits
+// with zero points, two's complement or float minimums (v = u − z in [−127, 127]; ggml's Q5_0/Q5_1 and
+// the k-quants' 2/3/5/6-bit codes included), and 8 bits in two's complement only. Only 4- and 8-bit
+// codes also have the one-token GEMV; the others decode on f32 activations. Panels keep one bias per
+// 16-column segment when groups are not whole blocks (int8_gemm_internal.h); 4- and 8-bit panels are
+// repacked by AVX-512 where it runs, the other widths unpacked row by row (codes_of_row).
 #pragma once
 
 #include <cstdint>
