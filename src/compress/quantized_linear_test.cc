@@ -179,50 +179,50 @@ TEST(QuantizedLinear, Int8ActivationsTakeTheInt8KernelWhereItExists) {
   options.scheme = QuantScheme::integer(4, 32, false);
   const auto int4 = std::make_shared<const QuantizedTensor>(
       quantize_rtn(normal_values(static_cast<size_t>(kRows * cols), 12, 0.05f), kRows, cols, options));
-  options.scheme = QuantScheme::integer(3, 32, false);
-  const auto int3 = std::make_shared<const QuantizedTensor>(
+  options.scheme = QuantScheme::with_format(Format::nf4(), 32);  // irrational levels: no int8 kernel
+  const auto nf4 = std::make_shared<const QuantizedTensor>(
       quantize_rtn(normal_values(static_cast<size_t>(kRows * cols), 12, 0.05f), kRows, cols, options));
   const auto x = normal_values(static_cast<size_t>(cols), 13);
-  const QuantizedLinear four(int4), three(int3);
+  const QuantizedLinear four(int4), nf4_layer(nf4);
   EXPECT_TRUE(four.int8_decode());
-  EXPECT_FALSE(three.int8_decode());  // 3-bit codes: no int8 kernel
+  EXPECT_FALSE(nf4_layer.int8_decode());
 
-  std::vector<float> want(kRows), want_f32(kRows), f32_three(kRows);
+  std::vector<float> want(kRows), want_f32(kRows), f32_nf4(kRows);
   int8_gemv_rows_reference(*int4, x.data(), 0, kRows, want.data());
   four.forward(x.data(), 1, want_f32.data());
-  three.forward(x.data(), 1, f32_three.data());
+  nf4_layer.forward(x.data(), 1, f32_nf4.data());
   set_activation_precision(ActivationPrecision::kInt8);
   for (const int threads : {1, 2}) {
     set_num_threads(threads);
-    std::vector<float> y(kRows), y3(kRows);
+    std::vector<float> y(kRows), y_nf4(kRows);
     four.forward(x.data(), 1, y.data());
-    three.forward(x.data(), 1, y3.data());
+    nf4_layer.forward(x.data(), 1, y_nf4.data());
     for (int64_t r = 0; r < kRows; ++r) {
       EXPECT_EQ(std::memcmp(&y[r], &want[r], sizeof(float)), 0) << threads << " threads, row " << r;
-      EXPECT_EQ(std::memcmp(&y3[r], &f32_three[r], sizeof(float)), 0) << threads << " threads, row " << r;
+      EXPECT_EQ(std::memcmp(&y_nf4[r], &f32_nf4[r], sizeof(float)), 0) << threads << " threads, row " << r;
     }
     EXPECT_NE(y, want_f32);  // really the other path
   }
-  // Several tokens (prefill): the int8 GEMM (int8_gemm.h) on 1 and 2 threads alike; 3-bit codes keep
+  // Several tokens (prefill): the int8 GEMM (int8_gemm.h) on 1 and 2 threads alike; NF4 keeps
   // the dequantized f32 path, whatever the setting.
   EXPECT_TRUE(four.int8_prefill());
-  EXPECT_FALSE(three.int8_prefill());
+  EXPECT_FALSE(nf4_layer.int8_prefill());
   const int64_t tokens = 6;
   const auto xs = normal_values(static_cast<size_t>(tokens * cols), 14);
   std::vector<float> want_prefill(static_cast<size_t>(tokens * kRows)), f32_prefill(want_prefill.size()),
-      f32_three_prefill(want_prefill.size());
+      f32_nf4_prefill(want_prefill.size());
   int8_gemm_reference(*int4, xs.data(), tokens, 0, kRows, want_prefill.data(), kRows);
   set_activation_precision(ActivationPrecision::kF32);
   four.forward(xs.data(), tokens, f32_prefill.data());
-  three.forward(xs.data(), tokens, f32_three_prefill.data());
+  nf4_layer.forward(xs.data(), tokens, f32_nf4_prefill.data());
   set_activation_precision(ActivationPrecision::kInt8);
   for (const int threads : {1, 2}) {
     set_num_threads(threads);
-    std::vector<float> y(want_prefill.size()), y3(want_prefill.size());
+    std::vector<float> y(want_prefill.size()), y_nf4(want_prefill.size());
     four.forward(xs.data(), tokens, y.data());
-    three.forward(xs.data(), tokens, y3.data());
+    nf4_layer.forward(xs.data(), tokens, y_nf4.data());
     EXPECT_EQ(std::memcmp(y.data(), want_prefill.data(), y.size() * sizeof(float)), 0) << threads << " threads";
-    EXPECT_EQ(std::memcmp(y3.data(), f32_three_prefill.data(), y3.size() * sizeof(float)), 0) << threads << " threads";
+    EXPECT_EQ(std::memcmp(y_nf4.data(), f32_nf4_prefill.data(), y_nf4.size() * sizeof(float)), 0) << threads << " threads";
     EXPECT_NE(y, f32_prefill);  // really the other path
   }
 }

@@ -43,6 +43,8 @@ std::vector<Expected> expected_kernels() {
           {"int8-act", "int8 per-row", 8 + 16 / cols},
           {"int8-act", "uint4 g128", 4 + 16.0 / 128 + 4.0 / 128},
           {"int8-act", "int4 g128", 4 + 16.0 / 128},
+          {"int8-act", "uint3 g128", 3 + 16.0 / 128 + 3.0 / 128},
+          {"int8-act", "uint2 g128", 2 + 16.0 / 128 + 2.0 / 128},
           {"int8-act", "int4 g32", 4 + 16.0 / 32},
           {"int8-act", "e2m1 g32 e8m0", 4 + 8.0 / 32},
           {"int8-act", "e2m1 g16 ue4m3", 4 + 8.0 / 16, 32},

@@ -17,10 +17,14 @@ namespace lowbit {
 namespace int8_detail {
 
 namespace {
-// Code c of a row packed LSB-first at 4 or 8 bits.
-inline uint32_t code_at(const uint8_t* row, size_t c, int bits) {
+// Code c of a row packed LSB-first at 2, 3, 4 or 8 bits (row_bytes: the row's length, not read past).
+inline uint32_t code_at(const uint8_t* row, size_t c, int bits, size_t row_bytes) {
   if (bits == 8) return row[c];
-  return (row[c >> 1] >> ((c & 1) * 4)) & 0xF;
+  if (bits == 4) return (row[c >> 1] >> ((c & 1) * 4)) & 0xF;
+  const size_t bit = c * static_cast<size_t>(bits), byte = bit / 8;
+  uint32_t word = row[byte];
+  if (byte + 1 < row_bytes) word |= static_cast<uint32_t>(row[byte + 1]) << 8;
+  return (word >> (bit % 8)) & ((1u << bits) - 1);
 }
 
 // tree(v): v[i] + v[i+8], then +4, +2, +1 (the header's fixed order).
@@ -38,7 +42,7 @@ float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc
     const size_t c0 = run * a.run_cols, c1 = std::min(a.cols, c0 + a.run_cols);
     int32_t p = 0;
     for (size_t c = c0; c < c1; ++c) {
-      const uint32_t code = code_at(row, c, a.bits);
+      const uint32_t code = code_at(row, c, a.bits, a.row_bytes);
       const int32_t u = static_cast<int32_t>(a.mapped ? a.map[code] : code ^ a.flip);
       p += (u - a.offset) * a.q[c];
     }
@@ -175,10 +179,10 @@ size_t step_cols(Int8Kernel k, int bits) {
     case Int8Kernel::kScalar:
       return 0;
     case Int8Kernel::kAvx2:
-      return bits == 4 ? 64 : 32;
+      return bits <= 4 ? 64 : 32;
     case Int8Kernel::kAvx512:
     case Int8Kernel::kAvx512Vnni:
-      return bits == 4 ? 128 : 64;
+      return bits <= 4 ? 128 : 64;
   }
   return 0;
 }
@@ -192,7 +196,7 @@ Args tensor_args(const QuantizedTensor& w) {
   a.group = static_cast<size_t>(w.group_size());
   a.groups = static_cast<size_t>(w.groups_per_row());
   a.bits = w.bits();
-  a.run_cols = a.bits == 4 ? 8 : 4;
+  a.run_cols = a.bits <= 4 ? 8 : 4;  // 2- and 3-bit codes are widened to the 4-bit kernels' nibbles
   a.runs = (a.cols + a.run_cols - 1) / a.run_cols;
   a.offset = a.bits == 8 ? 128 : 0;
   a.scales = w.scales().data();
@@ -308,7 +312,7 @@ bool int8_gemv_supported(const QuantizedTensor& w) {
   uint8_t map[16];
   int zero = 0;
   float factor = 1;
-  const bool integer = f.kind() == Format::Kind::kInt && (w.bits() == 4 || w.bits() == 8);
+  const bool integer = f.kind() == Format::Kind::kInt && (w.bits() == 2 || w.bits() == 3 || w.bits() == 4 || w.bits() == 8);
   if (!integer && !int8_detail::small_integer_levels(f, map, zero, factor)) return false;
   // Groups of whole runs within the 32-column activation blocks: multiples of 16 (NVFP4's 16 included).
   if (w.groups_per_row() > 1 && w.group_size() % 16 != 0) return false;
@@ -360,7 +364,7 @@ void int8_gemv_prepare(const QuantizedTensor& w, const float* x, Int8GemvInput& 
   // The kernel's order: 4-bit steps read the even columns' q, then the odd columns'.
   const size_t step = step_cols(kernel, a.bits);
   input.q.resize(a.cols);
-  if (a.bits == 4 && step != 0 && int8_detail::vector_scales(a, step))
+  if (a.bits <= 4 && step != 0 && int8_detail::vector_scales(a, step))
     permute_steps(natural.data(), a.cols, step, input.q.data());
   else
     std::copy(natural.begin(), natural.end(), input.q.begin());

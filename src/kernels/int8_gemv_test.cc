@@ -1,6 +1,6 @@
 // The int8-activation GEMV: every kernel this CPU runs equals the scalar definition bit for bit
-// (the integer sums are exact and the float steps are fixed, kernels/int8_gemv.h), over 4- and 8-bit
-// codes with zero points, two's complement and float minimums, 4-bit e2m1 through its level table, groups of 32..256, per-row, ragged
+// (the integer sums are exact and the float steps are fixed, kernels/int8_gemv.h), over 2-, 3-, 4- and
+// 8-bit codes with zero points, two's complement and float minimums, 4-bit e2m1 through its level table, groups of 32..256, per-row, ragged
 // rows and shapes that leave partial vector steps. The definition itself is checked against an
 // independent one: the f32 packed kernel run on x̂ (x rounded to its int8 blocks), and the rounding
 // against its bound. Then: rows alone give the same bits, x̂ is what the header says, and bad
@@ -40,7 +40,7 @@ TEST(Int8Gemv, EveryKernelEqualsTheScalarDefinitionBitForBit) {
     const int64_t rows = shape[0], cols = shape[1];
     auto x = testing::normal_values(static_cast<size_t>(cols), 5);
     x[3] = 9.0f;  // an outlier: its block gets a coarse scale
-    for (const int bits : {4, 8}) {
+    for (const int bits : {2, 3, 4, 8}) {
       for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin, Grid::kE2m1}) {
         for (const int64_t group : groups) {
           if (group > cols || (grid == Grid::kE2m1 && bits != 4)) continue;
@@ -76,7 +76,7 @@ TEST(Int8Gemv, ComputesTheProductWithRoundedActivations) {
   x[40] = -30.0f;
   const std::vector<float> xr = int8_rounded_activations(x.data(), cols);
   uint64_t seed = 400;
-  for (const int bits : {4, 8})
+  for (const int bits : {2, 3, 4, 8})
     for (const Grid grid : {Grid::kZeroPoint, Grid::kSigned, Grid::kFloatMin, Grid::kE2m1})
       for (const int64_t group : {int64_t{16}, int64_t{32}, int64_t{128}, int64_t{0}}) {
         if (grid == Grid::kE2m1 && bits != 4) continue;
@@ -187,10 +187,12 @@ TEST(Int8Gemv, NonFiniteActivationsGiveNaNNotGarbage) {
 TEST(Int8Gemv, RefusesLayoutsItHasNoKernelFor) {
   std::vector<float> x(96, 1.0f);
   Int8GemvInput input;
-  // 3-bit codes, groups not a multiple of 32, g_idx, and a minifloat grid.
-  const QuantizedTensor three = random_tensor(2, 96, Grid::kZeroPoint, 3, 32, 1);
-  EXPECT_FALSE(int8_gemv_supported(three));
-  EXPECT_THROW(int8_gemv_prepare(three, x.data(), input), Error);
+  // 5- to 7-bit codes, groups not a multiple of 16, g_idx, and a minifloat grid.
+  for (const int bits : {5, 6, 7}) {
+    const QuantizedTensor wide = random_tensor(2, 96, Grid::kZeroPoint, bits, 32, 1);
+    EXPECT_FALSE(int8_gemv_supported(wide)) << bits;
+    EXPECT_THROW(int8_gemv_prepare(wide, x.data(), input), Error);
+  }
   const QuantizedTensor g40 = random_tensor(2, 96, Grid::kSigned, 4, 40, 1);  // groups must be whole runs of 16
   EXPECT_FALSE(int8_gemv_supported(g40));
   QuantizedTensor with_gidx = random_tensor(2, 96, Grid::kSigned, 4, 32, 1);

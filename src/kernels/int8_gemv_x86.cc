@@ -8,6 +8,8 @@
 //   4 bits: the low nibbles (even columns) and high nibbles (odd columns) become two byte vectors, each
 //           multiplied with the matching half of the step's q (int8_gemv_prepare stores q that way);
 //           lane j's four bytes of each are columns 8j..8j+7.
+//   2 and 3 bits: the same two byte vectors, widened in registers from 32 or 48 bytes per 128 columns
+//           (widen_narrow_codes512/256), so the 4-bit steps, q order and runs apply unchanged.
 //   8 bits: lane j's four bytes are columns 4j..4j+3.
 //   Mapped 4-bit levels (e2m1): each nibble vector goes through vpshufb with the 16-byte table u = map[code].
 // VNNI: vpdpbusd (u8 × s8, four products into each int32 lane, no saturation). Otherwise vpmaddubsw
@@ -41,15 +43,59 @@ constexpr size_t kPrefetchBytes = 4096;
 #define LOWBIT_AVX2 __attribute__((target("avx2,fma,bmi2")))
 
 namespace {
-// One AVX2 step's 8 run sums (columns of 4-bit or 8-bit codes; see the file comment).
+// 64 columns of 2- or 3-bit codes (16 or 24 bytes, nothing read past them) as the 4-bit kernels'
+// two byte vectors: lo byte i of 32-bit lane j = the code of column 8j + 2i, hi that of 8j + 2i + 1.
+//   2 bits: byte b holds columns 4b..4b+3 (2 bits each); widened to 16-bit lane b, columns 4b and
+//           4b+2 go to lo's bytes 2b and 2b+1, columns 4b+1 and 4b+3 to hi's.
+//   3 bits: lane j's 8 codes are the 24 bits of bytes 3j..3j+2 (gathered by a dword permute and an
+//           in-lane byte shuffle); code k at bit 3k, so lo takes codes 0, 2, 4, 6 and hi 1, 3, 5, 7.
+// Codes 0, 2, 4, 6 of each 32-bit lane's 24 bits (3 bits each, 6 bits apart) into its bytes 0..3.
+LOWBIT_AVX2 inline __m256i spread_3bit256(__m256i x) {
+  return _mm256_or_si256(
+      _mm256_or_si256(_mm256_and_si256(x, _mm256_set1_epi32(0x7)), _mm256_and_si256(_mm256_slli_epi32(x, 2), _mm256_set1_epi32(0x700))),
+      _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(x, 4), _mm256_set1_epi32(0x70000)),
+                      _mm256_and_si256(_mm256_slli_epi32(x, 6), _mm256_set1_epi32(0x7000000))));
+}
+
+template <int kBits>
+LOWBIT_AVX2 inline void widen_narrow_codes256(const uint8_t* codes, __m256i& lo, __m256i& hi) {
+  if constexpr (kBits == 2) {
+    const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
+    const __m256i low2 = _mm256_set1_epi16(0x0003), high2 = _mm256_set1_epi16(0x0300);
+    lo = _mm256_or_si256(_mm256_and_si256(w, low2), _mm256_and_si256(_mm256_slli_epi16(w, 4), high2));
+    hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 2), low2), _mm256_and_si256(_mm256_slli_epi16(w, 2), high2));
+  } else {
+    const __m256i v = _mm256_set_m128i(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 16)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
+    const __m256i lanes = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6));
+    const __m256i w = _mm256_shuffle_epi8(
+        lanes, _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1, 0, 1, 2, -1, 3, 4, 5, -1, 6, 7,
+                                8, -1, 9, 10, 11, -1));
+    lo = spread_3bit256(w);
+    hi = spread_3bit256(_mm256_srli_epi32(w, 3));
+  }
+}
+
+// One AVX2 step's 8 run sums (columns of 2-, 3-, 4- or 8-bit codes; see the file comment).
 template <int kBits, bool kFlip, bool kMap = false>
 LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q, const uint8_t* map = nullptr) {
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
-  if constexpr (kBits == 4) {
-    if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+  if constexpr (kBits <= 4) {
+    __m256i lo, hi;
+    if constexpr (kBits == 4) {
+      __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
+      if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
+      const __m256i m4 = _mm256_set1_epi8(0x0F);
+      lo = _mm256_and_si256(b, m4);
+      hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+    } else {
+      widen_narrow_codes256<kBits>(codes, lo, hi);
+      if constexpr (kFlip) {
+        const __m256i flip = _mm256_set1_epi8(static_cast<char>(1 << (kBits - 1)));
+        lo = _mm256_xor_si256(lo, flip);
+        hi = _mm256_xor_si256(hi, flip);
+      }
+    }
     if constexpr (kMap) {  // u = map[code]: one vpshufb per nibble vector
       const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(map)));
       lo = _mm256_shuffle_epi8(table, lo);
@@ -60,6 +106,7 @@ LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q,
     const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ql), _mm256_maddubs_epi16(hi, qh));
     return _mm256_madd_epi16(pairs, ones);
   } else {
+    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
     // w = u − 128 as int8: the two's complement code itself, or an unsigned code with its top bit flipped.
     if constexpr (!kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x80)));
     const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
@@ -77,7 +124,7 @@ LOWBIT_AVX2 inline float avx2_tree(__m256 lo, __m256 hi) {
 
 template <int kBits, bool kFlip, bool kMap = false>
 LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, float* y) {
-  constexpr size_t step = kBits == 4 ? 64 : 32, step_bytes = 32, runs_per_step = 8;
+  constexpr size_t step = kBits <= 4 ? 64 : 32, step_bytes = kBits <= 4 ? 8 * kBits : 32, runs_per_step = 8;
   const size_t steps = a.cols / step;
   // Lane scales without a division per step: one group spans whole steps (or the row), or a step
   // holds `per` = 2 groups (4 bits in groups of 32, 8 bits in groups of 16) or 4 (4 bits in groups of 16).
@@ -134,6 +181,8 @@ LOWBIT_AVX2 void avx2_rows(const Args& a, size_t row_begin, size_t row_end, floa
 void rows_avx2(const Args& a, size_t row_begin, size_t row_end, float* y) {
   if (a.mapped) return avx2_rows<4, false, true>(a, row_begin, row_end, y);
   if (a.bits == 4) return a.flip ? avx2_rows<4, true>(a, row_begin, row_end, y) : avx2_rows<4, false>(a, row_begin, row_end, y);
+  if (a.bits == 3) return a.flip ? avx2_rows<3, true>(a, row_begin, row_end, y) : avx2_rows<3, false>(a, row_begin, row_end, y);
+  if (a.bits == 2) return a.flip ? avx2_rows<2, true>(a, row_begin, row_end, y) : avx2_rows<2, false>(a, row_begin, row_end, y);
   return a.flip ? avx2_rows<8, true>(a, row_begin, row_end, y) : avx2_rows<8, false>(a, row_begin, row_end, y);
 }
 
@@ -151,10 +200,46 @@ struct Unpacked512 {
   __mmask64 neg;
 };
 
+// widen_narrow_codes256 for 128 columns (32 or 48 bytes, nothing read past them): lane j of the
+// result is columns 8j..8j+7, as the 4-bit unpacking gives them.
+LOWBIT_AVX512 inline __m512i spread_3bit512(__m512i x) {
+  return _mm512_or_si512(
+      _mm512_or_si512(_mm512_and_si512(x, _mm512_set1_epi32(0x7)), _mm512_and_si512(_mm512_slli_epi32(x, 2), _mm512_set1_epi32(0x700))),
+      _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi32(x, 4), _mm512_set1_epi32(0x70000)),
+                      _mm512_and_si512(_mm512_slli_epi32(x, 6), _mm512_set1_epi32(0x7000000))));
+}
+
+template <int kBits>
+LOWBIT_AVX512 inline void widen_narrow_codes512(const uint8_t* codes, __m512i& lo, __m512i& hi) {
+  if constexpr (kBits == 2) {
+    const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes)));
+    const __m512i low2 = _mm512_set1_epi16(0x0003), high2 = _mm512_set1_epi16(0x0300);
+    lo = _mm512_or_si512(_mm512_and_si512(w, low2), _mm512_and_si512(_mm512_slli_epi16(w, 4), high2));
+    hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 2), low2), _mm512_and_si512(_mm512_slli_epi16(w, 2), high2));
+  } else {
+    const __m512i v = _mm512_maskz_loadu_epi8(0x0000FFFFFFFFFFFFull, codes);  // 48 bytes
+    const __m512i lanes =
+        _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12), v);
+    const __m512i w = _mm512_shuffle_epi8(
+        lanes, _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1)));
+    lo = spread_3bit512(w);
+    hi = spread_3bit512(_mm512_srli_epi32(w, 3));
+  }
+}
+
 template <bool kVnni, int kBits, bool kFlip, bool kMap>
 LOWBIT_AVX512 inline Unpacked512 avx512_unpack(const uint8_t* codes, const uint8_t* map) {
-  __m512i b = _mm512_loadu_si512(codes);
   Unpacked512 u{};
+  if constexpr (kBits < 4) {
+    widen_narrow_codes512<kBits>(codes, u.p0, u.p1);
+    if constexpr (kFlip) {
+      const __m512i flip = _mm512_set1_epi8(static_cast<char>(1 << (kBits - 1)));
+      u.p0 = _mm512_xor_si512(u.p0, flip);
+      u.p1 = _mm512_xor_si512(u.p1, flip);
+    }
+    return u;
+  }
+  __m512i b = _mm512_loadu_si512(codes);
   if constexpr (kBits == 4) {
     if constexpr (kFlip) b = _mm512_xor_si512(b, _mm512_set1_epi8(static_cast<char>(0x88)));
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -178,7 +263,7 @@ LOWBIT_AVX512 inline Unpacked512 avx512_unpack(const uint8_t* codes, const uint8
 // The step's 16 run sums for one token's q (and, 8 bits on VNNI, its 128·Σq per run).
 template <bool kVnni, int kBits>
 LOWBIT_AVX512 inline __m512i avx512_dot(const Unpacked512& u, const int8_t* q, const int32_t* bias) {
-  if constexpr (kBits == 4) {
+  if constexpr (kBits <= 4) {
     const __m512i ql = _mm512_loadu_si512(q), qh = _mm512_loadu_si512(q + 64);
     if constexpr (kVnni) {
       return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u.p0, ql), u.p1, qh);
@@ -225,10 +310,10 @@ struct Plan512 {
 
 template <int kBits>
 LOWBIT_AVX512 Plan512 plan512(const Args& a) {
-  constexpr size_t step = kBits == 4 ? 128 : 64;
+  constexpr size_t step = kBits <= 4 ? 128 : 64;
   Plan512 p;
   p.steps = a.cols / step;
-  p.half = kBits == 4 && a.cols - p.steps * step >= step / 2;
+  p.half = kBits <= 4 && a.cols - p.steps * step >= step / 2;
   const size_t half_c0 = p.steps * step;
   p.half_g0 = a.groups <= 1 ? 0 : half_c0 / a.group;
   alignas(64) int32_t lane_group[16] = {};
@@ -250,7 +335,7 @@ LOWBIT_AVX512 Plan512 plan512(const Args& a) {
 // as it would be alone.
 template <bool kVnni, int kBits, bool kFlip, bool kMap, size_t kRows, size_t kTokens>
 LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX* tok, size_t r0) {
-  constexpr size_t step = kBits == 4 ? 128 : 64, step_bytes = 64, runs_per_step = 16;
+  constexpr size_t step = kBits <= 4 ? 128 : 64, step_bytes = kBits <= 4 ? 16 * kBits : 64, runs_per_step = 16;
   const size_t steps = plan.steps, per = plan.per, steps_per_group = plan.steps_per_group, half_g0 = plan.half_g0;
   const bool half = plan.half;
   const __m512i spread = plan.spread, half_spread = plan.half_spread;
@@ -283,12 +368,24 @@ LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX
     }
   }
   if (half) {
-    // The half step's codes (32 bytes) give lanes 0-7; q holds its evens then odds (prepare).
+    // The half step's codes (64 columns: 32 bytes at 4 bits) give lanes 0-7; q holds its evens then
+    // odds (prepare).
     for (size_t k = 0; k < kRows; ++k) {
-      __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + steps * step_bytes));
-      if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
-      const __m256i m4 = _mm256_set1_epi8(0x0F);
-      __m256i lo = _mm256_and_si256(b, m4), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      __m256i lo, hi;
+      if constexpr (kBits == 4) {
+        __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[k] + steps * step_bytes));
+        if constexpr (kFlip) b = _mm256_xor_si256(b, _mm256_set1_epi8(static_cast<char>(0x88)));
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
+        lo = _mm256_and_si256(b, m4);
+        hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+      } else {
+        widen_narrow_codes256<kBits>(rows[k] + steps * step_bytes, lo, hi);
+        if constexpr (kFlip) {
+          const __m256i flip = _mm256_set1_epi8(static_cast<char>(1 << (kBits - 1)));
+          lo = _mm256_xor_si256(lo, flip);
+          hi = _mm256_xor_si256(hi, flip);
+        }
+      }
       if constexpr (kMap) {
         const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.map)));
         lo = _mm256_shuffle_epi8(table, lo);
@@ -366,6 +463,12 @@ void avx512_dispatch(const Args& a, const TokenX* tok, size_t tokens, size_t row
   if (a.bits == 4)
     return a.flip ? avx512_rows<kVnni, 4, true>(a, tok, tokens, row_begin, row_end)
                   : avx512_rows<kVnni, 4, false>(a, tok, tokens, row_begin, row_end);
+  if (a.bits == 3)
+    return a.flip ? avx512_rows<kVnni, 3, true>(a, tok, tokens, row_begin, row_end)
+                  : avx512_rows<kVnni, 3, false>(a, tok, tokens, row_begin, row_end);
+  if (a.bits == 2)
+    return a.flip ? avx512_rows<kVnni, 2, true>(a, tok, tokens, row_begin, row_end)
+                  : avx512_rows<kVnni, 2, false>(a, tok, tokens, row_begin, row_end);
   return a.flip ? avx512_rows<kVnni, 8, true>(a, tok, tokens, row_begin, row_end)
                 : avx512_rows<kVnni, 8, false>(a, tok, tokens, row_begin, row_end);
 }

@@ -193,10 +193,10 @@ TEST(PackedDecode, Stories260KWithInt8ActivationsStaysWithinTheActivationRoundin
   EXPECT_EQ(std::memcmp(two_threads.data(), logits.data(), logits.size() * sizeof(float)), 0);
 }
 
-// Codes of 2, 3 and 6 bits have no int8 GEMV (one token stays on f32 activations) but prefill
-// through the int8 GEMM (codes unpacked when a call repacks its panels): the perplexity of a
-// one-call prefill moves only by the activation rounding.
-TEST(PackedDecode, Stories260KOtherWidthsPrefillWithInt8Activations) {
+// Codes of 2 and 3 bits decode through the int8 GEMV (widened to the 4-bit kernels' nibbles) and
+// prefill through the int8 GEMM (codes unpacked when a call repacks its panels); 6-bit codes prefill
+// only (one token stays on f32 activations). The perplexity moves only by the activation rounding.
+TEST(PackedDecode, Stories260KTwoThreeAndSixBitCodesWithInt8Activations) {
   LOWBIT_REQUIRE_SHARED(shared);
   LOWBIT_SKIP_HEAVY_UNDER_SANITIZERS();
   const OneThread one_thread;
@@ -219,13 +219,20 @@ TEST(PackedDecode, Stories260KOtherWidthsPrefillWithInt8Activations) {
         int8_layers += layer->int8_decode();
         gemm_layers += layer->int8_prefill();
       }
-    EXPECT_EQ(int8_layers, 0);
+    const bool decodes = scheme.element.bits() <= 4;
+    EXPECT_EQ(int8_layers, decodes ? 35 : 0);
     EXPECT_EQ(gemm_layers, 35);
     const double ppl_f32 = std::exp(prefill_mean_nll(*model, tokens, prefill_logits(*model, tokens)));
+    const double decode_f32 = decodes ? std::exp(decode_mean_nll(*model, tokens)) : 0.0;
     set_activation_precision(ActivationPrecision::kInt8);
     const double ppl_int8 = std::exp(prefill_mean_nll(*model, tokens, prefill_logits(*model, tokens)));
     EXPECT_NE(ppl_int8, ppl_f32);
     EXPECT_NEAR(ppl_int8, ppl_f32, 0.01 * ppl_f32);
+    if (decodes) {
+      const double decode_int8 = std::exp(decode_mean_nll(*model, tokens));
+      EXPECT_NE(decode_int8, decode_f32);
+      EXPECT_NEAR(decode_int8, decode_f32, 0.01 * decode_f32);
+    }
     // A model that has learned the text (uniform over 512 ids would be 512); RTN at 2 bits has
     // broken this one (perplexity ~350), whose int8 path is still checked against its own f32 one.
     if (scheme.element.bits() >= 3) {

@@ -259,13 +259,11 @@ std::vector<std::function<Kernel()>> kernel_makers(const Shape& s, const std::ve
   // The same layouts with x rounded to int8 per 32 columns and integer dot products (int8_gemv.h),
   // plus int4 g32, the shape of ggml's Q4_0, and MXFP4 and NVFP4 (e2m1 levels through a table; NVFP4's
   // groups of 16 as 16-column segments in the GEMM); x's rounding counted per call (once per token).
-  // uint3 and uint2 have the GEMM only (prefill rows).
   const QuantScheme int8_schemes[] = {QuantScheme::integer(8, 0, true),   QuantScheme::integer(4, 128, false),
                                       QuantScheme::integer(4, 128, true), QuantScheme::integer(3, 128, false),
                                       QuantScheme::integer(2, 128, false), QuantScheme::integer(4, 32, true),
                                       *QuantScheme::preset("mxfp4"),      *QuantScheme::preset("nvfp4")};
   for (const QuantScheme& scheme : int8_schemes) {
-    if (tokens == 1 && scheme.element.bits() < 4) continue;
     makers.push_back([&s, &w, scheme, tokens] {
       const auto q = rtn_copy(s, w, scheme);
       Kernel k = quantized_row("int8-act", *q);

@@ -1,5 +1,5 @@
 // Decode GEMV with int8 activations: x is quantized per token to int8 in blocks of 32 columns and
-// multiplied against the packed 4- or 8-bit codes with integer dot products (AVX-512 VNNI vpdpbusd,
+// multiplied against the packed 2-, 3-, 4- or 8-bit codes with integer dot products (AVX-512 VNNI vpdpbusd,
 // AVX-512BW / AVX2 vpmaddubsw + vpmaddwd), the way ggml runs its block types against Q8 activations.
 // Each multiply-add handles 64 (VNNI) codes instead of 16 f32 lanes, so the kernel stays under the
 // memory bandwidth where the f32-activation kernel (packed_gemv.h) is compute bound.
@@ -10,7 +10,7 @@
 // — so its error against W · x is that of the activation rounding (≤ dx_b/2 per column), while
 // against W · x̂ it is only f32 rounding.
 //
-// Layouts (int8_gemv_supported): integer grids of 4 or 8 bits without g_idx — unsigned with zero
+// Layouts (int8_gemv_supported): integer grids of 2, 3, 4 or 8 bits without g_idx — unsigned with zero
 // points, two's complement (any fraction bits), or unsigned with a float minimum per group (ggml's
 // Q4_1/Q5_1) — and 4-bit grids whose levels are small integers times 2^−f (e2m1, the element of MXFP4
 // and NVFP4: 2v ∈ [−12, 12]), whose groups are multiples of 16 columns (whole runs; a 32-column
@@ -21,8 +21,9 @@
 // contract with the scalar reference, int8_gemv_rows_reference):
 //   * codes become integers w_c = u_c − o with u_c the unsigned code (two's complement codes flipped
 //     to offset binary: u = code XOR 2^(b−1); mapped levels: u = 2^f·level(code) − min, z = −min)
-//     and o = 128 for 8 bits, 0 for 4 bits;
-//   * a row is cut into runs of R columns (R = 8 for 4 bits, 4 for 8 bits); run r's integer
+//     and o = 128 for 8 bits, 0 for 2–4 bits (2- and 3-bit codes are widened in registers to the
+//     4-bit kernels' byte vectors, so they run those kernels' steps on 128 columns per AVX-512 step);
+//   * a row is cut into runs of R columns (R = 8 for 2–4 bits, 4 for 8 bits); run r's integer
 //     p_r = Σ_{c in r} w_c · q_c is exact (int32), whatever order the SIMD lanes add it in;
 //   * run r goes to accumulator lane L = r mod 16:  acc[L] = fma(float(p_r), dx_b · s'_g, acc[L]),
 //     runs in increasing order, with s'_g = s_g · 2^−f (f: fraction bits of a signed grid, or the
