@@ -111,7 +111,7 @@ void build_panel(const QuantizedTensor& w, const Grid& grid, Int8Kernel kernel, 
   p.min = grid.mins ? min.data() : nullptr;
 #if defined(__x86_64__) || defined(__i386__)
   if ((kernel == Int8Kernel::kAvx512 || kernel == Int8Kernel::kAvx512Vnni) && grid.cols % kBlock == 0 &&
-      (grid.bits == 4 || grid.bits == 8)) {
+      (grid.bits == 2 || grid.bits == 3 || grid.bits == 4 || grid.bits == 8)) {
     storage.resize(grid.blocks * kBlock * kPanelRows);
     bias.resize(grid.segments * kPanelRows);
     int8_gemm_detail::pack_codes_avx512(grid, row0, rows, storage.data(), bias.data());

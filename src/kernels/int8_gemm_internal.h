@@ -64,8 +64,9 @@ struct Codes : Geometry {
 
 #if defined(__x86_64__) || defined(__i386__)
 // A panel's v and bias (Panel's layout) for rows row0 .. row0 + rows − 1 (rows ≤ 16; the rest of the
-// panel zero) with AVX-512BW: each row's block unpacked in registers, the 16 × 8 quads transposed by
-// gathers. Needs cols a multiple of 32; writes the same bytes as the scalar repack.
+// panel zero) with AVX-512BW: each row's block unpacked in registers (2-, 3-, 4- or 8-bit codes), the
+// 16 × 8 quads transposed by gathers. Needs cols a multiple of 32; writes the same bytes as the scalar
+// repack.
 void pack_codes_avx512(const Codes& c, size_t row0, size_t rows, int8_t* v, int32_t* bias);
 
 // Panels p[0 .. count) (count 1 or 2) for every token: y[t·y_stride + 16k + i] for i < valid[k]

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "src/kernels/int8_gemm_internal.h"
+#include "src/kernels/narrow_codes_x86.h"
 
 namespace lowbit::int8_gemm_detail {
 namespace {
@@ -94,6 +95,30 @@ LOWBIT_VNNI void vnni_tile(const Tokens& x, const Panel* p, size_t t0, const siz
 
 }  // namespace
 
+namespace {
+// Block b of row r of 2- or 3-bit codes as 32 bytes in column order: widened 64 columns at a time
+// (narrow_codes_x86.h) where the pair of blocks lies within the row, else code by code (no read past
+// the row's bytes).
+LOWBIT_VNNI __m256i narrow_block(const Codes& c, size_t r, size_t b) {
+  const uint8_t* row = c.codes + r * c.row_bytes;
+  const size_t pair = b & ~size_t{1}, bits = static_cast<size_t>(c.bits);
+  if ((pair + 2) * kBlock <= c.cols) {
+    __m256i first, second;
+    if (c.bits == 2) narrow_codes::widen_in_order<2>(row + pair * kBlock * 2 / 8, first, second);
+    else narrow_codes::widen_in_order<3>(row + pair * kBlock * 3 / 8, first, second);
+    return b & 1 ? second : first;
+  }
+  alignas(32) uint8_t codes[kBlock];
+  for (size_t k = 0; k < kBlock; ++k) {
+    const size_t bit = (b * kBlock + k) * bits, byte = bit / 8;
+    uint32_t word = row[byte];
+    if (byte + 1 < c.row_bytes) word |= static_cast<uint32_t>(row[byte + 1]) << 8;
+    codes[k] = static_cast<uint8_t>((word >> (bit % 8)) & ((1u << bits) - 1));
+  }
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(codes));
+}
+}  // namespace
+
 LOWBIT_VNNI void pack_codes_avx512(const Codes& c, size_t row0, size_t rows, int8_t* v, int32_t* bias) {
   alignas(64) int32_t quads[kPanelRows][kQuads];  // one block of 16 rows, row-major
   // Lane i of a gather reads row i's quad: int32 index 8i (+ j through the base pointer).
@@ -116,7 +141,9 @@ LOWBIT_VNNI void pack_codes_avx512(const Codes& c, size_t row0, size_t rows, int
       const size_t r = row0 + i;
       const uint8_t* src = c.codes + r * c.row_bytes + b * block_bytes;
       __m256i u;
-      if (c.bits == 4) {
+      if (c.bits < 4) {
+        u = narrow_block(c, r, b);
+      } else if (c.bits == 4) {
         // Byte k holds columns 2k (low nibble) and 2k + 1 (high): interleaving gives column order.
         const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
         const __m128i lo = _mm_and_si128(packed, low_nibbles);

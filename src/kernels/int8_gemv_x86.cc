@@ -27,6 +27,7 @@
 #include <algorithm>
 
 #include "src/kernels/int8_gemv_internal.h"
+#include "src/kernels/narrow_codes_x86.h"
 
 namespace lowbit::int8_detail {
 namespace {
@@ -43,39 +44,6 @@ constexpr size_t kPrefetchBytes = 4096;
 #define LOWBIT_AVX2 __attribute__((target("avx2,fma,bmi2")))
 
 namespace {
-// 64 columns of 2- or 3-bit codes (16 or 24 bytes, nothing read past them) as the 4-bit kernels'
-// two byte vectors: lo byte i of 32-bit lane j = the code of column 8j + 2i, hi that of 8j + 2i + 1.
-//   2 bits: byte b holds columns 4b..4b+3 (2 bits each); widened to 16-bit lane b, columns 4b and
-//           4b+2 go to lo's bytes 2b and 2b+1, columns 4b+1 and 4b+3 to hi's.
-//   3 bits: lane j's 8 codes are the 24 bits of bytes 3j..3j+2 (gathered by a dword permute and an
-//           in-lane byte shuffle); code k at bit 3k, so lo takes codes 0, 2, 4, 6 and hi 1, 3, 5, 7.
-// Codes 0, 2, 4, 6 of each 32-bit lane's 24 bits (3 bits each, 6 bits apart) into its bytes 0..3.
-LOWBIT_AVX2 inline __m256i spread_3bit256(__m256i x) {
-  return _mm256_or_si256(
-      _mm256_or_si256(_mm256_and_si256(x, _mm256_set1_epi32(0x7)), _mm256_and_si256(_mm256_slli_epi32(x, 2), _mm256_set1_epi32(0x700))),
-      _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(x, 4), _mm256_set1_epi32(0x70000)),
-                      _mm256_and_si256(_mm256_slli_epi32(x, 6), _mm256_set1_epi32(0x7000000))));
-}
-
-template <int kBits>
-LOWBIT_AVX2 inline void widen_narrow_codes256(const uint8_t* codes, __m256i& lo, __m256i& hi) {
-  if constexpr (kBits == 2) {
-    const __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
-    const __m256i low2 = _mm256_set1_epi16(0x0003), high2 = _mm256_set1_epi16(0x0300);
-    lo = _mm256_or_si256(_mm256_and_si256(w, low2), _mm256_and_si256(_mm256_slli_epi16(w, 4), high2));
-    hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 2), low2), _mm256_and_si256(_mm256_slli_epi16(w, 2), high2));
-  } else {
-    const __m256i v = _mm256_set_m128i(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + 16)),
-                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes)));
-    const __m256i lanes = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6));
-    const __m256i w = _mm256_shuffle_epi8(
-        lanes, _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1, 0, 1, 2, -1, 3, 4, 5, -1, 6, 7,
-                                8, -1, 9, 10, 11, -1));
-    lo = spread_3bit256(w);
-    hi = spread_3bit256(_mm256_srli_epi32(w, 3));
-  }
-}
-
 // One AVX2 step's 8 run sums (columns of 2-, 3-, 4- or 8-bit codes; see the file comment).
 template <int kBits, bool kFlip, bool kMap = false>
 LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q, const uint8_t* map = nullptr) {
@@ -89,7 +57,7 @@ LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q,
       lo = _mm256_and_si256(b, m4);
       hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
     } else {
-      widen_narrow_codes256<kBits>(codes, lo, hi);
+      narrow_codes::widen_narrow_codes256<kBits>(codes, lo, hi);
       if constexpr (kFlip) {
         const __m256i flip = _mm256_set1_epi8(static_cast<char>(1 << (kBits - 1)));
         lo = _mm256_xor_si256(lo, flip);
@@ -379,7 +347,7 @@ LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX
         lo = _mm256_and_si256(b, m4);
         hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
       } else {
-        widen_narrow_codes256<kBits>(rows[k] + steps * step_bytes, lo, hi);
+        narrow_codes::widen_narrow_codes256<kBits>(rows[k] + steps * step_bytes, lo, hi);
         if constexpr (kFlip) {
           const __m256i flip = _mm256_set1_epi8(static_cast<char>(1 << (kBits - 1)));
           lo = _mm256_xor_si256(lo, flip);
