@@ -321,7 +321,9 @@ void LlamaModel::attention(const float* q, const KvRows& kv, int64_t start, int6
                       partial_out + item * group * head_dim);
     }
   });
-  std::vector<float> head_max(static_cast<size_t>(chunks)), head_sum(static_cast<size_t>(chunks));
+  thread_local std::vector<float> head_max, head_sum;  // one head's chunks
+  head_max.resize(static_cast<size_t>(chunks));
+  head_sum.resize(static_cast<size_t>(chunks));
   for (int64_t h = 0; h < heads; ++h) {
     const int64_t kv_head = h / group, j = h % group;
     for (int64_t k = 0; k < chunks; ++k) {
