@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <span>
 #include <string>
@@ -84,6 +85,45 @@ void QuantizedLinear::forward(const float* x, int64_t tokens, float* y) const {
   if (bias_.empty()) return;
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t o = 0; o < out; ++o) y[t * out + o] += bias_[static_cast<size_t>(o)];
+}
+
+bool QuantizedLinear::forward_token_together(std::span<const LinearLayer* const> all, const float* x,
+                                             std::span<float* const> y) const {
+  constexpr size_t kMaxLayers = 4;
+  if (all.empty() || all.size() > kMaxLayers || y.size() != all.size()) return false;
+  const bool int8 = activation_precision() == ActivationPrecision::kInt8;
+  const QuantizedLinear* layers[kMaxLayers] = {};
+  bool use_int8[kMaxLayers] = {};
+  int64_t offset[kMaxLayers + 1] = {};
+  for (size_t l = 0; l < all.size(); ++l) {
+    layers[l] = dynamic_cast<const QuantizedLinear*>(all[l]);
+    if (layers[l] == nullptr) return false;
+    const QuantizedLinear& layer = *layers[l];
+    if (!layer.packed_ || layer.in_features() != all[0]->in_features()) return false;
+    use_int8[l] = int8 && layer.int8_;
+    offset[l + 1] = offset[l] + layer.out_features();
+  }
+  // Each layer's prepared x, as forward prepares it (per thread: the calling thread prepares, the
+  // region's threads only read).
+  thread_local std::array<Int8GemvInput, kMaxLayers> int8_inputs;
+  thread_local std::array<PackedGemvInput, kMaxLayers> packed_inputs;
+  for (size_t l = 0; l < all.size(); ++l) {
+    if (use_int8[l]) int8_gemv_prepare(*layers[l]->weight_, x, int8_inputs[l]);
+    else packed_gemv_prepare(*layers[l]->weight_, x, packed_inputs[l]);
+  }
+  const auto& int8_shared = int8_inputs;
+  const auto& packed_shared = packed_inputs;
+  decode_rows(offset[all.size()], [&](int64_t begin, int64_t end) {
+    for (size_t l = 0; l < all.size(); ++l) {
+      const int64_t b = std::max(begin, offset[l]) - offset[l], e = std::min(end, offset[l + 1]) - offset[l];
+      if (b >= e) continue;
+      if (use_int8[l]) int8_gemv_rows(*layers[l]->weight_, int8_shared[l], b, e, y[l]);
+      else packed_gemv_rows(*layers[l]->weight_, packed_shared[l], b, e, y[l]);
+    }
+  });
+  for (size_t l = 0; l < all.size(); ++l)
+    for (size_t o = 0; o < layers[l]->bias_.size(); ++o) y[l][o] += layers[l]->bias_[o];
+  return true;
 }
 
 void QuantizedLinear::dequantized_forward(const float* x, int64_t tokens, float* y) const {

@@ -229,3 +229,59 @@ TEST(QuantizedLinear, Int8ActivationsTakeTheInt8KernelWhereItExists) {
 
 }  // namespace
 }  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+// Layers that read the same x (q/k/v, gate/up) in one parallel region give each layer's forward bits:
+// f32 and int8 activations, layers of different widths (the joint row range splits inside a layer),
+// a bias, 1 and 2 threads. A dense layer among them, or a layer without a packed kernel, is refused
+// before anything is written.
+TEST(QuantizedLinear, LayersRunTogetherGiveTheirOwnForwardBits) {
+  struct Restore {
+    ~Restore() {
+      set_activation_precision(ActivationPrecision::kF32);
+      set_num_threads(0);
+    }
+  } restore;
+  const int64_t cols = 128;
+  auto make = [&](const QuantScheme& scheme, int64_t rows, uint64_t seed) {
+    RtnOptions options;
+    options.scheme = scheme;
+    return std::make_shared<const QuantizedTensor>(
+        quantize_rtn(normal_values(static_cast<size_t>(rows * cols), seed, 0.05f), rows, cols, options));
+  };
+  std::vector<float> bias(40);
+  for (size_t i = 0; i < bias.size(); ++i) bias[i] = 0.01f * static_cast<float>(i);
+  const QuantizedLinear a(make(QuantScheme::integer(4, 32, false), 150, 1));
+  const QuantizedLinear b(make(QuantScheme::integer(4, 32, true), 40, 2), bias);
+  const QuantizedLinear c(make(QuantScheme::integer(3, 64, false), 77, 3));
+  const auto x = normal_values(static_cast<size_t>(cols), 4);
+  const LinearLayer* layers[] = {&a, &b, &c};
+  for (const ActivationPrecision activations : {ActivationPrecision::kF32, ActivationPrecision::kInt8}) {
+    set_activation_precision(activations);
+    for (const int threads : {1, 2}) {
+      set_num_threads(threads);
+      std::vector<float> ya(150, -1.0f), yb(40, -1.0f), yc(77, -1.0f);
+      float* outs[] = {ya.data(), yb.data(), yc.data()};
+      ASSERT_TRUE(a.forward_token_together(layers, x.data(), outs));
+      EXPECT_TRUE(bit_equal(ya, run(a, x, 1))) << threads << " threads";
+      EXPECT_TRUE(bit_equal(yb, run(b, x, 1))) << threads << " threads";
+      EXPECT_TRUE(bit_equal(yc, run(c, x, 1))) << threads << " threads";
+    }
+  }
+  // Not together: a dense layer among them; a layer on the dequantized path.
+  const DenseLinear dense = dense_over(*make(QuantScheme::integer(4, 32, false), 20, 5));
+  const QuantizedLinear unpacked(make(QuantScheme::integer(4, 32, false), 20, 6), {}, false);
+  std::vector<float> y0(150, -1.0f), y1(20, -1.0f);
+  float* outs[] = {y0.data(), y1.data()};
+  const LinearLayer* with_dense[] = {&a, &dense};
+  const LinearLayer* with_unpacked[] = {&a, &unpacked};
+  EXPECT_FALSE(a.forward_token_together(with_dense, x.data(), outs));
+  EXPECT_FALSE(a.forward_token_together(with_unpacked, x.data(), outs));
+  EXPECT_FALSE(dense.forward_token_together(with_dense, x.data(), outs));
+  EXPECT_EQ(y0, std::vector<float>(150, -1.0f));  // nothing written
+}
+
+}  // namespace
+}  // namespace lowbit

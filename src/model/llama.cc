@@ -377,13 +377,28 @@ void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, co
     return true;
   };
 
+  // One token of a whole block (decode): layers that read the same input run in one parallel region
+  // where they can (LinearLayer::forward_token_together: the same bits; SmolLM2's layers are small
+  // enough that a region's fork/join weighs against its work).
+  const bool together = n == 1 && !observer_ && stop_index == 7;
+  const auto run_together = [&](std::initializer_list<const char*> suffixes, const float* in,
+                                std::initializer_list<float*> outs) {
+    const LinearLayer* layers[4];
+    size_t count = 0;
+    for (const char* suffix : suffixes) layers[count++] = linears_.at(block.prefix + suffix).get();
+    return together && layers[0]->forward_token_together({layers, count}, in, {outs.begin(), outs.size()});
+  };
+
   for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.attn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
-  if (stops_at(0, h.data(), d)) return;
-  run_linear(block.prefix + "self_attn.q_proj", h.data(), n, q.data());
-  if (stops_at(1, h.data(), d)) return;
-  run_linear(block.prefix + "self_attn.k_proj", h.data(), n, k.data());
-  if (stops_at(2, h.data(), d)) return;
-  run_linear(block.prefix + "self_attn.v_proj", h.data(), n, v.data());
+  if (!run_together({"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, h.data(),
+                    {q.data(), k.data(), v.data()})) {
+    if (stops_at(0, h.data(), d)) return;
+    run_linear(block.prefix + "self_attn.q_proj", h.data(), n, q.data());
+    if (stops_at(1, h.data(), d)) return;
+    run_linear(block.prefix + "self_attn.k_proj", h.data(), n, k.data());
+    if (stops_at(2, h.data(), d)) return;
+    run_linear(block.prefix + "self_attn.v_proj", h.data(), n, v.data());
+  }
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t head = 0; head < config_.num_attention_heads; ++head)
       apply_rope(&q[t * q_dim + head * head_dim], head_dim, inv_freq_.data(), start + t);
@@ -406,9 +421,11 @@ void LlamaModel::run_block(size_t layer, float* xp, int64_t n, int64_t start, co
   for (int64_t t = 0; t < n; ++t) rms_norm(&x[t * d], block.ffn_norm.data(), d, config_.rms_norm_eps, &h[t * d]);
   if (stops_at(4, h.data(), d)) return;
   const std::span<float> gate = take(scratch.gate, n * ff), up = take(scratch.up, n * ff);
-  run_linear(block.prefix + "mlp.gate_proj", h.data(), n, gate.data());
-  if (stops_at(5, h.data(), d)) return;
-  run_linear(block.prefix + "mlp.up_proj", h.data(), n, up.data());
+  if (!run_together({"mlp.gate_proj", "mlp.up_proj"}, h.data(), {gate.data(), up.data()})) {
+    run_linear(block.prefix + "mlp.gate_proj", h.data(), n, gate.data());
+    if (stops_at(5, h.data(), d)) return;
+    run_linear(block.prefix + "mlp.up_proj", h.data(), n, up.data());
+  }
   for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];  // SiLU(g)·u
   if (stops_at(6, gate.data(), ff)) return;
   run_linear(block.prefix + "mlp.down_proj", gate.data(), n, projected.data());

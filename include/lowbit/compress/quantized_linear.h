@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "lowbit/compress/quantized_tensor.h"
@@ -66,6 +67,14 @@ class QuantizedLinear final : public LinearLayer {
   bool int8_decode() const { return int8_; }
   // Whether several tokens run the int8 GEMM under ActivationPrecision::kInt8 (packed and int8_gemm_supported).
   bool int8_prefill() const { return int8_prefill_; }
+
+  // LinearLayer::forward_token_together for up to 4 QuantizedLinear layers: each layer's x is prepared,
+  // then the layers' output rows, taken as one range, are split over the threads. Every row is computed
+  // exactly as by forward (rows are independent of the split), so the outputs are the same bits. False
+  // unless every layer is a QuantizedLinear running the packed or int8 GEMV for one token under the
+  // current setting.
+  bool forward_token_together(std::span<const LinearLayer* const> layers, const float* x,
+                              std::span<float* const> y) const override;
 
  private:
   // Dequantized f32 tiles, then sgemm (several tokens) or the dense GEMV (one); no bias.

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "lowbit/core/tensor.h"
 
@@ -27,6 +28,13 @@ class LinearLayer {
   // Row `row` of W as f32 (in_features values), exactly the values forward multiplies with: how a
   // token embedding is looked up when it is stored compressed (and is the tied output head).
   virtual void weight_row(int64_t row, float* out) const = 0;
+  // One token through `layers` (this one first) that all read the same x — a block's q/k/v, or
+  // gate/up — in one parallel region instead of one per layer, with the same bits as their forward
+  // calls. False, having done nothing, where the layers cannot (the default; QuantizedLinear can).
+  virtual bool forward_token_together(std::span<const LinearLayer* const> layers, const float* x,
+                                      std::span<float* const> y) const {
+    return false;
+  }
 };
 
 // Dense weights as stored (F32, F16 or BF16). F32 weights feed sgemm directly; F16/BF16
