@@ -15,6 +15,7 @@
 #include "lowbit/core/error.h"
 #include "lowbit/core/parallel.h"
 #include "lowbit/kernels/packed_gemv.h"
+#include "lowbit/numerics/packing.h"
 #include "src/kernels/int8_gemm_internal.h"
 #include "src/kernels/int8_gemv_internal.h"
 
@@ -62,13 +63,9 @@ struct Grid : int8_gemm_detail::Codes {
   }
   // u_c: the code as offset binary, or its mapped level.
   uint8_t u(uint32_t code) const { return mapped ? map[code] : static_cast<uint8_t>(code ^ flip); }
-  // v_c of row r (c < cols): the code at bit c·bits of the row, LSB-first.
+  // v_c of row r (c < cols).
   int32_t v(size_t r, size_t c) const {
-    const uint8_t* row = codes + r * row_bytes;
-    const size_t bit = c * static_cast<size_t>(bits), byte = bit / 8;
-    uint32_t word = row[byte];
-    if (byte + 1 < row_bytes) word |= static_cast<uint32_t>(row[byte + 1]) << 8;
-    const uint32_t code = (word >> (bit % 8)) & ((1u << bits) - 1);
+    const uint32_t code = packed_code_at(codes + r * row_bytes, row_bytes, c, bits);
     const size_t g = c / group_cols;
     const int z = zeros ? zeros[r * groups + g] : implicit_zero;
     return static_cast<int32_t>(u(code)) - z;

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "src/kernels/int8_gemm_internal.h"
+#include "lowbit/numerics/packing.h"
 #include "src/kernels/narrow_codes_x86.h"
 
 namespace lowbit::int8_gemm_detail {
@@ -101,7 +102,7 @@ namespace {
 // the row's bytes).
 LOWBIT_VNNI __m256i narrow_block(const Codes& c, size_t r, size_t b) {
   const uint8_t* row = c.codes + r * c.row_bytes;
-  const size_t pair = b & ~size_t{1}, bits = static_cast<size_t>(c.bits);
+  const size_t pair = b & ~size_t{1};
   if ((pair + 2) * kBlock <= c.cols) {
     __m256i first, second;
     if (c.bits == 2) narrow_codes::widen_in_order<2>(row + pair * kBlock * 2 / 8, first, second);
@@ -109,12 +110,7 @@ LOWBIT_VNNI __m256i narrow_block(const Codes& c, size_t r, size_t b) {
     return b & 1 ? second : first;
   }
   alignas(32) uint8_t codes[kBlock];
-  for (size_t k = 0; k < kBlock; ++k) {
-    const size_t bit = (b * kBlock + k) * bits, byte = bit / 8;
-    uint32_t word = row[byte];
-    if (byte + 1 < c.row_bytes) word |= static_cast<uint32_t>(row[byte + 1]) << 8;
-    codes[k] = static_cast<uint8_t>((word >> (bit % 8)) & ((1u << bits) - 1));
-  }
+  for (size_t k = 0; k < kBlock; ++k) codes[k] = static_cast<uint8_t>(packed_code_at(row, c.row_bytes, b * kBlock + k, c.bits));
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(codes));
 }
 }  // namespace

@@ -11,22 +11,13 @@
 
 #include "lowbit/core/error.h"
 #include "lowbit/kernels/packed_gemv.h"
+#include "lowbit/numerics/packing.h"
 #include "src/kernels/int8_gemv_internal.h"
 
 namespace lowbit {
 namespace int8_detail {
 
 namespace {
-// Code c of a row packed LSB-first at 2, 3, 4 or 8 bits (row_bytes: the row's length, not read past).
-inline uint32_t code_at(const uint8_t* row, size_t c, int bits, size_t row_bytes) {
-  if (bits == 8) return row[c];
-  if (bits == 4) return (row[c >> 1] >> ((c & 1) * 4)) & 0xF;
-  const size_t bit = c * static_cast<size_t>(bits), byte = bit / 8;
-  uint32_t word = row[byte];
-  if (byte + 1 < row_bytes) word |= static_cast<uint32_t>(row[byte + 1]) << 8;
-  return (word >> (bit % 8)) & ((1u << bits) - 1);
-}
-
 // tree(v): v[i] + v[i+8], then +4, +2, +1 (the header's fixed order).
 inline float tree(float* v) {
   for (size_t half = kLanes / 2; half >= 1; half /= 2)
@@ -42,7 +33,7 @@ float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc
     const size_t c0 = run * a.run_cols, c1 = std::min(a.cols, c0 + a.run_cols);
     int32_t p = 0;
     for (size_t c = c0; c < c1; ++c) {
-      const uint32_t code = code_at(row, c, a.bits, a.row_bytes);
+      const uint32_t code = packed_code_at(row, a.row_bytes, c, a.bits);
       const int32_t u = static_cast<int32_t>(a.mapped ? a.map[code] : code ^ a.flip);
       p += (u - a.offset) * a.q[c];
     }

@@ -63,14 +63,6 @@ inline void permute_x(const Args& a, size_t lanes, float* out) {
   }
 }
 
-// Code c of a row packed LSB-first at `bits` (1..8) bits: a 16-bit window over two bytes.
-inline uint32_t code_at(const uint8_t* row, size_t row_bytes, size_t c, int bits) {
-  const size_t bit = c * static_cast<size_t>(bits), byte = bit >> 3;
-  uint32_t window = row[byte];
-  if (byte + 1 < row_bytes) window |= static_cast<uint32_t>(row[byte + 1]) << 8;
-  return (window >> (bit & 7)) & ((1u << bits) - 1);
-}
-
 // The integer a code stands for: itself (unsigned grid) or its `bits`-bit two's complement value.
 inline int32_t value_of(uint32_t code, int bits, bool is_signed) {
   if (!is_signed) return static_cast<int32_t>(code);
@@ -86,7 +78,6 @@ namespace lowbit {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using packed_detail::Args;
-using packed_detail::code_at;
 using packed_detail::value_of;
 
 // One row. `row` holds the codes packed at kBits (2, 4 or 8) bits per code, `row_bytes` long;
@@ -166,7 +157,7 @@ HWY_INLINE float RowDot(D d, const Args& a, const float* xp, const uint8_t* row,
     }
     float tail = 0.0f;
     for (; c < c1; ++c)
-      tail += static_cast<float>(value_of(code_at(row, row_bytes, c, kBits), value_bits, kSigned)) * x[c];
+      tail += static_cast<float>(value_of(packed_code_at(row, row_bytes, c, kBits), value_bits, kSigned)) * x[c];
     const float s = scales[g] * a.factor;
     yv = hn::MulAdd(hn::Set(d, s), hn::Add(hn::Add(acc0, acc1), hn::Add(acc2, acc3)), yv);
     if (zeros != nullptr) tail -= static_cast<float>(zeros[g]) * a.xsum[g];
@@ -244,7 +235,7 @@ HWY_INLINE void Segment(D d, const float* x, const float* xp, const uint8_t* row
     if (!last) return;
   }
   for (; c < e; ++c)
-    tail += static_cast<float>(value_of(code_at(row, row_bytes, c, kBits), value_bits, kSigned)) * x[c];
+    tail += static_cast<float>(value_of(packed_code_at(row, row_bytes, c, kBits), value_bits, kSigned)) * x[c];
 }
 
 // Columns per segment: a multiple of every four-vector step (at most 64 columns), small enough
@@ -383,7 +374,7 @@ void OddRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
       }
       float tail = 0.0f;
       for (; c < c1; ++c)
-        tail += static_cast<float>(value_of(code_at(row, a.row_bytes, c, bits), bits, kSigned)) * a.x[c];
+        tail += static_cast<float>(value_of(packed_code_at(row, a.row_bytes, c, bits), bits, kSigned)) * a.x[c];
       const float sc = scales[g] * a.factor;
       yv = hn::MulAdd(hn::Set(d, sc), hn::Add(acc0, acc1), yv);
       if (zeros != nullptr) tail -= static_cast<float>(zeros[g]) * a.xsum[g];
@@ -446,7 +437,7 @@ void LookupRows(D d, const Args& a, const float* xp, size_t row_begin, size_t ro
       acc1 = hn::MulAdd(value(hn::ShiftRight<4>(bytes)), hn::LoadU(d, xp + c + lanes), acc1);
     }
     float tail = 0.0f;
-    for (; c < c1; ++c) tail += a.levels[code_at(row, a.row_bytes, c, 4)] * a.x[c];
+    for (; c < c1; ++c) tail += a.levels[packed_code_at(row, a.row_bytes, c, 4)] * a.x[c];
     return tail;
   });
 }
@@ -554,7 +545,7 @@ void PackedRows(const Args& a, size_t row_begin, size_t row_end, float* y) {
       for (size_t g = 0; g < a.groups; ++g) {
         const size_t c1 = std::min(a.cols, (g + 1) * a.group);
         float acc = 0.0f;
-        for (size_t c = g * a.group; c < c1; ++c) acc += a.levels[code_at(row, a.row_bytes, c, a.bits)] * a.x[c];
+        for (size_t c = g * a.group; c < c1; ++c) acc += a.levels[packed_code_at(row, a.row_bytes, c, a.bits)] * a.x[c];
         sum += a.scales[r * a.groups + g] * acc;
       }
       y[r] = sum;
@@ -746,7 +737,7 @@ void packed_gemv_rows_reference(const QuantizedTensor& w, const float* x, int64_
       const size_t c1 = std::min(a.cols, (g + 1) * a.group);
       float acc = 0.0f;
       for (size_t c = g * a.group; c < c1; ++c) {
-        const uint32_t code = packed_detail::code_at(row, a.row_bytes, c, a.bits);
+        const uint32_t code = packed_code_at(row, a.row_bytes, c, a.bits);
         acc += (a.levels ? a.levels[code] : static_cast<float>(packed_detail::value_of(code, a.bits, a.is_signed))) * x[c];
       }
       const float s = w.scale(r, static_cast<int64_t>(g)) * a.factor;

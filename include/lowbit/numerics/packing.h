@@ -32,4 +32,13 @@ std::vector<uint8_t> pack_bits(std::span<const uint8_t> codes, int bits);
 void unpack_bits(std::span<const uint8_t> packed, int bits, std::span<uint8_t> codes);
 void unpack_bits(std::span<const uint8_t> packed, int bits, std::span<uint16_t> codes);
 
+// Code c of one packed row (`row_bytes` long, never read past) at `bits` (1..8) bits: a 16-bit window
+// over the two bytes it may straddle. What the kernels' scalar tails and references read codes with.
+inline uint32_t packed_code_at(const uint8_t* row, size_t row_bytes, size_t c, int bits) {
+  const size_t bit = c * static_cast<size_t>(bits), byte = bit >> 3;
+  uint32_t window = row[byte];
+  if (byte + 1 < row_bytes) window |= static_cast<uint32_t>(row[byte + 1]) << 8;
+  return (window >> (bit & 7)) & ((1u << bits) - 1);
+}
+
 }  // namespace lowbit
