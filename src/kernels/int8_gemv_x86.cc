@@ -9,7 +9,7 @@
 //           multiplied with the matching half of the step's q (int8_gemv_prepare stores q that way);
 //           lane j's four bytes of each are columns 8j..8j+7.
 //   2 and 3 bits: the same two byte vectors, widened in registers from 32 or 48 bytes per 128 columns
-//           (widen_narrow_codes512/256), so the 4-bit steps, q order and runs apply unchanged.
+//           (narrow_codes_x86.h), so the 4-bit steps, q order and runs apply unchanged.
 //   8 bits: lane j's four bytes are columns 4j..4j+3.
 //   Mapped 4-bit levels (e2m1): each nibble vector goes through vpshufb with the 16-byte table u = map[code].
 // VNNI: vpdpbusd (u8 × s8, four products into each int32 lane, no saturation). Otherwise vpmaddubsw
@@ -57,12 +57,7 @@ LOWBIT_AVX2 inline __m256i avx2_step_sums(const uint8_t* codes, const int8_t* q,
       lo = _mm256_and_si256(b, m4);
       hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
     } else {
-      narrow_codes::widen_narrow_codes256<kBits>(codes, lo, hi);
-      if constexpr (kFlip) {
-        const __m256i flip = _mm256_set1_epi8(static_cast<char>(1 << (kBits - 1)));
-        lo = _mm256_xor_si256(lo, flip);
-        hi = _mm256_xor_si256(hi, flip);
-      }
+      narrow_codes::widen_narrow_codes256<kBits, kFlip>(codes, lo, hi);
     }
     if constexpr (kMap) {  // u = map[code]: one vpshufb per nibble vector
       const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(map)));
@@ -168,43 +163,11 @@ struct Unpacked512 {
   __mmask64 neg;
 };
 
-// widen_narrow_codes256 for 128 columns (32 or 48 bytes, nothing read past them): lane j of the
-// result is columns 8j..8j+7, as the 4-bit unpacking gives them.
-LOWBIT_AVX512 inline __m512i spread_3bit512(__m512i x) {
-  return _mm512_or_si512(
-      _mm512_or_si512(_mm512_and_si512(x, _mm512_set1_epi32(0x7)), _mm512_and_si512(_mm512_slli_epi32(x, 2), _mm512_set1_epi32(0x700))),
-      _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi32(x, 4), _mm512_set1_epi32(0x70000)),
-                      _mm512_and_si512(_mm512_slli_epi32(x, 6), _mm512_set1_epi32(0x7000000))));
-}
-
-template <int kBits>
-LOWBIT_AVX512 inline void widen_narrow_codes512(const uint8_t* codes, __m512i& lo, __m512i& hi) {
-  if constexpr (kBits == 2) {
-    const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes)));
-    const __m512i low2 = _mm512_set1_epi16(0x0003), high2 = _mm512_set1_epi16(0x0300);
-    lo = _mm512_or_si512(_mm512_and_si512(w, low2), _mm512_and_si512(_mm512_slli_epi16(w, 4), high2));
-    hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 2), low2), _mm512_and_si512(_mm512_slli_epi16(w, 2), high2));
-  } else {
-    const __m512i v = _mm512_maskz_loadu_epi8(0x0000FFFFFFFFFFFFull, codes);  // 48 bytes
-    const __m512i lanes =
-        _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 11, 12), v);
-    const __m512i w = _mm512_shuffle_epi8(
-        lanes, _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1)));
-    lo = spread_3bit512(w);
-    hi = spread_3bit512(_mm512_srli_epi32(w, 3));
-  }
-}
-
 template <bool kVnni, int kBits, bool kFlip, bool kMap>
 LOWBIT_AVX512 inline Unpacked512 avx512_unpack(const uint8_t* codes, const uint8_t* map) {
   Unpacked512 u{};
   if constexpr (kBits < 4) {
-    widen_narrow_codes512<kBits>(codes, u.p0, u.p1);
-    if constexpr (kFlip) {
-      const __m512i flip = _mm512_set1_epi8(static_cast<char>(1 << (kBits - 1)));
-      u.p0 = _mm512_xor_si512(u.p0, flip);
-      u.p1 = _mm512_xor_si512(u.p1, flip);
-    }
+    narrow_codes::widen_narrow_codes512<kBits, kFlip>(codes, u.p0, u.p1);
     return u;
   }
   __m512i b = _mm512_loadu_si512(codes);
@@ -347,12 +310,7 @@ LOWBIT_AVX512 void avx512_block(const Args& a, const Plan512& plan, const TokenX
         lo = _mm256_and_si256(b, m4);
         hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
       } else {
-        narrow_codes::widen_narrow_codes256<kBits>(rows[k] + steps * step_bytes, lo, hi);
-        if constexpr (kFlip) {
-          const __m256i flip = _mm256_set1_epi8(static_cast<char>(1 << (kBits - 1)));
-          lo = _mm256_xor_si256(lo, flip);
-          hi = _mm256_xor_si256(hi, flip);
-        }
+        narrow_codes::widen_narrow_codes256<kBits, kFlip>(rows[k] + steps * step_bytes, lo, hi);
       }
       if constexpr (kMap) {
         const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.map)));
