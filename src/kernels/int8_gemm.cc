@@ -216,10 +216,7 @@ bool int8_gemm_supported(const QuantizedTensor& w) {
   // integer levels (e2m1: MXFP4, NVFP4); groups of whole 16-column segments.
   if (!packed_gemv_supported(w)) return false;
   const Format& f = w.scheme().element;
-  uint8_t map[16];
-  int zero = 0;
-  float factor = 1;
-  if (f.kind() != Format::Kind::kInt && !int8_detail::small_integer_levels(f, map, zero, factor)) return false;
+  if (f.kind() != Format::Kind::kInt && !int8_detail::has_small_integer_levels(f)) return false;
   if (w.groups_per_row() > 1 && w.group_size() % 16 != 0) return false;
   // Signed codes must fit int8: v = u − z lies in [−127, 127] up to 7 bits; 8 bits only as two's
   // complement (v in [−128, 127]).

@@ -300,11 +300,8 @@ bool int8_gemv_supported(const QuantizedTensor& w) {
   // no g_idx), at 4 or 8 bits, and 4-bit grids of small integer levels (e2m1), with groups of a multiple
   // of 16 columns (or one per row).
   const Format& f = w.scheme().element;
-  uint8_t map[16];
-  int zero = 0;
-  float factor = 1;
   const bool integer = f.kind() == Format::Kind::kInt && (w.bits() == 2 || w.bits() == 3 || w.bits() == 4 || w.bits() == 8);
-  if (!integer && !int8_detail::small_integer_levels(f, map, zero, factor)) return false;
+  if (!integer && !int8_detail::has_small_integer_levels(f)) return false;
   // Groups of whole runs within the 32-column activation blocks: multiples of 16 (NVFP4's 16 included).
   if (w.groups_per_row() > 1 && w.group_size() % 16 != 0) return false;
   return packed_gemv_supported(w);

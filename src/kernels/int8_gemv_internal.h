@@ -63,6 +63,13 @@ float finish_row(const Args& a, size_t r, size_t run0, size_t group0, float* acc
 // A 4-bit non-integer grid of small integer levels times 2^−f (e2m1: f = 1): map[code] = 2^f·level − min,
 // zero = −min, factor = 2^−f. False for other grids (then nothing is written).
 bool small_integer_levels(const Format& f, uint8_t* map, int& zero, float& factor);
+// Whether `f` is such a grid (the support checks, which need no table).
+inline bool has_small_integer_levels(const Format& f) {
+  uint8_t map[16];
+  int zero = 0;
+  float factor = 1;
+  return small_integer_levels(f, map, zero, factor);
+}
 
 // x rounded per 32-column block (kernels/int8_gemv.h): q[cols] in natural order, dx[⌈cols/32⌉]; on
 // AVX-512BW CPUs by round_blocks_avx512, which gives the scalar definition's bits.
