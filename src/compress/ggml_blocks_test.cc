@@ -186,6 +186,54 @@ TEST(GgmlBlocks, FloatMinimumSearchFindsACoarserGridExactly) {
   EXPECT_EQ(squared_error(w, quantize_rtn(w, rows, cols, rtn).dequantize(), cols), 0.0);
 }
 
+// The float-minimum search polishes each candidate by Lloyd's alternation (refit (scale, min) by least
+// squares to the codes, re-round, repeat while the error falls), so the (scale, min) it settles on
+// is a fixed point: one more refit, rounded to f16 as the type stores it, lowers no block's
+// weighted error. A single refit per candidate leaves most blocks short of it.
+TEST(GgmlBlocks, FloatMinimumIsAFixedPointOfTheLeastSquaresRefit) {
+  const int64_t rows = 32, cols = 576, block = 32;
+  const auto w = heavy_tailed(rows, cols, 29);
+  std::vector<float> importance = normal_values(static_cast<size_t>(cols), 31);
+  for (float& v : importance) v = v * v + 0.05f;
+  for (GgmlType type : {GgmlType::kQ4_1, GgmlType::kQ5_1}) {
+    RtnOptions rtn = gguf_rtn(type);
+    rtn.importance = importance;
+    const QuantizedTensor t = quantize_rtn(w, rows, cols, rtn);
+    const double top = type == GgmlType::kQ4_1 ? 15 : 31;
+    auto code = [&](float x, double d, double m) {  // the type's rounding: round((x − m) / d), clamped
+      const double q = std::nearbyint((static_cast<double>(x) - m) / d);
+      return q < 0 ? 0.0 : (q > top ? top : q);
+    };
+    int improvable = 0;
+    for (int64_t b = 0; b < rows * cols / block; ++b) {
+      const double d = t.scales()[static_cast<size_t>(b)], m = t.mins()[static_cast<size_t>(b)];
+      auto error = [&](double dd, double mm) {
+        double e = 0;
+        for (int64_t j = 0; j < block; ++j) {
+          const float x = w[static_cast<size_t>(b * block + j)];
+          const double r = x - static_cast<double>(static_cast<float>(code(x, dd, mm)) * static_cast<float>(dd) +
+                                                   static_cast<float>(mm));
+          e += importance[static_cast<size_t>((b * block + j) % cols)] * r * r;
+        }
+        return e;
+      };
+      double sw = 0, sq = 0, sqq = 0, sx = 0, sqx = 0;
+      for (int64_t j = 0; j < block; ++j) {
+        const float x = w[static_cast<size_t>(b * block + j)];
+        const double v = importance[static_cast<size_t>((b * block + j) % cols)], q = code(x, d, m);
+        sw += v, sq += v * q, sqq += v * q * q, sx += v * x, sqx += v * q * x;
+      }
+      const double det = sw * sqq - sq * sq;
+      if (!(det > 0)) continue;
+      const double d2 = f16_bits_to_f32(f32_to_f16_bits(static_cast<float>((sw * sqx - sq * sx) / det)));
+      const double m2 = f16_bits_to_f32(f32_to_f16_bits(static_cast<float>((sqq * sx - sq * sqx) / det)));
+      if (d2 > 0 && error(d2, m2) < error(d, m)) ++improvable;
+    }
+    EXPECT_EQ(improvable, 0) << ggml_traits(type).name << ": blocks a further refit improves, of "
+                             << rows * cols / block;
+  }
+}
+
 TEST(GgmlBlocks, GptqWithIdentityHessianEqualsRtnInTheType) {
   const int64_t rows = 12, cols = 128;
   const auto w = heavy_tailed(rows, cols, 17);

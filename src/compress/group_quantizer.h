@@ -97,13 +97,17 @@ class GroupQuantizer {
   // Squared error of the group under p, weighted by importance when given.
   double error(std::span<const float> values, std::span<const float> importance, const GroupParams& p) const;
   // Float-minimum grids: the range [lo, hi] shrunk about its centre (the clipping search's candidates,
-  // or just the full range) — and, searching, widened by up to one step — each candidate refitted by
-  // weighted least squares, the best kept.
+  // or just the full range) — and, searching, widened by up to one step — each candidate polished by
+  // Lloyd's alternation (weighted least-squares refit, re-round) while its error falls, the best kept.
   GroupParams choose_float_min(std::span<const float> values, std::span<const float> importance) const;
+  // block_format_.scale.quantize(x), with the f16 and f32 scales of the float-minimum types taken by
+  // the direct conversions (the generic Format path, ~100 ns, was a third of the search's time).
+  float round_scale(float x) const;
   QuantScheme::SuperBlock super_;
   void choose_super_block(std::span<const float> values, std::span<const float> importance, int64_t group,
                           std::span<GroupParams> out) const;
   bool asymmetric_ = false, integer_ = false, mirror_ = false, float_min_ = false;
+  bool scale_fp16_ = false, scale_fp32_ = false;
   double fraction_scale_ = 1, int_min_ = 0, int_max_ = 0, max_code_ = 0;
   int32_t mask_ = 0;
   uint8_t zero_code_ = 0;
