@@ -10,9 +10,11 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "compress/ggml_test_util.h"
+#include "compress/group_quantizer.h"
 #include "testing/shared_data.h"
 #include "lowbit/compress/gptq.h"
 #include "lowbit/compress/rtn.h"
@@ -189,7 +191,7 @@ TEST(GgmlBlocks, FloatMinimumSearchFindsACoarserGridExactly) {
 // The float-minimum search polishes each candidate by Lloyd's alternation (refit (scale, min) by least
 // squares to the codes, re-round, repeat while the error falls), so the (scale, min) it settles on
 // is a fixed point: one more refit, rounded to f16 as the type stores it, lowers no block's
-// weighted error. A single refit per candidate leaves most blocks short of it.
+// weighted error. A single refit per candidate leaves about half the blocks short of it.
 TEST(GgmlBlocks, FloatMinimumIsAFixedPointOfTheLeastSquaresRefit) {
   const int64_t rows = 32, cols = 576, block = 32;
   const auto w = heavy_tailed(rows, cols, 29);
@@ -231,6 +233,28 @@ TEST(GgmlBlocks, FloatMinimumIsAFixedPointOfTheLeastSquaresRefit) {
     }
     EXPECT_EQ(improvable, 0) << ggml_traits(type).name << ": blocks a further refit improves, of "
                              << rows * cols / block;
+  }
+}
+
+// The float-minimum search rounds its f16 (Q4_1/Q5_1) and f32 (k-quant groups) scales by direct
+// conversions instead of the generic Format path: the same value as the scheme's scale format for
+// every float (a sweep of bit patterns, both signs, and the edges: subnormals, the f16 saturation
+// point, Inf), NaN aside.
+TEST(GgmlBlocks, ScaleRoundingEqualsTheScaleFormat) {
+  for (const QuantScheme& scheme : {*ggml_block_scheme(GgmlType::kQ4_1), *ggml_kquant_scheme(GgmlType::kQ4_K)}) {
+    const compress_detail::GroupQuantizer quantizer(scheme, ScaleOptions{});
+    ASSERT_TRUE(quantizer.fast_scale_rounding()) << scheme.to_string();
+    const Format format = scheme.block_format().scale;
+    std::vector<float> xs = {0.0f, 65504.0f, 65505.0f, 65519.99f, 65520.0f, 1e30f, 0x1p-25f, 0x1.8p-25f, 0x1p-24f,
+                             0x1.ffcp-15f, std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max(),
+                             std::numeric_limits<float>::infinity()};
+    for (uint64_t bits = 0; bits < (uint64_t{1} << 31); bits += 2039) xs.push_back(std::bit_cast<float>(static_cast<uint32_t>(bits)));
+    for (float x : xs)
+      for (float v : {x, -x}) {
+        if (std::isnan(v)) continue;
+        ASSERT_EQ(std::bit_cast<uint32_t>(quantizer.round_scale(v)), std::bit_cast<uint32_t>(format.quantize(v)))
+            << scheme.to_string() << " at " << std::hexfloat << v;
+      }
   }
 }
 

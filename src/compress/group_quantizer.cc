@@ -4,6 +4,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "lowbit/core/half.h"
@@ -12,30 +13,38 @@ namespace lowbit::compress_detail {
 namespace {
 
 // The (scale, min) points of one group's float-minimum search whose Lloyd continuation has been
-// explored (see choose_float_min): a set of 64-bit keys, open addressing in a per-thread table that
-// a generation stamp empties in O(1). Full beyond kLimit, it stops adding (lookups stay correct;
-// later trajectories just retrace more).
+// explored (see choose_float_min), each with the depth (refits from its candidate) at which it was
+// entered: explored from depth j, its continuation was followed for kMaxRefits − j more refits.
+// A set of 64-bit keys, open addressing in a per-thread table; each instance takes its own
+// generation stamp, so a new one starts empty in O(1) (and nested instances would only lose entries,
+// never see another's). Full beyond kLimit, it stops adding: lookups stay correct, later
+// trajectories just retrace more.
 class ExploredPoints {
  public:
   ExploredPoints() {
-    if (++generation_ == 0) stamps_.fill(0), generation_ = 1;  // wrapped: clear once in 2^32 calls
-    size_ = 0;
+    if (++counter_ == 0) stamps_.fill(0), counter_ = 1;  // wrapped: clear once in 2^32 searches
+    generation_ = counter_;
   }
   static uint64_t key(const GroupParams& p) {
     return static_cast<uint64_t>(std::bit_cast<uint32_t>(p.scale)) << 32 | std::bit_cast<uint32_t>(p.min);
   }
-  bool contains(uint64_t k) const {
+  // The depth at which k was entered, or −1.
+  int depth(uint64_t k) const {
     for (size_t i = slot(k);; i = (i + 1) & kMask) {
-      if (stamps_[i] != generation_) return false;
-      if (keys_[i] == k) return true;
+      if (stamps_[i] != generation_) return -1;
+      if (keys_[i] == k) return depths_[i];
     }
   }
-  void insert(uint64_t k) {
-    if (size_ >= kLimit) return;
+  // Enter k at `depth`, or lower its depth if it is there.
+  void enter(uint64_t k, int depth) {
     size_t i = slot(k);
     for (; stamps_[i] == generation_; i = (i + 1) & kMask)
-      if (keys_[i] == k) return;
-    stamps_[i] = generation_, keys_[i] = k, ++size_;
+      if (keys_[i] == k) {
+        depths_[i] = static_cast<uint8_t>(std::min<int>(depths_[i], depth));
+        return;
+      }
+    if (size_ >= kLimit) return;
+    stamps_[i] = generation_, keys_[i] = k, depths_[i] = static_cast<uint8_t>(depth), ++size_;
   }
 
  private:
@@ -43,12 +52,15 @@ class ExploredPoints {
   static size_t slot(uint64_t k) { return static_cast<size_t>((k * 0x9E3779B97F4A7C15ull) >> 53); }  // 11 bits
   static thread_local std::array<uint64_t, kSlots> keys_;
   static thread_local std::array<uint32_t, kSlots> stamps_;
-  static thread_local uint32_t generation_;
+  static thread_local std::array<uint8_t, kSlots> depths_;
+  static thread_local uint32_t counter_;
+  uint32_t generation_ = 0;
   size_t size_ = 0;
 };
 thread_local std::array<uint64_t, ExploredPoints::kSlots> ExploredPoints::keys_{};
 thread_local std::array<uint32_t, ExploredPoints::kSlots> ExploredPoints::stamps_{};
-thread_local uint32_t ExploredPoints::generation_ = 0;
+thread_local std::array<uint8_t, ExploredPoints::kSlots> ExploredPoints::depths_{};
+thread_local uint32_t ExploredPoints::counter_ = 0;
 
 }  // namespace
 
@@ -73,8 +85,9 @@ GroupQuantizer::GroupQuantizer(const QuantScheme& scheme, const ScaleOptions& sc
     mask_ = static_cast<int32_t>(element_.code_count() - 1);
   }
   zero_code_ = static_cast<uint8_t>(element_.encode(0.0f));
-  scale_fp16_ = block_format_.scale == Format::fp16();
-  scale_fp32_ = block_format_.scale == Format::fp32();
+  // Scale formats saturate (QuantScheme::block_format): the fast paths of round_scale clamp too.
+  scale_fp16_ = block_format_.scale == Format::fp16().with_overflow(Overflow::kSaturate);
+  scale_fp32_ = block_format_.scale == Format::fp32().with_overflow(Overflow::kSaturate);
   for (uint32_t code = 0; code < element_.code_count(); ++code) levels_[code] = element_.decode(code);
   // Options the search refuses (percentile out of range, mean |x| with zero points, ...) are
   // refused here, before any parallel loop, rather than inside one.
@@ -129,10 +142,14 @@ GroupParams GroupQuantizer::choose(std::span<const float> values, std::span<cons
 }
 
 float GroupQuantizer::round_scale(float x) const {
-  // Both conversions round to nearest-even and overflow to Inf, as the IEEE Formats do; NaN keeps
-  // the generic path (its canonical NaN).
-  if (scale_fp16_ && !std::isnan(x)) return f16_bits_to_f32(f32_to_f16_bits(x));
-  if (scale_fp32_ && !std::isnan(x)) return x;
+  // Saturating f16 and f32 rounded by the direct conversions (nearest-even, like the Format): beyond
+  // the largest finite value (f16 65504, f32 FLT_MAX; Inf included) the Format gives that value with
+  // x's sign. NaN keeps the generic path (its canonical NaN). Checked against the Format by
+  // GgmlBlocks.ScaleRoundingEqualsTheScaleFormat.
+  if (scale_fp16_ && !std::isnan(x))
+    return std::fabs(x) > 65504.0f ? std::copysign(65504.0f, x) : f16_bits_to_f32(f32_to_f16_bits(x));
+  if (scale_fp32_ && !std::isnan(x))
+    return std::isinf(x) ? std::copysign(std::numeric_limits<float>::max(), x) : x;
   return block_format_.scale.quantize(x);
 }
 
@@ -141,7 +158,8 @@ GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std:
   float lo = values[0], hi = values[0];
   for (float v : values) lo = std::min(lo, v), hi = std::max(hi, v);
   const double levels = max_code_;  // 2^b − 1 steps
-  // A bound that only guards termination: the error falls strictly at every kept step.
+  // A bound that only guards termination (the error falls strictly at every kept step); SmolLM2's
+  // blocks converge in a few steps.
   constexpr int kMaxRefits = 64;
   auto candidate = [&](double a, double b) {
     GroupParams p;
@@ -194,23 +212,28 @@ GroupParams GroupQuantizer::choose_float_min(std::span<const float> values, std:
   // 0.0221, past llama.cpp's imatrix files (docs/BENCHMARKS.md).
   //
   // Neighbouring candidates mostly converge to the same few points. A point's continuation depends
-  // on the point alone, so a trajectory that reaches a point already explored (a candidate, or a
-  // refit that was kept) stops there: what follows was seen, and the best is updated only on a
-  // strictly lower error, so the result is bit-identical to retracing it, at a fraction of the work.
+  // on the point alone (and on the refits left under kMaxRefits), so a trajectory that reaches a
+  // point already explored (a candidate, or a refit that was kept) from at most its depth stops
+  // there: what follows was seen, and the best is updated only on a strictly lower error, so the
+  // result is bit-identical to retracing it, at a fraction of the work.
   ExploredPoints explored;
+  auto seen = [&](const GroupParams& p, int depth) {
+    const int d = explored.depth(ExploredPoints::key(p));
+    return d >= 0 && d <= depth;
+  };
   auto consider = [&](double a, double b) {
     const GroupParams p = candidate(a, b);
-    if (!(p.scale > 0) || explored.contains(ExploredPoints::key(p))) return;  // no codes to refit / seen
-    explored.insert(ExploredPoints::key(p));
+    if (!(p.scale > 0) || seen(p, 0)) return;  // no codes to refit / explored already
+    explored.enter(ExploredPoints::key(p), 0);
     Pass at = pass(p);
     double e = at.error;
     if (e < best_error) best_error = e, best = p;
     for (int round = 0; round < kMaxRefits && at.refit.scale > 0; ++round) {
       const GroupParams r = at.refit;
-      if (explored.contains(ExploredPoints::key(r))) break;
+      if (seen(r, round + 1)) break;
       const Pass next = pass(r);
       if (!(next.error < e)) break;
-      explored.insert(ExploredPoints::key(r));
+      explored.enter(ExploredPoints::key(r), round + 1);
       at = next, e = next.error;
       if (e < best_error) best_error = e, best = r;
     }

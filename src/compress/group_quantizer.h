@@ -86,6 +86,10 @@ class GroupQuantizer {
     if (float_min_) return encode(0.0f, p);
     return asymmetric_ ? static_cast<uint8_t>(p.zero) : zero_code_;
   }
+  // block_format_.scale.quantize(x), with the f16 and f32 scales of the float-minimum types taken by
+  // the direct conversions (the generic Format path was a third of the search's time).
+  float round_scale(float x) const;
+  bool fast_scale_rounding() const { return scale_fp16_ || scale_fp32_; }
   bool float_min() const { return float_min_; }
   bool asymmetric() const { return asymmetric_; }
 
@@ -100,9 +104,7 @@ class GroupQuantizer {
   // or just the full range) — and, searching, widened by up to one step — each candidate polished by
   // Lloyd's alternation (weighted least-squares refit, re-round) while its error falls, the best kept.
   GroupParams choose_float_min(std::span<const float> values, std::span<const float> importance) const;
-  // block_format_.scale.quantize(x), with the f16 and f32 scales of the float-minimum types taken by
-  // the direct conversions (the generic Format path, ~100 ns, was a third of the search's time).
-  float round_scale(float x) const;
+
   QuantScheme::SuperBlock super_;
   void choose_super_block(std::span<const float> values, std::span<const float> importance, int64_t group,
                           std::span<GroupParams> out) const;
